@@ -1,0 +1,28 @@
+"""Finding the caller's key. Native and Luw use `Authorization: Bearer`, Spacely `X-API-KEY`;
+every dialect accepts both so one key works everywhere."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from roomrender.jobs.errors import Unauthorized
+from roomrender.jobs.keys import ApiKey
+
+
+def presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() in ("bearer", "token") and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def require_key(request: Request) -> ApiKey:
+    """FastAPI dependency: the live key of this request, or 401."""
+    plaintext = presented_key(request)
+    key = request.app.state.services.keys.authenticate(plaintext)
+    if key is None:
+        if plaintext is None:
+            raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+        raise Unauthorized("the API key is not valid or was revoked")
+    return key

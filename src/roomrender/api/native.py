@@ -1,0 +1,226 @@
+"""The native dialect (/v1): async jobs, uploads, SSE events, catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from roomrender.catalog import room_types, styles
+from roomrender.api.auth import require_key
+from roomrender.jobs.errors import InvalidRequest
+from roomrender.jobs.keys import ApiKey
+from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
+from roomrender.jobs.rows import to_datetime
+from roomrender.services import Services
+
+router = APIRouter(prefix="/v1", tags=["native"])
+EVENT_POLL_SECONDS = 0.5
+EVENT_KEEPALIVE_SECONDS = 15.0
+
+
+class OutputOut(BaseModel):
+    url: str
+    width: int
+    height: int
+    content_type: str
+    label: str | None = None
+
+
+class ErrorOut(BaseModel):
+    code: str
+    message: str
+
+
+class JobUrls(BaseModel):
+    self: str
+    cancel: str
+    events: str
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    task: Task
+    progress: int
+    queue_position: int | None
+    eta_seconds: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    outputs: list[OutputOut]
+    error: ErrorOut | None
+    n: int
+    priority: int
+    urls: JobUrls
+
+
+class JobListOut(BaseModel):
+    data: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class UploadOut(BaseModel):
+    id: str
+    url: str
+    content_type: str
+    width: int | None
+    height: int | None
+    size: int
+    expires_at: datetime | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def job_json(job: Job, base_url: str) -> dict[str, Any]:
+    base = f"{base_url.rstrip('/')}/v1/jobs/{job.id}"
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "task": job.task.value,
+        "progress": job.percent,
+        "queue_position": job.queue_position,
+        "eta_seconds": job.eta_seconds,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "expires_at": _iso(job.expires_at),
+        "outputs": [output.as_dict() for output in job.outputs],
+        "error": {"code": job.error_code, "message": job.error_message}
+        if job.status in (JobStatus.failed, JobStatus.canceled) else None,
+        "n": job.request.n,
+        "priority": job.priority,
+        "urls": {"self": base, "cancel": f"{base}/cancel", "events": f"{base}/events"},
+    }
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+Key = Annotated[ApiKey, Depends(require_key)]
+
+
+@router.post("/jobs", status_code=202, response_model=JobOut,
+             summary="Submit a job; answers at once with its id and status URLs")
+def create_job(
+    request: Request,
+    body: GenerationRequest,
+    key: Key,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    svc = services(request)
+    job = svc.jobs.submit(key, body, dialect="native", idempotency_key=idempotency_key)
+    payload = job_json(job, svc.settings.public_base_url)
+    return JSONResponse(payload, status_code=202, headers={"Location": payload["urls"]["self"]})
+
+
+@router.get("/jobs", response_model=JobListOut, summary="The key's jobs, newest first")
+def list_jobs(
+    request: Request,
+    key: Key,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: JobStatus | None = None,
+) -> JSONResponse:
+    svc = services(request)
+    page = svc.jobs.list(key, limit=limit, offset=offset, status=status)
+    base = svc.settings.public_base_url
+    return JSONResponse({"data": [job_json(job, base) for job in page.jobs], "total": page.total,
+                         "limit": limit, "offset": offset})
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's status, progress and outputs")
+def get_job(request: Request, job_id: str, key: Key) -> JSONResponse:
+    svc = services(request)
+    return JSONResponse(job_json(svc.jobs.get(key, job_id), svc.settings.public_base_url))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+             summary="Cancel a queued job at once, a running one at its next step")
+def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
+    svc = services(request)
+    return JSONResponse(job_json(svc.jobs.cancel(key, job_id), svc.settings.public_base_url))
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/jobs/{job_id}/events", summary="Server-Sent Events of the job's status and progress",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
+    svc = services(request)
+    first = await run_in_threadpool(svc.jobs.get, key, job_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        job, last_seen, quiet = first, None, 0.0
+        while True:
+            state = (job.status, job.percent, job.queue_position, len(job.outputs))
+            if state != last_seen:
+                yield _sse("status", job_json(job, svc.settings.public_base_url))
+                last_seen, quiet = state, 0.0
+            if job.status.is_terminal:
+                yield _sse("end", {"id": job.id, "status": job.status.value})
+                return
+            if quiet >= EVENT_KEEPALIVE_SECONDS:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            quiet += EVENT_POLL_SECONDS
+            if await request.is_disconnected():
+                return
+            job = await run_in_threadpool(svc.jobs.get, key, job_id)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/uploads", status_code=201, response_model=UploadOut,
+             summary="Store an input image; use its id as `image`, `mask` or `reference_image`")
+async def create_upload(request: Request, key: Key,
+                        file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP")]) -> JSONResponse:
+    svc = services(request)
+    limit = svc.settings.max_input_bytes
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidRequest(f"the upload is larger than {limit} bytes", code="image_too_large")
+    stored = await run_in_threadpool(svc.jobs.store_upload, key, data, file.filename)
+    return JSONResponse({
+        "id": stored.key, "url": stored.url, "content_type": stored.content_type,
+        "width": stored.width, "height": stored.height, "size": stored.size,
+        "expires_at": _iso(to_datetime(stored.expires_at)),
+    }, status_code=201)
+
+
+@router.get("/catalog", summary="Tasks (and whether this server's engine runs them), styles, room types")
+def catalog(request: Request) -> dict[str, Any]:
+    engine = services(request).engine
+    supported = engine.supported_tasks()
+    return {
+        "engine": engine.name,
+        "tasks": [{"id": task.value, "supported": task in supported} for task in Task],
+        "styles": [{"id": s.id, "name": s.name, "description": s.description}
+                   for s in styles().values()],
+        "room_types": [{"id": r.id, "name": r.name, "exterior": r.exterior}
+                       for r in room_types().values()],
+    }
+
+
+@router.get("/account", summary="The calling key and its credits")
+def account(request: Request, key: Key) -> dict[str, Any]:
+    return {"id": key.id, "name": key.name, "prefix": key.prefix,
+            "credits": services(request).jobs.credits(key)}

@@ -1,0 +1,79 @@
+"""Builds the ASGI app from settings: the dialect routers, error shapes, and background threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from roomrender import __version__
+from roomrender.api import files, native, ops
+from roomrender.api.errors import DialectErrors, install_error_handlers
+from roomrender.api.ops import metrics_registry
+from roomrender.config import Settings
+from roomrender.janitor import run_janitor
+from roomrender.services import Services, build_services
+
+
+class Background:
+    """In-process workers and the janitor, started and stopped with the app."""
+
+    def __init__(self, services: Services, workers: int, janitor: bool) -> None:
+        self.services = services
+        self.workers = workers
+        self.janitor = janitor
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for index in range(self.workers):
+            worker = self.services.new_worker()
+            self.threads.append(threading.Thread(target=worker.run, args=(self.stop,),
+                                                 name=f"worker-{index}", daemon=True))
+        if self.janitor:
+            self.threads.append(threading.Thread(target=run_janitor, args=(self.services, self.stop),
+                                                 name="janitor", daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None,
+               workers: int = 0, janitor: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    services = services or build_services(settings)
+    background = Background(services, workers, janitor)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        background.start()
+        try:
+            yield
+        finally:
+            background.close()
+
+    app = FastAPI(
+        title="roomrender",
+        version=__version__,
+        description=(
+            "Self-hosted AI interior-design rendering. Native API under /v1; Spacely-compatible "
+            "under /api/v1; Luw-compatible under /v2."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.metrics = metrics_registry(services.db)
+    app.state.background = background
+    dialects = DialectErrors()
+    app.state.dialect_errors = dialects
+    install_error_handlers(app, dialects)
+    app.include_router(ops.router)
+    app.include_router(native.router)
+    app.include_router(files.router)
+    return app

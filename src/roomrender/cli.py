@@ -1,0 +1,223 @@
+"""The `roomrender` command: serve | worker | keys | submit | db."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from roomrender.config import Settings
+
+app = typer.Typer(help="roomrender: self-hosted AI interior-design rendering.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    from roomrender.services import build_services
+
+    return build_services(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    workers: Annotated[int, typer.Option(help="in-process workers (0: run `roomrender worker` apart)")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP API and, by default, one worker in the same process."""
+    import uvicorn
+
+    from roomrender.app import create_app
+
+    settings = _settings(host=host, port=port)
+    if "ROOMRENDER_PUBLIC_BASE_URL" not in os.environ:
+        settings = settings.model_copy(
+            update={"public_base_url": f"http://{settings.host}:{settings.port}"})
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    services = _services(settings)
+    base = settings.public_base_url.rstrip("/")
+    console.print(f"roomrender serving on [bold]{base}[/bold]  (engine: {services.engine.name}, "
+                  f"data: {settings.data_dir.resolve()})")
+    console.print(f"API docs: [bold]{base}/docs[/bold]")
+    if services.keys.count() == 0:
+        key, plaintext = services.keys.create("default", settings.first_key_credits)
+        console.print("First start: created an API key (shown once, only its hash is kept):")
+        print(plaintext, flush=True)
+    uvicorn.run(create_app(settings, services=services, workers=workers), host=settings.host,
+                port=settings.port, log_level=log_level)
+
+
+@app.command()
+def worker(
+    tasks: Annotated[str | None, typer.Option(help="comma-separated tasks this worker takes")] = None,
+) -> None:
+    """Run a standalone worker: it needs only the database and the storage."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    services = _services(_settings())
+    chosen = [t.strip() for t in tasks.split(",")] if tasks else None
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    services.new_worker(tasks=chosen).run(stop)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who the key is for")],
+    credits: Annotated[int | None, typer.Option(help="credits (omit for unlimited)")] = None,
+) -> None:
+    """Create a key; the key itself is printed alone on the last line."""
+    key, plaintext = _services(_settings()).keys.create(name, credits)
+    console.print(f"created key {key.id} ({key.name}), credits: "
+                  f"{'unlimited' if credits is None else credits}")
+    print(plaintext)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    table = Table("id", "name", "prefix", "credits left", "used", "revoked")
+    for key in _services(_settings()).keys.list():
+        table.add_row(key.id, key.name, key.prefix,
+                      "unlimited" if key.credits_available is None else str(key.credits_available),
+                      str(key.credits_used), "yes" if key.revoked_at else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id or prefix")]) -> None:
+    revoked = _services(_settings()).keys.revoke(key_id)
+    if revoked is None:
+        console.print(f"no key {key_id!r}")
+        raise typer.Exit(1)
+    console.print(f"revoked {revoked.id} ({revoked.name})")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations to ROOMRENDER_DATABASE_URL."""
+    from roomrender.db.database import current_revision, open_database, upgrade
+
+    db = open_database(_settings().resolved_database_url())
+    upgrade(db)
+    console.print(f"database at revision {current_revision(db)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    from roomrender.db.database import current_revision, head_revision, open_database
+
+    db = open_database(_settings().resolved_database_url())
+    console.print(f"database: {current_revision(db)}  code: {head_revision()}")
+
+
+def _sse_events(response: httpx.Response):  # type: ignore[no-untyped-def]
+    event, data = "message", []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            yield event, json.loads("\n".join(data))
+            event, data = "message", []
+
+
+@app.command()
+def submit(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a room photo")],
+    style: Annotated[str, typer.Option(help="a style from /v1/catalog")] = "modern",
+    room: Annotated[str | None, typer.Option(help="a room type from /v1/catalog")] = None,
+    task: Annotated[str, typer.Option(help="the task")] = "restyle",
+    prompt: Annotated[str | None, typer.Option()] = None,
+    n: Annotated[int, typer.Option(help="how many images")] = 1,
+    seed: Annotated[int | None, typer.Option()] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow progress and save the results")] = False,
+    out: Annotated[Path, typer.Option(help="where results are saved")] = Path("."),
+    server: Annotated[str, typer.Option(envvar="ROOMRENDER_URL")] = "http://127.0.0.1:8000",
+    key: Annotated[str | None, typer.Option(envvar="ROOMRENDER_API_KEY", help="API key")] = None,
+) -> None:
+    """Send a photo to a running server; with --wait, show progress and save the results."""
+    if not key:
+        console.print("an API key is needed: --key or ROOMRENDER_API_KEY")
+        raise typer.Exit(2)
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=server, headers=headers, timeout=60) as client:
+        upload = client.post("/v1/uploads", files={"file": (image.name, image.read_bytes())})
+        _raise_for(upload)
+        body: dict[str, Any] = {"task": task, "image": upload.json()["id"], "n": n}
+        if task in ("restyle", "stage"):
+            body["style"] = style
+        for name, value in (("room_type", room), ("prompt", prompt), ("seed", seed)):
+            if value is not None:
+                body[name] = value
+        created = client.post("/v1/jobs", json=body)
+        _raise_for(created)
+        job = created.json()
+        console.print(f"job {job['id']} {job['status']}")
+        if not wait:
+            print(job["urls"]["self"])
+            return
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), console=console) as progress:
+            bar = progress.add_task(job["status"], total=100)
+            with client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=None) as stream:
+                _raise_for(stream)
+                for event, data in _sse_events(stream):
+                    if event == "status":
+                        job = data
+                        label = job["status"]
+                        if job.get("queue_position"):
+                            label += f" (#{job['queue_position']} in queue)"
+                        progress.update(bar, completed=job["progress"], description=label)
+                    elif event == "end":
+                        break
+        if job["status"] != "succeeded":
+            error = job.get("error") or {}
+            console.print(f"job {job['status']}: {error.get('message', '')}")
+            raise typer.Exit(1)
+        out.mkdir(parents=True, exist_ok=True)
+        for index, output in enumerate(job["outputs"], start=1):
+            extension = output["content_type"].split("/")[-1].replace("jpeg", "jpg")
+            path = out / f"{job['id']}-{index}.{extension}"
+            response = client.get(output["url"])
+            _raise_for(response)
+            path.write_bytes(response.content)
+            console.print(f"saved {path} ({output['width']}x{output['height']})")
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    response.read()
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text
+    console.print(f"[red]HTTP {response.status_code}[/red]: {message}")
+    raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+    sys.exit(0)

@@ -1,0 +1,66 @@
+"""Settings, read once from the environment (ROOMRENDER_*) and passed down as one object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROOMRENDER_", extra="ignore")
+
+    data_dir: Path = Path("roomrender-data")
+    # Empty means SQLite inside data_dir.
+    database_url: str = ""
+    # Empty means a folder inside data_dir; s3://bucket/prefix for an S3-compatible store.
+    storage_url: str = ""
+    # The base URL clients reach this server at; result URLs are built from it.
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    engine: str = "preview"
+    models_dir: Path | None = None
+
+    allow_private_urls: bool = False
+    max_input_bytes: int = 20 * 1024 * 1024
+    max_input_pixels: int = 40_000_000
+    max_output_pixels: int = 64_000_000
+    fetch_timeout_seconds: float = 15.0
+
+    # None keeps results forever.
+    result_ttl_seconds: int | None = None
+    upload_ttl_seconds: int = 24 * 3600
+
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    max_attempts: int = 3
+    batch_max_images: int = 8
+    batch_wait_ms: int = 5
+    worker_poll_seconds: float = 0.2
+    # Workers may be limited to some tasks (empty: all the engine supports).
+    worker_tasks: list[str] = Field(default_factory=list)
+
+    # Spacely's `standard` endpoint renders this many variants.
+    spacely_standard_variants: int = 4
+
+    # Credits given to the key created on first start (None: unlimited).
+    first_key_credits: int | None = None
+    auto_migrate: bool | None = None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'roomrender.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return f"file://{(self.data_dir / 'files').resolve()}"
+
+    def should_auto_migrate(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.resolved_database_url().startswith("sqlite")

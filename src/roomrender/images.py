@@ -1,0 +1,124 @@
+"""Checking input images by content, and fetching remote ones safely."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import httpx
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from roomrender.jobs.errors import FetchFailed, ImageTooLarge, InvalidImage, InvalidRequest
+from roomrender.netsafety import check_url
+
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_REDIRECTS = 3
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An accepted input, normalised: EXIF orientation applied, re-encoded losslessly as PNG."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+def check_image(data: bytes, limits: ImageLimits, *, what: str = "image") -> CheckedImage:
+    if not data:
+        raise InvalidImage(f"the {what} is empty")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"the {what} is {len(data)} bytes; at most {limits.max_bytes} bytes are accepted"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image_format = image.format
+            width, height = image.size
+            if width * height > limits.max_pixels:
+                raise ImageTooLarge(
+                    f"the {what} is {width}x{height} pixels; at most {limits.max_pixels} pixels "
+                    "are accepted"
+                )
+            if image_format not in ACCEPTED_FORMATS:
+                raise InvalidImage(
+                    f"the {what} is {image_format or 'an unknown format'}; JPEG, PNG or WebP is accepted"
+                )
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as bomb:
+        raise ImageTooLarge(f"the {what} has too many pixels: {bomb}") from bomb
+    except UnidentifiedImageError as unknown:
+        raise InvalidImage(f"the {what} is not an image (JPEG, PNG or WebP expected)") from unknown
+    except (OSError, SyntaxError, ValueError) as broken:
+        raise InvalidImage(f"the {what} could not be decoded: {broken}") from broken
+    if image.getexif().get(0x0112, 1) == 1:
+        return CheckedImage(data, ACCEPTED_FORMATS[image_format], width, height)
+    image = ImageOps.exif_transpose(image)
+    if image.mode not in ("RGB", "RGBA", "L"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return CheckedImage(buffer.getvalue(), "image/png", image.width, image.height)
+
+
+def decode_data_uri(uri: str, limits: ImageLimits) -> bytes:
+    header, _, payload = uri.partition(",")
+    if not header.startswith("data:") or not payload:
+        raise InvalidRequest("a data URI must look like data:image/png;base64,<data>")
+    if len(payload) > limits.max_bytes * 4 // 3 + 8:
+        raise ImageTooLarge(f"the data URI holds more than {limits.max_bytes} bytes")
+    if not header.endswith(";base64"):
+        raise InvalidRequest("only base64 data URIs are accepted")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as bad:
+        raise InvalidRequest("the data URI is not valid base64") from bad
+
+
+def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool) -> bytes:
+    """GET `url` with a timeout and a size cap, re-checking the address on every redirect."""
+    current = url
+    with httpx.Client(timeout=timeout, follow_redirects=False,
+                      headers={"User-Agent": "roomrender/0.1"}) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            check_url(current, allow_private=allow_private)
+            try:
+                with client.stream("GET", current) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    if response.status_code != 200:
+                        raise FetchFailed(
+                            f"fetching {url} answered HTTP {response.status_code}"
+                        )
+                    declared = response.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+                        raise ImageTooLarge(
+                            f"{url} is {declared} bytes; at most {limits.max_bytes} are accepted"
+                        )
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body.extend(chunk)
+                        if len(body) > limits.max_bytes:
+                            raise ImageTooLarge(
+                                f"{url} is larger than {limits.max_bytes} bytes"
+                            )
+                    return bytes(body)
+            except httpx.TimeoutException as slow:
+                raise FetchFailed(f"fetching {url} timed out after {timeout:g} s") from slow
+            except httpx.HTTPError as failed:
+                raise FetchFailed(f"fetching {url} failed: {failed}") from failed
+    raise FetchFailed(f"fetching {url} was redirected more than {MAX_REDIRECTS} times")

@@ -1,0 +1,113 @@
+"""API keys: only a SHA-256 of each key is stored; credits are counted per key."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from roomrender.db.tables import api_keys
+
+KEY_PREFIX = "rr_"
+# A revoked key stops working within this many seconds on every process.
+AUTH_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str
+    credits_granted: int | None
+    credits_used: int
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def credits_available(self) -> int | None:
+        if self.credits_granted is None:
+            return None
+        return max(0, self.credits_granted - self.credits_used)
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def _row_to_key(row: object) -> ApiKey:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return ApiKey(mapping["id"], mapping["name"], mapping["prefix"], mapping["credits_granted"],
+                  mapping["credits_used"], mapping["created_at"], mapping["revoked_at"])
+
+
+class KeyStore:
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, credits: int | None = None) -> tuple[ApiKey, str]:
+        """A new key and its plaintext, which is shown once and never stored."""
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = uuid.uuid4().hex
+        with self.db.begin() as connection:
+            connection.execute(insert(api_keys).values(
+                id=key_id, name=name, key_hash=hash_key(plaintext), prefix=plaintext[:10],
+                credits_granted=credits, credits_used=0, created_at=time.time(), revoked_at=None,
+            ))
+        return self.get(key_id), plaintext
+
+    def get(self, key_id: str) -> ApiKey:
+        with self.db.connect() as connection:
+            row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
+        return _row_to_key(row)
+
+    def list(self) -> list[ApiKey]:
+        with self.db.connect() as connection:
+            rows = connection.execute(select(api_keys).order_by(api_keys.c.created_at)).all()
+        return [_row_to_key(row) for row in rows]
+
+    def count(self) -> int:
+        with self.db.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(api_keys)).scalar_one())
+
+    def revoke(self, key_id_or_prefix: str) -> ApiKey | None:
+        with self.db.begin() as connection:
+            row = connection.execute(select(api_keys).where(
+                (api_keys.c.id == key_id_or_prefix) | (api_keys.c.prefix == key_id_or_prefix)
+            )).first()
+            if row is None:
+                return None
+            connection.execute(update(api_keys).where(api_keys.c.id == row.id)
+                               .values(revoked_at=time.time()))
+        with self._lock:
+            self._cache.clear()
+        return self.get(row.id)
+
+    def add_credits(self, key_id: str, credits: int) -> None:
+        with self.db.begin() as connection:
+            connection.execute(update(api_keys).where(api_keys.c.id == key_id).values(
+                credits_granted=func.coalesce(api_keys.c.credits_granted, 0) + credits))
+
+    def authenticate(self, plaintext: str | None) -> ApiKey | None:
+        """The live key for `plaintext`, or None. Looked up by hash; briefly cached."""
+        if not plaintext:
+            return None
+        digest = hash_key(plaintext)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
+            return cached[1]
+        with self.db.connect() as connection:
+            row = connection.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
+        key = _row_to_key(row) if row is not None and row.revoked_at is None else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, key)
+        return key

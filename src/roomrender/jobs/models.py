@@ -1,0 +1,163 @@
+"""The canonical request and job every dialect translates to and from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Task(StrEnum):
+    restyle = "restyle"
+    empty_room = "empty_room"
+    stage = "stage"
+    sketch_render = "sketch_render"
+    style_transfer = "style_transfer"
+    edit = "edit"
+    recolor = "recolor"
+    upscale = "upscale"
+    expand = "expand"
+    segment = "segment"
+    text_to_image = "text_to_image"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
+
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+Area = Literal["wall", "floor", "ceiling"]
+WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
+TERMINAL_EVENTS: list[str] = ["job.succeeded", "job.failed", "job.canceled"]
+
+
+class Expand(BaseModel):
+    """How far to extend the canvas on each side, as a fraction of the image's width/height."""
+
+    model_config = ConfigDict(extra="forbid")
+    left: float = Field(0.25, ge=0, le=2)
+    right: float = Field(0.25, ge=0, le=2)
+    top: float = Field(0.0, ge=0, le=2)
+    bottom: float = Field(0.0, ge=0, le=2)
+
+
+class GenerationRequest(BaseModel):
+    """What a client wants, in canonical terms.
+
+    Image fields are references: an http(s) URL, a `data:` URI or an upload id. JobService
+    resolves them to stored input files (upload ids) before the job is queued.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
+    image: str | None = None
+    mask: str | None = None
+    reference_image: str | None = None
+    extra_images: list[str] = Field(default_factory=list, max_length=6)
+
+    style: str | None = None
+    room_type: str | None = None
+    exterior: bool = False
+    prompt: str | None = Field(None, max_length=2000)
+    negative_prompt: str | None = Field(None, max_length=2000)
+    palette: str | None = None
+    materials: list[str] = Field(default_factory=list)
+    color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
+    area: Area | None = None
+    exact_color: bool = False
+    remove: bool = False
+    keep_structure: bool = False
+    fill_room: bool = False
+
+    n: int = Field(1, ge=1, le=8)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    strength: float | None = Field(None, ge=0.0, le=1.0)
+    scale: int | None = None
+    expand: Expand | None = None
+    width: int | None = Field(None, ge=64, le=2048)
+    height: int | None = Field(None, ge=64, le=2048)
+    steps: int | None = Field(None, ge=1, le=150)
+    guidance: float | None = Field(None, ge=0.0, le=30.0)
+    speed: Literal["quality", "fast"] = "quality"
+    output_format: OutputFormat = "png"
+
+    webhook: str | None = Field(None, max_length=2048)
+    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS))
+    priority: int = Field(0, ge=-10, le=10)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_is_known(cls, value: int | None) -> int | None:
+        if value is not None and value not in (2, 4, 8):
+            raise ValueError("scale must be 2, 4 or 8")
+        return value
+
+    def image_refs(self) -> dict[str, str]:
+        """The image references this request carries, by field name."""
+        refs = {
+            name: getattr(self, name)
+            for name in ("image", "mask", "reference_image")
+            if getattr(self, name)
+        }
+        for index, ref in enumerate(self.extra_images):
+            refs[f"extra_images.{index}"] = ref
+        return refs
+
+
+@dataclass(frozen=True)
+class Output:
+    url: str
+    key: str
+    width: int
+    height: int
+    content_type: str
+    label: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {"url": self.url, "width": self.width, "height": self.height,
+                "content_type": self.content_type}
+        if self.label is not None:
+            data["label"] = self.label
+        return data
+
+
+@dataclass
+class Job:
+    id: str
+    owner_id: str
+    dialect: str
+    task: Task
+    status: JobStatus
+    request: GenerationRequest
+    cost: int
+    priority: int
+    progress: float
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+    outputs: list[Output] = field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    queue_position: int | None = None
+    eta_seconds: float | None = None
+    cancel_requested: bool = False
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.succeeded:
+            return 100
+        return int(round(self.progress * 100))

@@ -1,0 +1,267 @@
+"""The queue is the jobs table: claims with a lease, heartbeats, and every state transition.
+
+Every transition is one guarded UPDATE (`WHERE status = ... AND claim_token = ...`), so two
+processes can never both move the same job, on SQLite and PostgreSQL alike. On PostgreSQL the
+candidate rows are also locked with FOR UPDATE SKIP LOCKED so concurrent claimers don't collide.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
+
+from roomrender.db.tables import api_keys, jobs
+from roomrender.jobs.models import JobStatus
+
+
+class JobHook(Protocol):
+    """Called inside the transaction that changes a job, with the job's new row."""
+
+    def __call__(self, connection: Connection, row: Any, event: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    rows: list[Any]
+
+
+def refund(connection: Connection, owner_id: str, cost: int) -> None:
+    connection.execute(
+        update(api_keys)
+        .where(api_keys.c.id == owner_id)
+        .values(credits_used=case((api_keys.c.credits_used >= cost, api_keys.c.credits_used - cost),
+                                  else_=0))
+    )
+
+
+class JobQueue:
+    def __init__(self, db: Engine, *, lease_seconds: float, hooks: Sequence[JobHook] = ()) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.hooks: list[JobHook] = list(hooks)
+        self._locks_rows = db.dialect.name == "postgresql"
+        self._last_reap = 0.0
+
+    def add_hook(self, hook: JobHook) -> None:
+        self.hooks.append(hook)
+
+    def emit(self, connection: Connection, job_ids: list[str], event: str) -> None:
+        if not self.hooks or not job_ids:
+            return
+        rows = connection.execute(select(jobs).where(jobs.c.id.in_(job_ids))).all()
+        for row in rows:
+            for hook in self.hooks:
+                hook(connection, row, event)
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        engine: str,
+        *,
+        tasks: Sequence[str] | None = None,
+        max_images: int = 8,
+        now: float | None = None,
+    ) -> Claim | None:
+        """Claim the most urgent queued job and the compatible ones behind it, up to `max_images`."""
+        now = time.time() if now is None else now
+        if now - self._last_reap > 1.0:
+            self.requeue_expired(now)
+            self._last_reap = now
+        eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine]
+        if tasks:
+            eligible.append(jobs.c.task.in_(list(tasks)))
+        order = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+        with self.db.begin() as connection:
+            first_query = select(jobs.c.batch_key).where(*eligible).order_by(*order).limit(1)
+            if self._locks_rows:
+                first_query = first_query.with_for_update(skip_locked=True)
+            first = connection.execute(first_query).first()
+            if first is None:
+                return None
+            batch_query = (
+                select(jobs.c.id, jobs.c.cost)
+                .where(*eligible, jobs.c.batch_key == first.batch_key)
+                .order_by(*order)
+                .limit(max_images)
+            )
+            if self._locks_rows:
+                batch_query = batch_query.with_for_update(skip_locked=True)
+            chosen: list[str] = []
+            images = 0
+            for row in connection.execute(batch_query):
+                if chosen and images + row.cost > max_images:
+                    break
+                chosen.append(row.id)
+                images += row.cost
+            token = uuid.uuid4().hex
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(chosen), jobs.c.status == JobStatus.queued.value)
+                .values(
+                    status=JobStatus.running.value,
+                    claim_token=token,
+                    lease_owner=worker_id,
+                    lease_expires_at=now + self.lease_seconds,
+                    attempts=jobs.c.attempts + 1,
+                    started_at=func.coalesce(jobs.c.started_at, now),
+                    progress=0.0,
+                    updated_at=now,
+                )
+            )
+            rows = connection.execute(
+                select(jobs).where(jobs.c.claim_token == token).order_by(*order)
+            ).all()
+            self.emit(connection, [row.id for row in rows], "job.started")
+        if not rows:
+            return None
+        return Claim(token, rows)
+
+    def heartbeat(self, token: str, job_ids: Sequence[str], now: float | None = None) -> set[str]:
+        """Extend the lease of these jobs; answer the ids whose cancellation was asked for."""
+        now = time.time() if now is None else now
+        with self.db.begin() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value)
+                .values(lease_expires_at=now + self.lease_seconds, updated_at=now)
+            )
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.status, jobs.c.cancel_requested).where(
+                    jobs.c.id.in_(list(job_ids))
+                )
+            ).all()
+        return {
+            row.id for row in rows
+            if row.cancel_requested or row.status != JobStatus.running.value
+        }
+
+    def set_progress(self, token: str, progress: dict[str, float]) -> None:
+        now = time.time()
+        with self.db.begin() as connection:
+            for job_id, fraction in progress.items():
+                result = connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                           jobs.c.status == JobStatus.running.value)
+                    .values(progress=fraction, updated_at=now)
+                )
+                if result.rowcount:
+                    self.emit(connection, [job_id], "job.progress")
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def succeed(self, job_id: str, token: str, outputs: list[dict[str, Any]],
+                expires_at: float | None) -> bool:
+        """Record the outputs; False if the job is no longer this claim's (canceled, re-leased)."""
+        now = time.time()
+        with self.db.begin() as connection:
+            result = connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                       jobs.c.status == JobStatus.running.value)
+                .values(status=JobStatus.succeeded.value, outputs=outputs, progress=1.0,
+                        finished_at=now, updated_at=now, expires_at=expires_at,
+                        lease_expires_at=None)
+            )
+            if result.rowcount:
+                self.emit(connection, [job_id], "job.succeeded")
+            return bool(result.rowcount)
+
+    def fail(self, job_id: str, code: str, message: str, *, token: str | None = None) -> bool:
+        """Fail a queued or running job (a claim's, when `token` is given) and refund it."""
+        return self._end(job_id, JobStatus.failed, token=token, error_code=code,
+                         error_message=message)
+
+    def cancel_running(self, job_id: str, token: str) -> bool:
+        return self._end(job_id, JobStatus.canceled, token=token, error_code="canceled",
+                         error_message="the job was canceled")
+
+    def cancel_queued(self, job_id: str) -> bool:
+        return self._end(job_id, JobStatus.canceled, token=None, error_code="canceled",
+                         error_message="the job was canceled", only=JobStatus.queued)
+
+    def request_cancel(self, job_id: str) -> None:
+        with self.db.begin() as connection:
+            connection.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.status == JobStatus.running.value)
+                .values(cancel_requested=True, updated_at=time.time())
+            )
+
+    def _end(self, job_id: str, status: JobStatus, *, token: str | None, error_code: str,
+             error_message: str, only: JobStatus | None = None) -> bool:
+        now = time.time()
+        guard = [jobs.c.id == job_id]
+        if token is not None:
+            guard += [jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value]
+        elif only is not None:
+            guard.append(jobs.c.status == only.value)
+        else:
+            guard.append(jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value]))
+        with self.db.begin() as connection:
+            row = connection.execute(select(jobs.c.owner_id, jobs.c.cost).where(*guard)).first()
+            if row is None:
+                return False
+            result = connection.execute(
+                update(jobs).where(*guard).values(
+                    status=status.value, finished_at=now, updated_at=now, lease_expires_at=None,
+                    error_code=error_code, error_message=error_message,
+                )
+            )
+            if not result.rowcount:
+                return False
+            refund(connection, row.owner_id, row.cost)
+            self.emit(connection, [job_id], f"job.{status.value}")
+        return True
+
+    def requeue_expired(self, now: float | None = None) -> None:
+        """Jobs whose worker stopped heartbeating go back to the queue, or fail after the last try."""
+        now = time.time() if now is None else now
+        expired = and_(jobs.c.status == JobStatus.running.value, jobs.c.lease_expires_at < now)
+        with self.db.connect() as connection:
+            rows = connection.execute(
+                select(jobs.c.id, jobs.c.attempts, jobs.c.max_attempts, jobs.c.claim_token,
+                       jobs.c.cancel_requested).where(expired)
+            ).all()
+        for row in rows:
+            if row.cancel_requested:
+                self.cancel_running(row.id, row.claim_token)
+            elif row.attempts >= row.max_attempts:
+                self.fail(row.id, "worker_lost",
+                          f"the worker running this job stopped responding {row.attempts} times; "
+                          "the job was given up", token=row.claim_token)
+            else:
+                with self.db.begin() as connection:
+                    connection.execute(
+                        update(jobs)
+                        .where(jobs.c.id == row.id, jobs.c.claim_token == row.claim_token, expired)
+                        .values(status=JobStatus.queued.value, claim_token=None, lease_owner=None,
+                                lease_expires_at=None, progress=0.0, updated_at=now)
+                    )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def queue_position(self, connection: Connection, row: Any) -> int:
+        """1 for the next job to run among those of its engine."""
+        ahead = connection.execute(
+            select(func.count()).select_from(jobs).where(
+                jobs.c.status == JobStatus.queued.value,
+                jobs.c.engine == row.engine,
+                or_(
+                    jobs.c.priority > row.priority,
+                    and_(jobs.c.priority == row.priority, jobs.c.created_at < row.created_at),
+                ),
+            )
+        ).scalar_one()
+        return int(ahead) + 1
+
+
+ProgressSink = Callable[[str, float], None]

@@ -1,0 +1,43 @@
+"""Everything a process needs, built once from Settings: database, storage, engine, queue, rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine as Database
+
+from roomrender.config import Settings
+from roomrender.db.database import check_schema, open_database, upgrade
+from roomrender.engines import load_engine
+from roomrender.engines.base import Engine
+from roomrender.jobs.keys import KeyStore
+from roomrender.jobs.queue import JobQueue
+from roomrender.jobs.service import JobService
+from roomrender.storage import Storage, open_storage
+from roomrender.worker import Worker
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    storage: Storage
+    engine: Engine
+    queue: JobQueue
+    keys: KeyStore
+    jobs: JobService
+
+    def new_worker(self, tasks: list[str] | None = None) -> Worker:
+        return Worker(self.settings, self.db, self.storage, self.engine, self.queue, tasks=tasks)
+
+
+def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    db = open_database(settings.resolved_database_url())
+    if settings.should_auto_migrate():
+        upgrade(db)
+    check_schema(db)
+    storage = open_storage(settings.resolved_storage_url(), settings.public_base_url)
+    engine = engine or load_engine(settings)
+    queue = JobQueue(db, lease_seconds=settings.lease_seconds)
+    return Services(settings, db, storage, engine, queue, KeyStore(db),
+                    JobService(settings, db, storage, engine, queue))

@@ -1,0 +1,59 @@
+"""Files in a local folder, served by the API at {public_base_url}/files/{key}."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from roomrender.storage.base import FileMissing
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def is_safe_key(key: str) -> bool:
+    return bool(_SAFE_KEY.match(key)) and ".." not in key
+
+
+class LocalStorage:
+    def __init__(self, root: Path, public_base_url: str) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.public_base_url = public_base_url.rstrip("/")
+
+    def _path(self, key: str) -> Path:
+        if not is_safe_key(key):
+            raise FileMissing(key)
+        return self.root / key[:2] / key
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as missing:
+            raise FileMissing(key) from missing
+
+    def path(self, key: str) -> Path:
+        """The file on disk, for serving it without reading it into memory."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileMissing(key)
+        return path
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except (FileNotFoundError, FileMissing):
+            pass
+
+    def url(self, key: str) -> str:
+        return f"{self.public_base_url}/files/{key}"

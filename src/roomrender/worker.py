@@ -1,0 +1,210 @@
+"""The worker loop: claim a batch → load inputs → engine.generate → store outputs → succeed.
+
+A heartbeat thread keeps the claim's lease alive while the engine runs and picks up
+cancellations; a worker that dies simply stops heartbeating and its jobs are claimed again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import Engine as Database
+from sqlalchemy import insert
+
+from roomrender.config import Settings
+from roomrender.db.tables import files
+from roomrender.engines.base import BatchCanceled, BatchContext, Engine, EngineJob, RenderedImage
+from roomrender.jobs.models import GenerationRequest
+from roomrender.jobs.queue import Claim, JobQueue
+from roomrender.storage import Storage, new_key
+
+log = logging.getLogger("roomrender.worker")
+
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+PROGRESS_WRITE_SECONDS = 0.25
+
+
+def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    if output_format == "jpeg":
+        image.convert("RGB").save(buffer, format="JPEG", quality=92)
+    elif output_format == "webp":
+        image.save(buffer, format="WEBP", quality=92)
+    else:
+        image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue(), CONTENT_TYPES[output_format]
+
+
+class _ClaimTracker:
+    """Progress and cancellation of one claim, shared by the engine and the heartbeat thread."""
+
+    def __init__(self, queue: JobQueue, claim: Claim) -> None:
+        self.queue = queue
+        self.claim = claim
+        self.job_ids = [row.id for row in claim.rows]
+        self.canceled: set[str] = set()
+        self._pending: dict[str, float] = {}
+        self._last_write = 0.0
+        self._lock = threading.Lock()
+
+    def report(self, job_id: str, fraction: float) -> None:
+        with self._lock:
+            self._pending[job_id] = fraction
+            due = time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_write = time.monotonic()
+        if pending:
+            self.queue.set_progress(self.claim.token, pending)
+
+    def is_canceled(self, job_id: str) -> bool:
+        return job_id in self.canceled
+
+    def heartbeat(self) -> None:
+        stopped = self.queue.heartbeat(self.claim.token, self.job_ids)
+        for job_id in stopped - self.canceled:
+            self.queue.cancel_running(job_id, self.claim.token)
+        self.canceled |= stopped
+
+
+class Worker:
+    def __init__(self, settings: Settings, db: Database, storage: Storage, engine: Engine,
+                 queue: JobQueue, *, worker_id: str | None = None,
+                 tasks: list[str] | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.storage = storage
+        self.engine = engine
+        self.queue = queue
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.tasks = tasks or list(settings.worker_tasks) or [t.value for t in engine.supported_tasks()]
+        self.max_images = min(settings.batch_max_images, engine.max_batch_images)
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("worker %s serving %s with engine %s", self.worker_id, ",".join(self.tasks),
+                 self.engine.name)
+        while not stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # noqa: BLE001 - the loop must survive a broken batch or database
+                log.exception("worker loop error")
+                worked = False
+            if not worked:
+                stop.wait(self.settings.worker_poll_seconds)
+
+    def run_once(self) -> bool:
+        """Claim and run one batch; False when the queue had nothing for this worker."""
+        claim = self.queue.claim(self.worker_id, self.engine.name, tasks=self.tasks,
+                                 max_images=self.max_images)
+        if claim is None:
+            return False
+        self._run_claim(claim)
+        return True
+
+    def _run_claim(self, claim: Claim) -> None:
+        tracker = _ClaimTracker(self.queue, claim)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.settings.heartbeat_seconds):
+                try:
+                    tracker.heartbeat()
+                except Exception:  # noqa: BLE001
+                    log.exception("heartbeat failed")
+
+        heart = threading.Thread(target=beat, name="heartbeat", daemon=True)
+        heart.start()
+        try:
+            batch = self._load_inputs(claim, tracker)
+            if not batch:
+                return
+            context = BatchContext(tracker.report, tracker.is_canceled)
+            try:
+                results = self.engine.generate(batch, context)
+            except BatchCanceled:
+                results = [BatchCanceled() for _ in batch]
+            except Exception as failure:  # noqa: BLE001 - the whole batch failed
+                log.exception("engine failed a batch of %d", len(batch))
+                results = [failure for _ in batch]
+            tracker.flush()
+            tracker.heartbeat()
+            for job, result in zip(batch, results, strict=True):
+                self._finish(job, result, claim, tracker)
+        finally:
+            done.set()
+
+    def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
+        batch: list[EngineJob] = []
+        for row in claim.rows:
+            request = GenerationRequest.model_validate(row.request)
+            try:
+                images = {
+                    name: Image.open(io.BytesIO(self.storage.get(key)))
+                    for name, key in request.image_refs().items()
+                }
+                for image in images.values():
+                    image.load()
+            except Exception as missing:  # noqa: BLE001
+                self.queue.fail(row.id, "input_unavailable",
+                                f"an input image could not be read: {missing}", token=claim.token)
+                continue
+            batch.append(EngineJob(row.id, request, images))
+        return batch
+
+    def _finish(self, job: EngineJob, result: Any, claim: Claim, tracker: _ClaimTracker) -> None:
+        if tracker.is_canceled(job.job_id) or isinstance(result, BatchCanceled):
+            self.queue.cancel_running(job.job_id, claim.token)
+            return
+        if isinstance(result, Exception):
+            code = getattr(result, "code", "generation_failed")
+            message = getattr(result, "message", None) or f"{type(result).__name__}: {result}"
+            self.queue.fail(job.job_id, code, message, token=claim.token)
+            return
+        try:
+            outputs = self._store(job, result, claim)
+        except Exception as failure:  # noqa: BLE001
+            log.exception("storing outputs of %s failed", job.job_id)
+            self.queue.fail(job.job_id, "storage_failed", f"the outputs could not be stored: {failure}",
+                            token=claim.token)
+            return
+        expires_at = (time.time() + self.settings.result_ttl_seconds
+                      if self.settings.result_ttl_seconds else None)
+        if not self.queue.succeed(job.job_id, claim.token, outputs, expires_at):
+            # Canceled or taken over meanwhile: nobody will ever see these files.
+            for output in outputs:
+                self.storage.delete(output["key"])
+
+    def _store(self, job: EngineJob, images: list[RenderedImage], claim: Claim) -> list[dict[str, Any]]:
+        owner = next(row.owner_id for row in claim.rows if row.id == job.job_id)
+        output_format = job.request.output_format
+        outputs: list[dict[str, Any]] = []
+        now = time.time()
+        expires_at = now + self.settings.result_ttl_seconds if self.settings.result_ttl_seconds else None
+        for rendered in images:
+            fmt = "png" if rendered.label is not None else output_format
+            data, content_type = encode(rendered.image, fmt)
+            key = new_key(content_type, prefix="out-")
+            self.storage.put(key, data, content_type)
+            outputs.append({"key": key, "width": rendered.image.width,
+                            "height": rendered.image.height, "content_type": content_type,
+                            "label": rendered.label})
+            with self.db.begin() as connection:
+                connection.execute(insert(files).values(
+                    key=key, owner_id=owner, kind="output", job_id=job.job_id,
+                    content_type=content_type, width=rendered.image.width,
+                    height=rendered.image.height, size=len(data), created_at=now,
+                    expires_at=expires_at,
+                ))
+        return outputs

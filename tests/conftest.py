@@ -1,0 +1,97 @@
+"""Shared fixtures: a real app on a temporary data folder, a key, sample photos, a worker."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from roomrender.app import create_app
+from roomrender.config import Settings
+from roomrender.services import Services, build_services
+
+BASE_URL = "http://testserver"
+
+
+def make_room_photo(width: int = 320, height: int = 240, fmt: str = "JPEG") -> bytes:
+    """A synthetic room: ceiling, walls, a window, a floor and a sofa, with hard edges."""
+    rng = np.random.default_rng(7)
+    pixels = np.zeros((height, width, 3), dtype=np.float32)
+    pixels[: height // 5] = (235, 232, 225)
+    pixels[height // 5 : int(height * 0.7)] = (200, 190, 170)
+    pixels[int(height * 0.7) :] = (130, 95, 60)
+    pixels[height // 4 : height // 2, width // 8 : width // 3] = (170, 200, 230)
+    pixels[int(height * 0.5) : int(height * 0.75), width // 2 : int(width * 0.9)] = (60, 70, 90)
+    pixels += rng.normal(0, 4, pixels.shape)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def room_jpeg() -> bytes:
+    return make_room_photo()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Test settings. ROOMRENDER_TEST_DATABASE_URL runs the suite on another database."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=os.environ.get("ROOMRENDER_TEST_DATABASE_URL", ""),
+        public_base_url=BASE_URL,
+        heartbeat_seconds=0.2,
+        worker_poll_seconds=0.02,
+        lease_seconds=5,
+    )
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings)
+    yield built
+    built.db.dispose()
+
+
+@pytest.fixture
+def app(services: Services) -> FastAPI:
+    return create_app(services.settings, services=services, workers=0, janitor=False)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api_key(services: Services) -> str:
+    return services.keys.create("test")[1]
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def drain(services: Services, limit: int = 100) -> int:
+    """Run the worker in this thread until the queue is empty; the number of batches run."""
+    worker = services.new_worker()
+    batches = 0
+    while batches < limit and worker.run_once():
+        batches += 1
+    return batches
+
+
+def data_uri(data: bytes, content_type: str = "image/jpeg") -> str:
+    import base64
+
+    return f"data:{content_type};base64,{base64.b64encode(data).decode()}"

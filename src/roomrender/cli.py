@@ -221,3 +221,7 @@ def _raise_for(response: httpx.Response) -> None:
 def main() -> None:  # pragma: no cover
     app()
     sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,83 @@
+"""The `roomrender` command, run as a user runs it: keys, and serve + submit against a real server."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+from typer.testing import CliRunner
+
+from roomrender.cli import app
+from tests.conftest import make_room_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_keys_create_list_revoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROOMRENDER_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--name", "studio", "--credits", "50"])
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    assert key.startswith("rr_") and " " not in key
+    listed = runner.invoke(app, ["keys", "list"])
+    assert "studio" in listed.output and "50" in listed.output
+    assert key not in listed.output
+    prefix = key[:10]
+    revoked = runner.invoke(app, ["keys", "revoke", prefix])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert runner.invoke(app, ["keys", "revoke", "nope"]).exit_code == 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_prints_a_key_and_submit_saves_results(tmp_path):
+    port = free_port()
+    env = {**os.environ, "ROOMRENDER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    env.pop("ROOMRENDER_PUBLIC_BASE_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "roomrender.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines: list[str] = []
+        deadline = time.time() + 30
+        while not any(line.startswith("rr_") for line in lines):
+            assert time.time() < deadline and server.poll() is None, lines
+            lines.append(server.stdout.readline().strip())
+        key = next(line for line in lines if line.startswith("rr_"))
+        assert any(f"http://127.0.0.1:{port}/docs" in line for line in lines)
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.time() < deadline
+                time.sleep(0.1)
+        photo = tmp_path / "room.jpg"
+        photo.write_bytes(make_room_photo(300, 200))
+        out = tmp_path / "out"
+        submitted = subprocess.run(
+            [sys.executable, "-m", "roomrender.cli", "submit", str(photo), "--style", "modern",
+             "--room", "living_room", "--wait", "--out", str(out),
+             "--server", f"http://127.0.0.1:{port}", "--key", key],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        [saved] = list(out.iterdir())
+        result = Image.open(saved)
+        assert result.size == (300, 200)
+        original = Image.open(io.BytesIO(photo.read_bytes())).convert("RGB")
+        assert result.convert("RGB").tobytes() != original.tobytes()
+    finally:
+        server.terminate()
+        server.wait(10)

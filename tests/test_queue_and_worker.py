@@ -1,0 +1,154 @@
+"""The queue (leases, attempts, batching) and the worker, including a worker killed with -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from roomrender.jobs.models import GenerationRequest, JobStatus
+from roomrender.services import build_services
+from tests.conftest import data_uri, drain, make_room_photo
+from tests.slow_engine import SlowPreviewEngine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def restyle(image: bytes, **fields) -> GenerationRequest:
+    return GenerationRequest(task="restyle", image=data_uri(image), style="modern", **fields)
+
+
+def test_compatible_jobs_run_as_one_batch(settings):
+    engine = SlowPreviewEngine(steps=1, step_seconds=0)
+    services = build_services(settings, engine=engine)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    same_size = [services.jobs.submit(owner, restyle(make_room_photo(200, 150))) for _ in range(3)]
+    other_size = services.jobs.submit(owner, restyle(make_room_photo(300, 150)))
+    upscale = services.jobs.submit(owner, GenerationRequest(task="upscale", scale=2,
+                                                            image=data_uri(make_room_photo(200, 150))))
+    assert drain(services) == 3
+    assert engine.batches[0] == [job.id for job in same_size]
+    assert sorted(map(len, engine.batches)) == [1, 1, 3]
+    assert {services.jobs.get(owner, j.id).status for j in [*same_size, other_size, upscale]} == {
+        JobStatus.succeeded}
+
+
+def test_a_batch_holds_at_most_the_configured_images(settings):
+    settings = settings.model_copy(update={"batch_max_images": 4})
+    engine = SlowPreviewEngine(steps=1, step_seconds=0)
+    services = build_services(settings, engine=engine)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    photo = make_room_photo(120, 90)
+    for n in (3, 2, 1, 1):
+        services.jobs.submit(owner, restyle(photo, n=n))
+    drain(services)
+    # 3 | 2+1+1: a job never splits, and the sum of n stays within 4.
+    assert list(map(len, engine.batches)) == [1, 3]
+
+
+def test_higher_priority_runs_first(settings):
+    engine = SlowPreviewEngine(steps=1, step_seconds=0)
+    services = build_services(settings, engine=engine)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    low = services.jobs.submit(owner, restyle(make_room_photo(100, 100)))
+    high = services.jobs.submit(owner, restyle(make_room_photo(110, 100), priority=5))
+    assert services.jobs.get(owner, high.id).queue_position == 1
+    assert services.jobs.get(owner, low.id).queue_position == 2
+    drain(services)
+    assert engine.batches == [[high.id], [low.id]]
+
+
+def test_an_expired_lease_puts_the_job_back_then_fails_it_after_the_last_attempt(settings):
+    settings = settings.model_copy(update={"max_attempts": 2})
+    services = build_services(settings)
+    owner = services.keys.authenticate(services.keys.create("t", credits=1)[1])
+    job = services.jobs.submit(owner, restyle(make_room_photo()))
+    queue = services.queue
+    now = time.time()
+
+    assert queue.claim("dead-worker-1", "preview", now=now) is not None
+    queue.requeue_expired(now + settings.lease_seconds + 1)
+    assert services.jobs.get(owner, job.id).status == JobStatus.queued
+
+    assert queue.claim("dead-worker-2", "preview", now=now + 10) is not None
+    queue.requeue_expired(now + 10 + settings.lease_seconds + 1)
+    failed = services.jobs.get(owner, job.id)
+    assert failed.status == JobStatus.failed
+    assert failed.error_code == "worker_lost"
+    assert "stopped responding 2 times" in failed.error_message
+    assert services.keys.get(owner.id).credits_available == 1
+
+
+def test_a_live_heartbeat_keeps_the_lease(settings):
+    services = build_services(settings)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    job = services.jobs.submit(owner, restyle(make_room_photo()))
+    now = time.time()
+    claim = services.queue.claim("w", "preview", now=now)
+    services.queue.heartbeat(claim.token, [job.id], now=now + settings.lease_seconds - 1)
+    services.queue.requeue_expired(now + settings.lease_seconds + 1)
+    assert services.jobs.get(owner, job.id).status == JobStatus.running
+
+
+def test_a_late_result_from_a_replaced_worker_is_discarded(settings):
+    services = build_services(settings)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    job = services.jobs.submit(owner, restyle(make_room_photo()))
+    now = time.time()
+    stale = services.queue.claim("slow", "preview", now=now)
+    services.queue.requeue_expired(now + settings.lease_seconds + 1)
+    fresh = services.queue.claim("fast", "preview", now=now + settings.lease_seconds + 2)
+    assert not services.queue.succeed(job.id, stale.token, [], None)
+    assert services.queue.succeed(job.id, fresh.token, [], None)
+
+
+def _start_worker(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "roomrender.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_worker_killed_mid_job_leaves_it_to_another_worker(settings):
+    services = build_services(settings)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    job = services.jobs.submit(owner, restyle(make_room_photo()))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ROOMRENDER_DATA_DIR": str(settings.data_dir),
+        "ROOMRENDER_DATABASE_URL": settings.resolved_database_url(),
+        "ROOMRENDER_ENGINE": "tests.slow_engine:slow_engine",
+        "ROOMRENDER_LEASE_SECONDS": "2",
+        "ROOMRENDER_HEARTBEAT_SECONDS": "0.5",
+        "SLOW_ENGINE_STEPS": "30",
+        "SLOW_ENGINE_STEP_SECONDS": "0.1",
+    }
+    first = _start_worker(env)
+    try:
+        deadline = time.time() + 30
+        while True:
+            current = services.jobs.get(owner, job.id)
+            if current.status == JobStatus.running and current.progress > 0:
+                break
+            assert time.time() < deadline, "the first worker never started the job"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert services.jobs.get(owner, job.id).status == JobStatus.running
+
+        second = _start_worker(env)
+        try:
+            while services.jobs.get(owner, job.id).status != JobStatus.succeeded:
+                assert time.time() < deadline + 30, services.jobs.get(owner, job.id)
+                time.sleep(0.1)
+        finally:
+            second.terminate()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    finished = services.jobs.get(owner, job.id)
+    assert finished.attempts == 2
+    assert len(finished.outputs) == 1

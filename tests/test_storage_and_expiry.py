@@ -1,0 +1,55 @@
+"""Results live at unguessable URLs under the data folder and expire on schedule."""
+
+from __future__ import annotations
+
+import time
+
+from roomrender.janitor import delete_expired_files
+from roomrender.storage.local import LocalStorage
+from tests.conftest import data_uri, drain
+
+
+def test_outputs_are_files_in_the_data_folder_at_unguessable_urls(client, auth, services, room_jpeg):
+    job_id = client.post("/v1/jobs", headers=auth, json={
+        "task": "restyle", "image": data_uri(room_jpeg)}).json()["id"]
+    drain(services)
+    output = client.get(f"/v1/jobs/{job_id}", headers=auth).json()["outputs"][0]
+    key = output["url"].rsplit("/", 1)[1]
+    assert len(key.split("-", 1)[1].split(".")[0]) == 32  # 128 random bits
+    assert isinstance(services.storage, LocalStorage)
+    assert services.storage.path(key).is_relative_to(services.settings.data_dir.resolve())
+    assert client.get(output["url"].replace(key[5:9], "0000")).status_code == 404
+    assert client.get("/files/..%2Froomrender.db").status_code == 404
+
+
+def test_results_expire_after_the_configured_time(settings, room_jpeg):
+    from fastapi.testclient import TestClient
+
+    from roomrender.app import create_app
+    from roomrender.services import build_services
+
+    settings = settings.model_copy(update={"result_ttl_seconds": 1})
+    services = build_services(settings)
+    headers = {"Authorization": f"Bearer {services.keys.create('t')[1]}"}
+    with TestClient(create_app(settings, services=services, janitor=False),
+                    base_url="http://testserver") as client:
+        job_id = client.post("/v1/jobs", headers=headers, json={
+            "task": "restyle", "image": data_uri(room_jpeg)}).json()["id"]
+        drain(services)
+        job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        url = job["outputs"][0]["url"]
+        assert job["expires_at"] is not None
+        assert client.get(url).status_code == 200
+        time.sleep(1.1)
+        assert client.get(url).status_code == 404
+        assert client.get(f"/v1/jobs/{job_id}", headers=headers).json()["outputs"] == []
+        assert delete_expired_files(services) >= 1
+        key = url.rsplit("/", 1)[1]
+        assert not (services.storage.root / key[:2] / key).exists()
+
+
+def test_results_are_kept_by_default(client, auth, services, room_jpeg):
+    job_id = client.post("/v1/jobs", headers=auth, json={
+        "task": "restyle", "image": data_uri(room_jpeg)}).json()["id"]
+    drain(services)
+    assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["expires_at"] is None

@@ -4,6 +4,7 @@ every dialect accepts both so one key works everywhere."""
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from roomrender.jobs.errors import Unauthorized
 from roomrender.jobs.keys import ApiKey
@@ -17,10 +18,14 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require_key(request: Request) -> ApiKey:
+async def require_key(request: Request) -> ApiKey:
     """FastAPI dependency: the live key of this request, or 401."""
     plaintext = presented_key(request)
-    key = request.app.state.services.keys.authenticate(plaintext)
+    store = request.app.state.services.keys
+    hit, key = store.cached(plaintext) if plaintext else (True, None)
+    if not hit:
+        # Only a cache miss touches the database, off the event loop.
+        key = await run_in_threadpool(store.authenticate, plaintext)
     if key is None:
         if plaintext is None:
             raise Unauthorized("an API key is required: send Authorization: Bearer <key>")

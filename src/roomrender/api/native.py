@@ -143,9 +143,10 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's status, progress and outputs")
-def get_job(request: Request, job_id: str, key: Key) -> JSONResponse:
+async def get_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     svc = services(request)
-    return JSONResponse(job_json(svc.jobs.get(key, job_id), svc.settings.public_base_url))
+    job = await run_in_threadpool(svc.jobs.get, key, job_id)
+    return JSONResponse(job_json(job, svc.settings.public_base_url))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut,

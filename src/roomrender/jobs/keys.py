@@ -9,13 +9,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from roomrender.db.tables import api_keys
 
 KEY_PREFIX = "rr_"
 # A revoked key stops working within this many seconds on every process.
 AUTH_CACHE_SECONDS = 2.0
+
+
+_KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("digest"))
 
 
 @dataclass(frozen=True)
@@ -94,17 +97,24 @@ class KeyStore:
             connection.execute(update(api_keys).where(api_keys.c.id == key_id).values(
                 credits_granted=func.coalesce(api_keys.c.credits_granted, 0) + credits))
 
+    def cached(self, plaintext: str) -> tuple[bool, ApiKey | None]:
+        """(True, key-or-None) when `plaintext` was looked up moments ago; no I/O."""
+        cached = self._cache.get(hash_key(plaintext))
+        if cached is not None and time.monotonic() - cached[0] < AUTH_CACHE_SECONDS:
+            return True, cached[1]
+        return False, None
+
     def authenticate(self, plaintext: str | None) -> ApiKey | None:
         """The live key for `plaintext`, or None. Looked up by hash; briefly cached."""
         if not plaintext:
             return None
+        hit, key = self.cached(plaintext)
+        if hit:
+            return key
         digest = hash_key(plaintext)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
-            return cached[1]
         with self.db.connect() as connection:
-            row = connection.execute(select(api_keys).where(api_keys.c.key_hash == digest)).first()
+            row = connection.execute(_KEY_BY_HASH, {"digest": digest}).first()
         key = _row_to_key(row) if row is not None and row.revoked_at is None else None
         with self._lock:
             if len(self._cache) > 10_000:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roomrender.catalog import find_room_type, find_style, room_types, styles
@@ -30,6 +30,10 @@ from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.rows import row_to_job
 from roomrender.storage import Storage, new_key
+
+# Built once: the poll path is hot, and building a statement costs more than running it.
+_JOB_OF_OWNER = select(jobs).where(jobs.c.id == bindparam("job_id"),
+                                   jobs.c.owner_id == bindparam("owner_id"))
 
 # Seconds a job of a task takes when no job of it has finished yet (for ETAs).
 DEFAULT_SECONDS_PER_JOB = 5.0
@@ -268,9 +272,7 @@ class JobService:
 
     def get(self, owner: ApiKey, job_id: str) -> Job:
         with self.db.connect() as connection:
-            row = connection.execute(
-                select(jobs).where(jobs.c.id == job_id, jobs.c.owner_id == owner.id)
-            ).first()
+            row = connection.execute(_JOB_OF_OWNER, {"job_id": job_id, "owner_id": owner.id}).first()
             if row is None:
                 raise NotFound(f"no job {job_id!r}")
             return self._present(row, connection)

@@ -62,15 +62,19 @@ def regrade(image: Image.Image, style: Style, strength: float, rng: np.random.Ge
     edge stays where it was."""
     rgb = _to_array(image)
     luminance = _luminance(rgb)
-    toned = gradient_map(luminance, style.palette)
+    # The gradient map as a 256-entry table: a lookup per pixel instead of interpolations.
+    levels = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    table = gradient_map(levels, style.palette).astype(np.float32)
     # Keep the photo's own light: scale the toned colour to the pixel's luminance.
-    toned *= (luminance / np.maximum(_luminance(toned), 1e-3))[..., None]
-    amount = float(np.clip(strength + rng.uniform(-0.08, 0.08), 0.05, 1.0))
+    table_luminance = np.maximum(_luminance(table), 1e-3)
+    index = np.clip(luminance * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    toned = table[index] * (luminance / table_luminance[index])[..., None]
+    amount = np.float32(np.clip(strength + rng.uniform(-0.08, 0.08), 0.05, 1.0))
     out = rgb * (1.0 - amount) + toned * amount
     grey = _luminance(out)[..., None]
-    out = grey + (out - grey) * style.saturation
-    out = 0.5 + (out - 0.5) * style.contrast
-    warmth = style.warmth + rng.uniform(-0.015, 0.015)
+    out = grey + (out - grey) * np.float32(style.saturation)
+    out = 0.5 + (out - 0.5) * np.float32(style.contrast)
+    warmth = np.float32(style.warmth + rng.uniform(-0.015, 0.015))
     out[..., 0] += warmth
     out[..., 2] -= warmth
     return _to_image(out)

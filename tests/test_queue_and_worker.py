@@ -42,11 +42,10 @@ def test_a_batch_holds_at_most_the_configured_images(settings):
     services = build_services(settings, engine=engine)
     owner = services.keys.authenticate(services.keys.create("t")[1])
     photo = make_room_photo(120, 90)
-    for n in (3, 2, 1, 1):
-        services.jobs.submit(owner, restyle(photo, n=n))
+    submitted = {services.jobs.submit(owner, restyle(photo, n=n)).id: n for n in (3, 2, 1, 1)}
     drain(services)
-    # 3 | 2+1+1: a job never splits, and the sum of n stays within 4.
-    assert list(map(len, engine.batches)) == [1, 3]
+    # A job never splits, the sum of n stays within 4, and a smaller job fills the gap.
+    assert [[submitted[i] for i in batch] for batch in engine.batches] == [[3, 1], [2, 1]]
 
 
 def test_higher_priority_runs_first(settings):
@@ -152,3 +151,15 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_worker(settings):
     finished = services.jobs.get(owner, job.id)
     assert finished.attempts == 2
     assert len(finished.outputs) == 1
+
+
+def test_a_claim_can_grow_with_jobs_that_arrive_moments_later(settings):
+    services = build_services(settings)
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    photo = make_room_photo(120, 90)
+    first = services.jobs.submit(owner, restyle(photo, n=2))
+    claim = services.queue.claim("w", "preview", max_images=4)
+    later = [services.jobs.submit(owner, restyle(photo, n=n)) for n in (3, 1)]
+    grown = services.queue.claim_more("w", claim, max_images=2)
+    assert [row.id for row in grown.rows] == [first.id, later[1].id]
+    assert services.jobs.get(owner, later[0].id).status == JobStatus.queued

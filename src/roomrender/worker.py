@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
@@ -91,18 +92,28 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.tasks = tasks or list(settings.worker_tasks) or [t.value for t in engine.supported_tasks()]
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
+        self._finisher: ThreadPoolExecutor | None = None
+        # At most this many finished batches wait for storage while the next one runs.
+        self._finish_slots = threading.Semaphore(2)
 
     def run(self, stop: threading.Event) -> None:
+        """Serve until `stop`. Outputs are encoded and stored on a separate thread while the
+        engine already runs the next batch."""
         log.info("worker %s serving %s with engine %s", self.worker_id, ",".join(self.tasks),
                  self.engine.name)
-        while not stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # noqa: BLE001 - the loop must survive a broken batch or database
-                log.exception("worker loop error")
-                worked = False
-            if not worked:
-                stop.wait(self.settings.worker_poll_seconds)
+        self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
+        try:
+            while not stop.is_set():
+                try:
+                    worked = self.run_once()
+                except Exception:  # noqa: BLE001 - the loop must survive a broken batch or database
+                    log.exception("worker loop error")
+                    worked = False
+                if not worked:
+                    stop.wait(self.settings.worker_poll_seconds)
+        finally:
+            self._finisher.shutdown(wait=True)
+            self._finisher = None
 
     def run_once(self) -> bool:
         """Claim and run one batch; False when the queue had nothing for this worker."""
@@ -110,6 +121,11 @@ class Worker:
                                  max_images=self.max_images)
         if claim is None:
             return False
+        images = sum(row.cost for row in claim.rows)
+        if images < self.max_images and self.settings.batch_wait_ms > 0:
+            # A moment's wait lets jobs submitted together share one batch.
+            time.sleep(self.settings.batch_wait_ms / 1000)
+            claim = self.queue.claim_more(self.worker_id, claim, self.max_images - images)
         self._run_claim(claim)
         return True
 
@@ -124,26 +140,39 @@ class Worker:
                 except Exception:  # noqa: BLE001
                     log.exception("heartbeat failed")
 
-        heart = threading.Thread(target=beat, name="heartbeat", daemon=True)
-        heart.start()
+        # The lease is kept alive until the outputs are stored, wherever that happens.
+        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
         try:
             batch = self._load_inputs(claim, tracker)
-            if not batch:
-                return
             context = BatchContext(tracker.report, tracker.is_canceled)
             try:
-                results = self.engine.generate(batch, context)
+                results = self.engine.generate(batch, context) if batch else []
             except BatchCanceled:
                 results = [BatchCanceled() for _ in batch]
             except Exception as failure:  # noqa: BLE001 - the whole batch failed
                 log.exception("engine failed a batch of %d", len(batch))
                 results = [failure for _ in batch]
             tracker.flush()
-            tracker.heartbeat()
-            for job, result in zip(batch, results, strict=True):
-                self._finish(job, result, claim, tracker)
-        finally:
+        except BaseException:
             done.set()
+            raise
+
+        def finish() -> None:
+            try:
+                tracker.heartbeat()
+                for job, result in zip(batch, results, strict=True):
+                    self._finish(job, result, claim, tracker)
+            except Exception:  # noqa: BLE001 - a lost lease brings the jobs back anyway
+                log.exception("finishing a batch failed")
+            finally:
+                done.set()
+
+        if self._finisher is None:
+            finish()
+            return
+        self._finish_slots.acquire()
+        future = self._finisher.submit(finish)
+        future.add_done_callback(lambda _: self._finish_slots.release())
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
         batch: list[EngineJob] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,6 +17,10 @@ from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
 
 from roomrender.db.tables import api_keys, jobs
 from roomrender.jobs.models import JobStatus
+
+
+# Most urgent first: priority, then first come first served.
+_URGENCY = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
 
 
 class JobHook(Protocol):
@@ -78,51 +82,67 @@ class JobQueue:
         eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine]
         if tasks:
             eligible.append(jobs.c.task.in_(list(tasks)))
-        order = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
         with self.db.begin() as connection:
-            first_query = select(jobs.c.batch_key).where(*eligible).order_by(*order).limit(1)
+            first_query = select(jobs.c.batch_key).where(*eligible).order_by(*_URGENCY).limit(1)
             if self._locks_rows:
                 first_query = first_query.with_for_update(skip_locked=True)
             first = connection.execute(first_query).first()
             if first is None:
                 return None
-            batch_query = (
-                select(jobs.c.id, jobs.c.cost)
-                .where(*eligible, jobs.c.batch_key == first.batch_key)
-                .order_by(*order)
-                .limit(max_images)
-            )
-            if self._locks_rows:
-                batch_query = batch_query.with_for_update(skip_locked=True)
-            chosen: list[str] = []
-            images = 0
-            for row in connection.execute(batch_query):
-                if chosen and images + row.cost > max_images:
-                    break
-                chosen.append(row.id)
-                images += row.cost
-            token = uuid.uuid4().hex
-            connection.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(chosen), jobs.c.status == JobStatus.queued.value)
-                .values(
-                    status=JobStatus.running.value,
-                    claim_token=token,
-                    lease_owner=worker_id,
-                    lease_expires_at=now + self.lease_seconds,
-                    attempts=jobs.c.attempts + 1,
-                    started_at=func.coalesce(jobs.c.started_at, now),
-                    progress=0.0,
-                    updated_at=now,
-                )
-            )
-            rows = connection.execute(
-                select(jobs).where(jobs.c.claim_token == token).order_by(*order)
-            ).all()
-            self.emit(connection, [row.id for row in rows], "job.started")
-        if not rows:
+            # The first job always runs, even when it alone asks for more than a batch holds.
+            return self._take(connection, worker_id, uuid.uuid4().hex, first.batch_key,
+                              eligible, max_images, now, oversized_first=True)
+
+    def claim_more(self, worker_id: str, claim: Claim, max_images: int) -> Claim:
+        """Add queued jobs of the claim's batch key to it, up to `max_images` more images."""
+        if max_images <= 0:
+            return claim
+        first = claim.rows[0]
+        eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == first.engine]
+        with self.db.begin() as connection:
+            more = self._take(connection, worker_id, claim.token, first.batch_key, eligible,
+                              max_images, time.time())
+        return more or claim
+
+    def _take(self, connection: Connection, worker_id: str, token: str, batch_key: str,
+              eligible: list[Any], max_images: int, now: float,
+              oversized_first: bool = False) -> Claim | None:
+        batch_query = (
+            select(jobs.c.id, jobs.c.cost)
+            .where(*eligible, jobs.c.batch_key == batch_key)
+            .order_by(*_URGENCY)
+            .limit(max_images)
+        )
+        if self._locks_rows:
+            batch_query = batch_query.with_for_update(skip_locked=True)
+        chosen: list[str] = []
+        images = 0
+        for row in connection.execute(batch_query):
+            if images + row.cost > max_images and (chosen or not oversized_first):
+                continue  # a smaller job behind may still fit; this one heads the next claim
+            chosen.append(row.id)
+            images += row.cost
+        if not chosen:
             return None
-        return Claim(token, rows)
+        connection.execute(
+            update(jobs)
+            .where(jobs.c.id.in_(chosen), jobs.c.status == JobStatus.queued.value)
+            .values(
+                status=JobStatus.running.value,
+                claim_token=token,
+                lease_owner=worker_id,
+                lease_expires_at=now + self.lease_seconds,
+                attempts=jobs.c.attempts + 1,
+                started_at=func.coalesce(jobs.c.started_at, now),
+                progress=0.0,
+                updated_at=now,
+            )
+        )
+        rows = connection.execute(
+            select(jobs).where(jobs.c.claim_token == token).order_by(*_URGENCY)
+        ).all()
+        self.emit(connection, [row.id for row in rows if row.id in chosen], "job.started")
+        return Claim(token, rows) if rows else None
 
     def heartbeat(self, token: str, job_ids: Sequence[str], now: float | None = None) -> set[str]:
         """Extend the lease of these jobs; answer the ids whose cancellation was asked for."""
@@ -263,5 +283,3 @@ class JobQueue:
         ).scalar_one()
         return int(ahead) + 1
 
-
-ProgressSink = Callable[[str, float], None]

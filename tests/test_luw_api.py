@@ -653,3 +653,31 @@ def test_error_statuses_on_the_wire(status, expected):
         assert response.body == b'{"status":false,"error":"Something went wrong on the server","response":"busy"}'
     else:
         assert response.body == b'{"status":false,"error":"busy"}'
+
+
+def test_another_process_on_the_host_signs_with_the_same_secret(settings):
+    import subprocess
+    import sys
+
+    mine = server_secret(settings)
+    theirs = subprocess.run(
+        [sys.executable, "-c", "import sys; from roomrender.config import Settings; "
+         "from roomrender.signing import server_secret; "
+         "sys.stdout.write(server_secret(Settings(data_dir=sys.argv[1])).decode())",
+         str(settings.data_dir)],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    assert theirs.encode() == mine
+
+
+def test_a_get_of_generate_without_processing_url_starts_nothing(client, auth, services):
+    response = client.get("/v2/generate?model=interior", headers=auth)
+    assert response.status_code == 400 and "POST" in response.json()["error"]
+    assert job_count(services) == 0
+
+
+def test_generate_takes_an_image_file_in_a_multipart_body(client, auth, services, room_jpeg):
+    started = client.post("/v2/generate", headers=auth, data={"model": "interior"},
+                          files={"image": ("room.jpg", room_jpeg, "image/jpeg")})
+    assert started.status_code == 200, started.text
+    drain(services)
+    assert poll(client, auth, started.json()["processing_url"])["status"] is True

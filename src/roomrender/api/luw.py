@@ -168,12 +168,16 @@ async def generate_poll(request: Request, key: Key) -> JSONResponse:
     return await _job_answer(request, key, text(params, "processing_url"))
 
 
-@router.api_route("/results", methods=["GET", "POST"],
-                  summary="A generation's progress, then its output (processing_url in the query, "
-                          "a form or JSON; a GET with a form body works too)")
+@router.post("/results", summary="A generation's progress, then its output (processing_url in "
+                                  "the query, a form or JSON)")
 async def results(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     return await _job_answer(request, key, text(params, "processing_url"))
+
+
+@router.get("/results", summary="The same by GET; a form body works too, as in Luw's cURL example")
+async def results_by_get(request: Request, key: Key) -> JSONResponse:
+    return await results(request, key)
 
 
 # -- uploads ------------------------------------------------------------------------------

@@ -681,3 +681,18 @@ def test_generate_takes_an_image_file_in_a_multipart_body(client, auth, services
     assert started.status_code == 200, started.text
     drain(services)
     assert poll(client, auth, started.json()["processing_url"])["status"] is True
+
+
+def test_a_failed_store_leaves_the_signed_url_usable(client, auth, services, room_jpeg, monkeypatch):
+    signed = client.post("/v2/upload", headers=auth, data={"filename": "room.jpg"}).json()["signed_url"]
+    real_put = services.storage.put
+
+    def broken_put(key, data, content_type):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(services.storage, "put", broken_put)
+    quiet = TestClient(client.app, base_url=BASE_URL, raise_server_exceptions=False)
+    failed = quiet.put(signed, content=room_jpeg)
+    assert failed.status_code == 500 and failed.json()["status"] is False
+    monkeypatch.setattr(services.storage, "put", real_put)
+    assert client.put(signed, content=room_jpeg).status_code == 200

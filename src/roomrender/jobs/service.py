@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roomrender.catalog import find_room_type, find_style, room_types, styles
@@ -118,9 +118,14 @@ class JobService:
                     content_type=checked.content_type, width=checked.width, height=checked.height,
                     size=len(checked.data), created_at=now, expires_at=expires_at,
                 ))
-                self.storage.put(key, checked.data, checked.content_type)
         except IntegrityError as taken:
             raise Conflict(f"a file was already stored as {key!r}", code="file_exists") from taken
+        try:
+            self.storage.put(key, checked.data, checked.content_type)
+        except BaseException:
+            with self.db.begin() as connection:
+                connection.execute(delete(files).where(files.c.key == key))
+            raise
         return StoredFile(key, self.storage.url(key), checked.content_type, checked.width,
                           checked.height, len(checked.data), expires_at)
 

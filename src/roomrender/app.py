@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from roomrender import __version__
-from roomrender.api import files, native, ops
+from roomrender.api import files, luw, native, ops
 from roomrender.api.errors import DialectErrors, install_error_handlers
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
@@ -72,8 +72,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.background = background
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
+    dialects.register("/v2", luw.luw_error)
     install_error_handlers(app, dialects)
     app.include_router(ops.router)
     app.include_router(native.router)
     app.include_router(files.router)
+    app.include_router(luw.router)
     return app

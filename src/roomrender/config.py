@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # Spacely's `standard` endpoint renders this many variants.
     spacely_standard_variants: int = 4
 
+    # Signs expiring URLs (Luw upload URLs). Empty: one is generated once and kept in data_dir,
+    # so every process on a host signs alike (see roomrender.signing.server_secret).
+    secret_key: str = ""
+
     # Credits given to the key created on first start (None: unlimited).
     first_key_credits: int | None = None
     auto_migrate: bool | None = None

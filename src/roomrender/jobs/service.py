@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from roomrender.catalog import find_room_type, find_style, room_types, styles
@@ -102,19 +102,34 @@ class JobService:
     # -- inputs ---------------------------------------------------------------------------
 
     def store_upload(self, owner: ApiKey, data: bytes, name: str | None = None, *,
-                     kind: str = "upload", what: str = "upload") -> StoredFile:
-        """Check an input image and keep it; its key is the upload id."""
+                     kind: str = "upload", what: str = "upload", key: str | None = None,
+                     ttl_seconds: float | None = None) -> StoredFile:
+        """Check an input image and keep it; its key is the upload id.
+
+        `key` stores it under a key chosen beforehand (a signed upload URL's), once: a second
+        store under the same key is a Conflict. `ttl_seconds` overrides the upload TTL.
+        """
         checked = check_image(data, self.limits, what=what)
-        key = new_key(checked.content_type, prefix="in-")
-        self.storage.put(key, checked.data, checked.content_type)
+        key = key or new_key(checked.content_type, prefix="in-")
         now = time.time()
-        expires_at = now + self.settings.upload_ttl_seconds if kind == "upload" else None
-        with self.db.begin() as connection:
-            connection.execute(insert(files).values(
-                key=key, owner_id=owner.id, kind=kind, name=name,
-                content_type=checked.content_type, width=checked.width, height=checked.height,
-                size=len(checked.data), created_at=now, expires_at=expires_at,
-            ))
+        ttl = self.settings.upload_ttl_seconds if ttl_seconds is None else ttl_seconds
+        expires_at = now + ttl if kind == "upload" else None
+        try:
+            # The row first: of two stores racing for one key, only one writes the file.
+            with self.db.begin() as connection:
+                connection.execute(insert(files).values(
+                    key=key, owner_id=owner.id, kind=kind, name=name,
+                    content_type=checked.content_type, width=checked.width, height=checked.height,
+                    size=len(checked.data), created_at=now, expires_at=expires_at,
+                ))
+        except IntegrityError as taken:
+            raise Conflict(f"a file was already stored as {key!r}", code="file_exists") from taken
+        try:
+            self.storage.put(key, checked.data, checked.content_type)
+        except BaseException:
+            with self.db.begin() as connection:
+                connection.execute(delete(files).where(files.c.key == key))
+            raise
         return StoredFile(key, self.storage.url(key), checked.content_type, checked.width,
                           checked.height, len(checked.data), expires_at)
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from roomrender import __version__
 from roomrender.api import files, native, ops
+from roomrender.api import spacely
 from roomrender.api.errors import DialectErrors, install_error_handlers
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
@@ -73,7 +74,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
     install_error_handlers(app, dialects)
+    dialects.register("/api/v1", spacely.spacely_error)
     app.include_router(ops.router)
     app.include_router(native.router)
+    app.include_router(spacely.router)
     app.include_router(files.router)
     return app

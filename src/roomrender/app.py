@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from roomrender import __version__
 from roomrender.api import files, native, ops
@@ -79,4 +80,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(native.router)
     app.include_router(spacely.router)
     app.include_router(files.router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"], max_age=600)
     return app

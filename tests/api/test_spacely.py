@@ -571,3 +571,29 @@ def test_openapi_documents_the_routes_and_their_error_shape(client):
     assert "/api/v1/resources" in paths
     schemes = schema["components"]["securitySchemes"].values()
     assert any(s.get("in") == "header" and s.get("name") == "X-API-KEY" for s in schemes)
+
+
+# -- browser clients -----------------------------------------------------------------------
+
+def test_a_json_body_sent_as_text_plain_is_read_as_json(client, key, photos):
+    # What fetch(url, {method: "POST", body: JSON.stringify(...)}) sends without a Content-Type.
+    import json
+
+    response = client.post("/api/v1/generate/standard",
+                           headers={**key, "Content-Type": "text/plain;charset=UTF-8"},
+                           content=json.dumps(standard_body(photos)))
+    assert response.status_code == 200, response.text
+    response = client.post("/api/v1/generate/standard",
+                           headers={**key, "Content-Type": "text/plain"}, content=b"model=spacely-v1")
+    assert_error(response, 400, "invalid_request", "JSON")
+
+
+def test_browsers_may_call_the_api_from_another_origin(client, key, photos):
+    preflight = client.options("/api/v1/generate/standard", headers={
+        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key,content-type"})
+    assert preflight.status_code == 200
+    assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+    response = client.post("/api/v1/generate/standard", json=standard_body(photos),
+                           headers={**key, "Origin": "https://app.example.com"})
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"

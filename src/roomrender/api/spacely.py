@@ -9,10 +9,12 @@ insufficient credits included), 401 (key missing or invalid) or 500, the codes S
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,7 +27,28 @@ from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.services import Services
 
-router = APIRouter(prefix="/api/v1", tags=["spacely"])
+
+
+class JsonBodyRoute(APIRoute):
+    """Reads every POST body as JSON whatever its Content-Type: a browser `fetch` given a
+    JSON.stringify() body and no header sends `text/plain`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def read_as_json(request: Request) -> Response:
+            headers = request.scope["headers"]
+            declared = dict(headers).get(b"content-type", b"")
+            if request.method == "POST" and b"json" not in declared:
+                request.scope["headers"] = [(name, value) for name, value in headers
+                                            if name != b"content-type"]
+                request.scope["headers"].append((b"content-type", b"application/json"))
+            return await handler(request)
+
+        return read_as_json
+
+
+router = APIRouter(prefix="/api/v1", tags=["spacely"], route_class=JsonBodyRoute)
 
 SPACELY_WEBHOOK_EVENTS = ["job.succeeded", "job.failed"]
 # Canonical field names in core messages, as a Spacely client knows them.

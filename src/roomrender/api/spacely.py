@@ -28,7 +28,6 @@ from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.services import Services
 
 
-
 class JsonBodyRoute(APIRoute):
     """Reads every POST body as JSON whatever its Content-Type: a browser `fetch` given a
     JSON.stringify() body and no header sends `text/plain`."""
@@ -52,8 +51,7 @@ router = APIRouter(prefix="/api/v1", tags=["spacely"], route_class=JsonBodyRoute
 
 SPACELY_WEBHOOK_EVENTS = ["job.succeeded", "job.failed"]
 # Canonical field names in core messages, as a Spacely client knows them.
-WIRE_NAMES = {"image": "imageUrl", "reference_image": "styleImageUrl", "negative_prompt": "nPrompt",
-              "webhook": "webhookUrl", "room_type": "spaceType", "style": "spaceStyle"}
+WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl"}
 
 
 # -- errors -------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from roomrender import __version__
-from roomrender.api import files, luw, native, ops
+from roomrender.api import files, luw, native, ops, spacely
 from roomrender.api.errors import DialectErrors, install_error_handlers
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
@@ -72,10 +73,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.background = background
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
+    dialects.register("/api/v1", spacely.spacely_error)
     dialects.register("/v2", luw.luw_error)
     install_error_handlers(app, dialects)
     app.include_router(ops.router)
     app.include_router(native.router)
-    app.include_router(files.router)
+    app.include_router(spacely.router)
     app.include_router(luw.router)
+    app.include_router(files.router)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"], max_age=600)
     return app

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Workers may be limited to some tasks (empty: all the engine supports).
     worker_tasks: list[str] = Field(default_factory=list)
 
+    # Origins browsers may call the API from (keys travel in headers, never cookies); [] turns
+    # CORS off. Spacely's browser clients call the API directly.
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+
     # Spacely's `standard` endpoint renders this many variants.
     spacely_standard_variants: int = 4
 

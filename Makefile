@@ -12,14 +12,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The vendors' own Node example clients are run by the tests when node is present.
+NODE_STAMP := $(VENV)/node/.installed
+$(NODE_STAMP):
+	mkdir -p $(VENV)/node
+	if command -v npm >/dev/null; then npm install --prefix $(VENV)/node --no-audit --no-fund --silent axios@1 || true; fi
+	touch $(NODE_STAMP)
+
 serve: $(STAMP)
 	$(VENV)/bin/roomrender serve
 
 worker: $(STAMP)
 	$(VENV)/bin/roomrender worker
 
-test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) $(NODE_STAMP)
+	NODE_PATH=$(CURDIR)/$(VENV)/node/node_modules $(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from roomrender.app import create_app
 from roomrender.config import Settings
-from roomrender.db.tables import webhook_messages
+from roomrender.db.tables import webhook_attempts, webhook_messages
 from roomrender.jobs.models import GenerationRequest
 from roomrender.services import Services, build_services
 from roomrender.webhooks.delivery import Dispatcher, retry_after_seconds
@@ -31,6 +31,14 @@ FAST = [0, 0.05, 0.05, 0.05, 0.05]
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"allow_private_urls": True, "webhook_retry_schedule": FAST,
                                        "webhook_timeout_seconds": 2.0})
+
+
+@pytest.fixture(autouse=True)
+def empty_outbox(services: Services) -> None:
+    """On a shared database (ROOMRENDER_TEST_DATABASE_URL) start each test with no messages."""
+    with services.db.begin() as connection:
+        connection.execute(delete(webhook_attempts))
+        connection.execute(delete(webhook_messages))
 
 
 @pytest.fixture
@@ -396,3 +404,28 @@ def test_luw_webhook_body_matches_v2_results(client, services, dispatcher, recei
                         headers={"Authorization": f"Bearer {plaintext}"})
     assert polled.status_code == 200
     assert call.body == polled.content
+
+
+def test_plain_http_connects_to_the_address_that_was_checked(client, auth, services, receiver,
+                                                             secret, room_jpeg, monkeypatch):
+    """The name is resolved once, checked, and that address is used: no second lookup to rebind."""
+    name = f"hooks.example.test:{receiver.port}"
+    job_id = submit(client, auth, room_jpeg, f"http://{name}/hook?x=1")
+    drain(services)
+    looked_up: list[str] = []
+
+    def resolve_public(url: str, *, allow_private: bool) -> tuple[str, list[str]]:
+        assert not allow_private
+        looked_up.append(url)
+        return "hooks.example.test", ["127.0.0.1"]  # as if a public address had been checked
+
+    monkeypatch.setattr("roomrender.webhooks.delivery.checked_addresses", resolve_public)
+    strict = services.new_dispatcher(allow_private=False)
+    try:
+        assert strict.run_once() == 1
+    finally:
+        strict.close()
+    assert looked_up == [f"http://{name}/hook?x=1"]
+    [call] = receiver.calls
+    assert call.headers["host"] == name and call.path == "/hook?x=1"
+    assert call.verify(secret)["data"]["id"] == job_id

@@ -30,7 +30,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, insert, select, update
 
 from roomrender import __version__
 from roomrender.config import Settings
@@ -214,6 +214,17 @@ class Dispatcher:
             return
         now = time.time()
         m = webhook_messages.c
+        changes = []
+        for r in results:
+            status, next_at, error = self._next_attempt(r, now)
+            changes.append({"b_id": r.delivery.id, "b_token": r.delivery.token, "status": status,
+                            "next_attempt_at": next_at, "attempts": r.delivery.attempt,
+                            "last_status_code": r.status_code, "last_error": error,
+                            "delivered_at": now if status == DELIVERED else None})
+        # Only the claim that made the attempt may record it (a lease may have passed meanwhile).
+        guarded = (update(webhook_messages)
+                   .where(m.id == bindparam("b_id"), m.claim_token == bindparam("b_token"))
+                   .values(claim_token=None, updated_at=now))
         with self.db.begin() as connection:
             connection.execute(insert(webhook_attempts), [
                 {"message_id": r.delivery.id, "attempt": r.delivery.attempt,
@@ -221,16 +232,7 @@ class Dispatcher:
                  "status_code": r.status_code, "error": r.error, "outcome": r.outcome}
                 for r in results
             ])
-            for r in results:
-                status, next_at, error = self._next_attempt(r, now)
-                connection.execute(
-                    update(webhook_messages)
-                    .where(m.id == r.delivery.id, m.claim_token == r.delivery.token)
-                    .values(status=status, next_attempt_at=next_at, claim_token=None,
-                            attempts=r.delivery.attempt, last_status_code=r.status_code,
-                            last_error=error, updated_at=now,
-                            delivered_at=now if status == DELIVERED else None)
-                )
+            connection.execute(guarded, changes)
 
     # -- loops ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -429,3 +430,17 @@ def test_plain_http_connects_to_the_address_that_was_checked(client, auth, servi
     [call] = receiver.calls
     assert call.headers["host"] == name and call.path == "/hook?x=1"
     assert call.verify(secret)["data"]["id"] == job_id
+
+
+def test_the_served_app_delivers_in_the_background(services, api_key, receiver, room_jpeg):
+    """As `roomrender serve` runs it: a worker and the dispatcher in the API process."""
+    served = create_app(services.settings, services=services, workers=1, janitor=False)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    with TestClient(served, base_url="http://testserver") as client:
+        secret = client.get("/v1/webhooks/secret", headers=auth).json()["secret"]
+        job_id = submit(client, auth, room_jpeg, receiver.url())
+        deadline = time.time() + 20
+        while not receiver.calls and time.time() < deadline:
+            time.sleep(0.05)
+        assert receiver.calls[0].verify(secret)["data"]["id"] == job_id
+        assert "job-event" in client.get("/openapi.json").json()["webhooks"]

@@ -92,4 +92,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(native.router)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
+    app.webhooks.include_router(webhooks_api.callbacks)
     return app

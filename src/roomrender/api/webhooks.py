@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel
 
 from roomrender.api.auth import require_key
+from roomrender.api.native import JobOut
 from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.rows import to_datetime
 from roomrender.services import Services
@@ -15,6 +16,8 @@ from roomrender.webhooks.outbox import history
 from roomrender.webhooks.signing import SigningSecrets
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
+# What roomrender POSTs to a client's URL, for the OpenAPI document's `webhooks` section.
+callbacks = APIRouter(tags=["webhooks"])
 Key = Annotated[ApiKey, Depends(require_key)]
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 
@@ -99,3 +102,20 @@ def job_webhooks(request: Request, job_id: str, key: Key) -> dict[str, Any]:
             "last_error": message["last_error"],
         })
     return {"data": data}
+
+
+class WebhookEventOut(BaseModel):
+    type: Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
+    timestamp: str
+    data: JobOut
+
+
+@callbacks.post("job-event", summary="A native job's event, POSTed to its `webhook` URL")
+def job_event(
+    body: WebhookEventOut,
+    webhook_id: Annotated[str, Header(description="the same on every retry: de-duplicate on it")],
+    webhook_timestamp: Annotated[str, Header(description="epoch seconds of this attempt")],
+    webhook_signature: Annotated[str, Header(
+        description="`v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>`, two during a rotation")],
+) -> None:
+    """Answer 2xx to acknowledge. 429 and 5xx (and no answer) are retried; other codes are not."""

@@ -110,6 +110,8 @@ class Dispatcher:
         self.poll_seconds = settings.webhook_poll_seconds
         self.id = dispatcher_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._locks_rows = db.dialect.name == "postgresql"
+        # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf,
+        # past the address checks.
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False,
             limits=httpx.Limits(max_connections=self.concurrency,

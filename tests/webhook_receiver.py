@@ -42,13 +42,14 @@ class Receiver:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 with receiver.lock:
-                    receiver.calls.append(Call(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                    status, headers, delay = (receiver.replies.pop(0) if receiver.replies
-                                              else (receiver.default, {}, 0.0))
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.calls.append(Call(self.path, headers, body))
+                    status, reply_headers, delay = (receiver.replies.pop(0) if receiver.replies
+                                                    else (receiver.default, {}, 0.0))
                 if delay:
                     time.sleep(delay)
                 self.send_response(status)
-                for name, value in headers.items():
+                for name, value in reply_headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -56,7 +56,8 @@ class Delivery:
     url: str
     payload: str
     attempt: int
-    secrets: SigningSecrets
+    # None when the key that owns the job no longer exists: nothing can sign for it.
+    secrets: SigningSecrets | None
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class Dispatcher:
                                       .where(m.claim_token == token)).all()
             secrets = secrets_for(connection, sorted({row.owner_id for row in rows}))
         return [Delivery(row.id, token, row.url, row.payload, row.attempts + 1,
-                         secrets[row.owner_id]) for row in rows]
+                         secrets.get(row.owner_id)) for row in rows]
 
     # -- attempting -----------------------------------------------------------------------
 
@@ -166,6 +167,8 @@ class Dispatcher:
             duration = int((time.time() - started) * 1000)
             return AttemptResult(delivery, started, duration, outcome, **fields)
 
+        if delivery.secrets is None:
+            return result(FAILED, error="the API key that owns this job no longer exists")
         try:
             target, extra_headers = self._target(delivery.url)
         except UrlRefused as refused:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from roomrender.app import create_app
@@ -22,6 +22,7 @@ from roomrender.db.tables import webhook_attempts, webhook_messages
 from roomrender.jobs.models import GenerationRequest
 from roomrender.services import Services, build_services
 from roomrender.webhooks.delivery import Dispatcher, retry_after_seconds
+from roomrender.webhooks.outbox import prune
 from tests.conftest import data_uri, drain
 from tests.webhook_receiver import Receiver
 
@@ -444,3 +445,19 @@ def test_the_served_app_delivers_in_the_background(services, api_key, receiver, 
             time.sleep(0.05)
         assert receiver.calls[0].verify(secret)["data"]["id"] == job_id
         assert "job-event" in client.get("/openapi.json").json()["webhooks"]
+
+
+def test_settled_messages_are_pruned_after_the_retention(client, auth, services, dispatcher,
+                                                         receiver, room_jpeg):
+    job_id = submit(client, auth, room_jpeg, receiver.url())
+    pending = submit(client, auth, room_jpeg, "http://127.0.0.1:9/never-tried")
+    client.post(f"/v1/jobs/{pending}/cancel", headers=auth)
+    drain(services)
+    with services.db.begin() as connection:  # the second one stays pending: not yet due
+        connection.execute(update(webhook_messages).where(webhook_messages.c.job_id == pending)
+                           .values(next_attempt_at=time.time() + 3600))
+    dispatcher.run_once()
+    assert prune(services.db, 3600) == 0
+    assert prune(services.db, 3600, now=time.time() + 7200) == 1
+    assert client.get(f"/v1/jobs/{job_id}/webhooks", headers=auth).json() == {"data": []}
+    assert len(client.get(f"/v1/jobs/{pending}/webhooks", headers=auth).json()["data"]) == 1

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     webhook_lease_seconds: float = 120.0
     # After a rotation the previous secret keeps signing (a second signature) this long.
     webhook_secret_overlap_seconds: float = 24 * 3600
+    # Delivered and failed webhook messages are forgotten after this (None: kept forever).
+    webhook_retention_seconds: int | None = 30 * 24 * 3600
 
     # Credits given to the key created on first start (None: unlimited).
     first_key_credits: int | None = None

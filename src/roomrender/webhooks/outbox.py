@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from roomrender.db.tables import webhook_attempts, webhook_messages
 from roomrender.webhooks.bodies import native_payload, payload, wanted_events
@@ -81,3 +81,17 @@ def history(db: Engine, job_id: str) -> list[dict[str, Any]]:
         {"message": row._mapping, "attempts": [item._mapping for item in by_message.get(row.id, [])]}
         for row in messages
     ]
+
+
+def prune(db: Engine, older_than_seconds: float, now: float | None = None, limit: int = 1000) -> int:
+    """Forget delivered and failed messages (and their attempts) older than this."""
+    cutoff = (time.time() if now is None else now) - older_than_seconds
+    m = webhook_messages.c
+    with db.begin() as connection:
+        ids = connection.execute(
+            select(m.id).where(m.status.in_([DELIVERED, FAILED]), m.updated_at < cutoff).limit(limit)
+        ).scalars().all()
+        if ids:
+            connection.execute(delete(webhook_attempts).where(webhook_attempts.c.message_id.in_(ids)))
+            connection.execute(delete(webhook_messages).where(m.id.in_(ids)))
+    return len(ids)

@@ -11,20 +11,24 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from roomrender import __version__
 from roomrender.api import files, luw, native, ops, spacely
+from roomrender.api import webhooks as webhooks_api
 from roomrender.api.errors import DialectErrors, install_error_handlers
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
 from roomrender.janitor import run_janitor
 from roomrender.services import Services, build_services
+from roomrender.webhooks.delivery import Dispatcher
 
 
 class Background:
-    """In-process workers and the janitor, started and stopped with the app."""
+    """In-process workers, the janitor and the webhook dispatcher, started and stopped with the app."""
 
-    def __init__(self, services: Services, workers: int, janitor: bool) -> None:
+    def __init__(self, services: Services, workers: int, janitor: bool,
+                 webhooks: bool = True) -> None:
         self.services = services
         self.workers = workers
         self.janitor = janitor
+        self.webhooks = webhooks
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -36,8 +40,19 @@ class Background:
         if self.janitor:
             self.threads.append(threading.Thread(target=run_janitor, args=(self.services, self.stop),
                                                  name="janitor", daemon=True))
+        if self.webhooks:
+            # The API process delivers webhooks; several processes may, the outbox has leases.
+            dispatcher = self.services.new_dispatcher()
+            self.threads.append(threading.Thread(target=self._dispatch, args=(dispatcher,),
+                                                 name="webhooks", daemon=True))
         for thread in self.threads:
             thread.start()
+
+    def _dispatch(self, dispatcher: Dispatcher) -> None:
+        try:
+            dispatcher.run(self.stop)
+        finally:
+            dispatcher.close()
 
     def close(self, timeout: float = 10.0) -> None:
         self.stop.set()
@@ -46,10 +61,10 @@ class Background:
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None,
-               workers: int = 0, janitor: bool = True) -> FastAPI:
+               workers: int = 0, janitor: bool = True, webhooks: bool = True) -> FastAPI:
     settings = settings or Settings()
     services = services or build_services(settings)
-    background = Background(services, workers, janitor)
+    background = Background(services, workers, janitor, webhooks)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +96,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(spacely.router)
     app.include_router(luw.router)
     app.include_router(files.router)
+    app.include_router(webhooks_api.router)
+    app.webhooks.include_router(webhooks_api.callbacks)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], max_age=600)

@@ -82,6 +82,20 @@ def worker(
     services.new_worker(tasks=chosen).run(stop)
 
 
+@app.command()
+def webhooks() -> None:
+    """Run a standalone webhook dispatcher (`serve` runs one already; more may run side by side)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    dispatcher = _services(_settings()).new_dispatcher()
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        dispatcher.run(stop)
+    finally:
+        dispatcher.close()
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="who the key is for")],

@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     # Signs expiring URLs (Luw upload URLs). Empty: one is generated once and kept in data_dir,
     # so every process on a host signs alike (see roomrender.signing.server_secret).
     secret_key: str = ""
+    # Webhooks: delivered by the `serve` process (see roomrender.webhooks.delivery).
+    webhook_timeout_seconds: float = 10.0
+    # Delay before each attempt (the Standard Webhooks schedule): the first is immediate.
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000])
+    webhook_concurrency: int = 16
+    webhook_poll_seconds: float = 0.25
+    # A claimed delivery is retried by another dispatcher if not recorded within this time.
+    webhook_lease_seconds: float = 120.0
+    # After a rotation the previous secret keeps signing (a second signature) this long.
+    webhook_secret_overlap_seconds: float = 24 * 3600
+    # Delivered and failed webhook messages are forgotten after this (None: kept forever).
+    webhook_retention_seconds: int | None = 30 * 24 * 3600
 
     # Credits given to the key created on first start (None: unlimited).
     first_key_credits: int | None = None

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 
 from roomrender.db.tables import files
 from roomrender.services import Services
+from roomrender.webhooks.outbox import prune as prune_webhooks
 
 log = logging.getLogger("roomrender.janitor")
 
@@ -36,5 +37,7 @@ def run_janitor(services: Services, stop: threading.Event, every_seconds: float 
             removed = delete_expired_files(services)
             if removed:
                 log.info("deleted %d expired files", removed)
+            if services.settings.webhook_retention_seconds is not None:
+                prune_webhooks(services.db, services.settings.webhook_retention_seconds)
         except Exception:  # noqa: BLE001 - upkeep must keep running
             log.exception("janitor pass failed")

@@ -29,6 +29,13 @@ def check_url(url: str, *, allow_private: bool) -> str:
 
     The host is resolved here, so a public name that points at a private address is refused too.
     """
+    return checked_addresses(url, allow_private=allow_private)[0]
+
+
+def checked_addresses(url: str, *, allow_private: bool) -> tuple[str, list[str]]:
+    """Like check_url, and also the public addresses the host resolved to (none when
+    `allow_private`, which skips resolving): connect to one of them so the name cannot be
+    re-resolved to a private address between the check and the connection."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https"):
         raise UrlRefused(f"only http and https URLs are accepted, not {parsed.scheme or 'no scheme'!r}")
@@ -36,7 +43,7 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if not host:
         raise UrlRefused(f"the URL {url!r} has no host")
     if allow_private:
-        return host
+        return host, []
     try:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
     except ValueError as bad_port:
@@ -45,11 +52,13 @@ def check_url(url: str, *, allow_private: bool) -> str:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as unresolved:
         raise UrlRefused(f"the host {host!r} could not be resolved") from unresolved
+    addresses: list[str] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
+        addresses.append(str(address))
         if _is_private(address):
             raise UrlRefused(
                 f"the URL {url!r} points at a private, loopback or link-local address ({address}); "
                 "such addresses are refused (set ROOMRENDER_ALLOW_PRIVATE_URLS=1 for local testing)"
             )
-    return host
+    return host, addresses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine as Database
 
@@ -14,6 +15,9 @@ from roomrender.jobs.keys import KeyStore
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.service import JobService
 from roomrender.storage import Storage, open_storage
+from roomrender.webhooks.delivery import Dispatcher
+from roomrender.webhooks.outbox import OutboxHook
+from roomrender.webhooks.signing import SecretStore
 from roomrender.worker import Worker
 
 
@@ -30,6 +34,14 @@ class Services:
     def new_worker(self, tasks: list[str] | None = None) -> Worker:
         return Worker(self.settings, self.db, self.storage, self.engine, self.queue, tasks=tasks)
 
+    def new_dispatcher(self, **options: Any) -> Dispatcher:
+        """A webhook dispatcher; options override the settings (schedule, timeout, ...)."""
+        return Dispatcher(self.db, self.settings, **options)
+
+    @property
+    def webhook_secrets(self) -> SecretStore:
+        return SecretStore(self.db, self.settings.webhook_secret_overlap_seconds)
+
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
     db = open_database(settings.resolved_database_url())
@@ -39,5 +51,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     storage = open_storage(settings.resolved_storage_url(), settings.public_base_url)
     engine = engine or load_engine(settings)
     queue = JobQueue(db, lease_seconds=settings.lease_seconds)
-    return Services(settings, db, storage, engine, queue, KeyStore(db),
-                    JobService(settings, db, storage, engine, queue))
+    services = Services(settings, db, storage, engine, queue, KeyStore(db),
+                        JobService(settings, db, storage, engine, queue))
+    queue.add_hook(OutboxHook(services))
+    return services

@@ -31,6 +31,10 @@ api_keys = Table(
     Column("credits_used", BigInteger, nullable=False, default=0),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # Standard Webhooks signing secrets (whsec_...); the previous one signs too until it expires.
+    Column("webhook_secret", String(64), nullable=True),
+    Column("webhook_secret_previous", String(64), nullable=True),
+    Column("webhook_secret_previous_expires_at", Float, nullable=True),
 )
 
 jobs = Table(
@@ -83,4 +87,45 @@ files = Table(
     Column("size", BigInteger, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=True, index=True),
+)
+
+# The webhook outbox: one row per event to deliver, written in the job transition's transaction.
+webhook_messages = Table(
+    "webhook_messages",
+    metadata,
+    # The `webhook-id`, the same on every attempt.
+    Column("id", String(40), primary_key=True),
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("owner_id", String(32), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    # The exact body sent on every attempt.
+    Column("payload", Text, nullable=False),
+    # pending | delivered | failed
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    # A claimed row's next_attempt_at is pushed to the end of its lease, so a dispatcher that
+    # dies mid-attempt only delays the message.
+    Column("next_attempt_at", Float, nullable=True),
+    Column("claim_token", String(32), nullable=True, index=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Index("ix_webhook_messages_due", "status", "next_attempt_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    # delivered | retry | failed
+    Column("outcome", String(16), nullable=False),
 )

@@ -24,11 +24,13 @@ from roomrender.jobs.errors import (
     InvalidRequest,
     JobNotCancelable,
     NotFound,
+    UrlRefused,
 )
 from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.rows import row_to_job
+from roomrender.netsafety import check_url
 from roomrender.storage import Storage, new_key
 
 # Built once: the poll path is hot, and building a statement costs more than running it.
@@ -178,6 +180,11 @@ class JobService:
             if existing is not None:
                 return self._replay(existing, digest)
         check_task_inputs(request)
+        if request.webhook:
+            try:
+                check_url(request.webhook, allow_private=self.settings.allow_private_urls)
+            except UrlRefused as refused:
+                raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)
         self._check_credits(owner, request.n)
 
@@ -305,6 +312,10 @@ class JobService:
                 .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
             ).all()
             return JobPage([self._present(row, connection) for row in rows], int(total))
+
+    def present(self, row: Any, connection: Any = None) -> Job:
+        """A jobs row as the Job its owner would get now (queue position and ETA included)."""
+        return self._present(row, connection)
 
     def _present(self, row: Any, connection: Any = None) -> Job:
         now = time.time()

@@ -1,0 +1,282 @@
+"""The dispatcher: claims due outbox rows with a lease, POSTs them signed, records every attempt.
+
+- Several dispatchers (processes) may run on one database: a claim moves the row's
+  `next_attempt_at` to the end of a lease under a fresh `claim_token` (FOR UPDATE SKIP LOCKED on
+  PostgreSQL, a guarded UPDATE everywhere), and the outcome is only recorded by that claim. A
+  dispatcher that dies mid-attempt leaves the row to be tried again when the lease ends: delivery
+  is at least once, and every attempt of one event carries the same `webhook-id`.
+- Outcomes: 2xx delivered; network errors, timeouts, 429 and 5xx are retried on the schedule
+  (`Retry-After` may push an attempt later, never earlier); any other answer, a 3xx included
+  (redirects are not followed: a webhook must answer at the URL it was given), and a URL refused
+  at delivery time fail at once, since trying again would get the same.
+- The URL is checked again before every attempt. Over plain http the connection goes to the
+  address that was checked, so the name cannot be re-resolved to a private address in between;
+  over https the certificate check already refuses such a switch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, and_, bindparam, insert, select, update
+
+from roomrender import __version__
+from roomrender.config import Settings
+from roomrender.db.tables import webhook_attempts, webhook_messages
+from roomrender.jobs.errors import UrlRefused
+from roomrender.netsafety import checked_addresses
+from roomrender.webhooks.outbox import DELIVERED, FAILED, PENDING
+from roomrender.webhooks.signing import SigningSecrets, secrets_for, signed_headers
+
+log = logging.getLogger("roomrender.webhooks")
+
+RETRY, ERROR_SNIPPET_BYTES = "retry", 512
+# A `Retry-After` longer than the schedule's longest wait is cut to it.
+MAX_RETRY_AFTER_SECONDS = 10 * 3600.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A claimed outbox row, with the secrets that sign it."""
+
+    id: str
+    token: str
+    url: str
+    payload: str
+    attempt: int
+    # None when the key that owns the job no longer exists: nothing can sign for it.
+    secrets: SigningSecrets | None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery: Delivery
+    started_at: float
+    duration_ms: int
+    outcome: str
+    status_code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A `Retry-After` header (seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def classify(status_code: int) -> str:
+    if 200 <= status_code < 300:
+        return DELIVERED
+    if status_code == 429 or status_code >= 500:
+        return RETRY
+    return FAILED
+
+
+class Dispatcher:
+    def __init__(self, db: Engine, settings: Settings, *, schedule: Sequence[float] | None = None,
+                 timeout: float | None = None, concurrency: int | None = None,
+                 lease_seconds: float | None = None, allow_private: bool | None = None,
+                 dispatcher_id: str | None = None) -> None:
+        self.db = db
+        self.schedule = list(settings.webhook_retry_schedule if schedule is None else schedule)
+        if not self.schedule:
+            raise ValueError("the webhook retry schedule needs at least one entry")
+        self.timeout = settings.webhook_timeout_seconds if timeout is None else timeout
+        self.concurrency = max(1, settings.webhook_concurrency if concurrency is None else concurrency)
+        self.lease_seconds = settings.webhook_lease_seconds if lease_seconds is None else lease_seconds
+        self.allow_private = settings.allow_private_urls if allow_private is None else allow_private
+        self.poll_seconds = settings.webhook_poll_seconds
+        self.id = dispatcher_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._locks_rows = db.dialect.name == "postgresql"
+        # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf,
+        # past the address checks.
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False,
+            limits=httpx.Limits(max_connections=self.concurrency,
+                                max_keepalive_connections=self.concurrency),
+            headers={"User-Agent": f"roomrender-webhooks/{__version__}",
+                     "Content-Type": "application/json"},
+        )
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def claim(self, limit: int, now: float | None = None) -> list[Delivery]:
+        """Lease up to `limit` due messages to this dispatcher."""
+        now = time.time() if now is None else now
+        m = webhook_messages.c
+        due = and_(m.status == PENDING, m.next_attempt_at <= now)
+        token = uuid.uuid4().hex
+        with self.db.begin() as connection:
+            query = select(m.id).where(due).order_by(m.next_attempt_at).limit(limit)
+            if self._locks_rows:
+                query = query.with_for_update(skip_locked=True)
+            ids = connection.execute(query).scalars().all()
+            if not ids:
+                return []
+            # Guarded by `due` again: on SQLite another process may have claimed meanwhile.
+            connection.execute(update(webhook_messages).where(m.id.in_(ids), due).values(
+                claim_token=token, next_attempt_at=now + self.lease_seconds, updated_at=now))
+            rows = connection.execute(select(m.id, m.url, m.payload, m.attempts, m.owner_id)
+                                      .where(m.claim_token == token)).all()
+            secrets = secrets_for(connection, sorted({row.owner_id for row in rows}))
+        return [Delivery(row.id, token, row.url, row.payload, row.attempts + 1,
+                         secrets.get(row.owner_id)) for row in rows]
+
+    # -- attempting -----------------------------------------------------------------------
+
+    def _target(self, url: str) -> tuple[httpx.URL, dict[str, str]]:
+        _host, addresses = checked_addresses(url, allow_private=self.allow_private)
+        target = httpx.URL(url)
+        if addresses and target.scheme == "http":
+            return target.copy_with(host=addresses[0]), {"Host": target.netloc.decode("ascii")}
+        return target, {}
+
+    def attempt(self, delivery: Delivery) -> AttemptResult:
+        """POST one message once; never raises."""
+        started = time.time()
+
+        def result(outcome: str, **fields: Any) -> AttemptResult:
+            duration = int((time.time() - started) * 1000)
+            return AttemptResult(delivery, started, duration, outcome, **fields)
+
+        if delivery.secrets is None:
+            return result(FAILED, error="the API key that owns this job no longer exists")
+        try:
+            target, extra_headers = self._target(delivery.url)
+        except UrlRefused as refused:
+            return result(FAILED, error=f"refused: {refused.message}")
+        headers = signed_headers(delivery.secrets, delivery.id, delivery.payload) | extra_headers
+        try:
+            with self._client.stream("POST", target, content=delivery.payload.encode("utf-8"),
+                                     headers=headers) as response:
+                snippet = b""
+                for chunk in response.iter_bytes():
+                    snippet += chunk
+                    if len(snippet) >= ERROR_SNIPPET_BYTES:
+                        break
+        except httpx.TimeoutException:
+            return result(RETRY, error=f"timed out after {self.timeout:g} s")
+        except httpx.HTTPError as failed:
+            return result(RETRY, error=f"{type(failed).__name__}: {failed}")
+        except Exception as failed:  # noqa: BLE001 - one bad URL must not stop the dispatcher
+            return result(FAILED, error=f"{type(failed).__name__}: {failed}")
+        outcome = classify(response.status_code)
+        if outcome == DELIVERED:
+            return result(DELIVERED, status_code=response.status_code)
+        error = f"HTTP {response.status_code}"
+        if response.is_redirect:
+            error += " (redirects are not followed)"
+        text = snippet[:ERROR_SNIPPET_BYTES].decode("utf-8", "replace").strip()
+        if text:
+            error += f": {text[:200]}"
+        return result(outcome, status_code=response.status_code, error=error,
+                      retry_after=retry_after_seconds(response.headers.get("retry-after")))
+
+    # -- recording ------------------------------------------------------------------------
+
+    def _next_attempt(self, result: AttemptResult, now: float) -> tuple[str, float | None, str | None]:
+        """(status, next_attempt_at, error) after this attempt."""
+        if result.outcome != RETRY:
+            return result.outcome, None, result.error
+        attempt = result.delivery.attempt
+        if attempt >= len(self.schedule):
+            return FAILED, None, f"gave up after {attempt} attempts; last: {result.error}"
+        delay = self.schedule[attempt]
+        if result.retry_after is not None:
+            delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER_SECONDS))
+        return PENDING, now + delay, result.error
+
+    def record(self, results: Sequence[AttemptResult]) -> None:
+        if not results:
+            return
+        now = time.time()
+        m = webhook_messages.c
+        changes = []
+        for r in results:
+            status, next_at, error = self._next_attempt(r, now)
+            changes.append({"b_id": r.delivery.id, "b_token": r.delivery.token, "status": status,
+                            "next_attempt_at": next_at, "attempts": r.delivery.attempt,
+                            "last_status_code": r.status_code, "last_error": error,
+                            "delivered_at": now if status == DELIVERED else None})
+        # Only the claim that made the attempt may record it (a lease may have passed meanwhile).
+        guarded = (update(webhook_messages)
+                   .where(m.id == bindparam("b_id"), m.claim_token == bindparam("b_token"))
+                   .values(claim_token=None, updated_at=now))
+        with self.db.begin() as connection:
+            connection.execute(insert(webhook_attempts), [
+                {"message_id": r.delivery.id, "attempt": r.delivery.attempt,
+                 "started_at": r.started_at, "duration_ms": r.duration_ms,
+                 "status_code": r.status_code, "error": r.error, "outcome": r.outcome}
+                for r in results
+            ])
+            connection.execute(guarded, changes)
+
+    # -- loops ----------------------------------------------------------------------------
+
+    def run_once(self, limit: int = 1000) -> int:
+        """Attempt every message due now (up to `limit`) once; the number attempted."""
+        deliveries = self.claim(limit)
+        results = list(self._pool.map(self.attempt, deliveries))
+        self.record(results)
+        return len(results)
+
+    def run(self, stop: threading.Event) -> None:
+        """Keep up to `concurrency` attempts in flight until `stop` is set."""
+        log.info("webhook dispatcher %s started", self.id)
+        in_flight: set[Future[AttemptResult]] = set()
+        next_claim = 0.0
+        while not stop.is_set():
+            free = self.concurrency - len(in_flight)
+            # Claim in batches (half the slots at least) to spare the database a claim per message.
+            batch_ready = free >= max(1, self.concurrency // 2) or not in_flight
+            if free > 0 and batch_ready and time.monotonic() >= next_claim:
+                try:
+                    claimed = self.claim(free)
+                except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+                    log.exception("claiming webhooks failed")
+                    claimed = []
+                in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
+                if len(claimed) < free:
+                    next_claim = time.monotonic() + self.poll_seconds
+            if not in_flight:
+                stop.wait(max(0.0, next_claim - time.monotonic()))
+                continue
+            done, in_flight = wait(in_flight, timeout=self.poll_seconds, return_when=FIRST_COMPLETED)
+            self._record_safely([future.result() for future in done])
+        done, _ = wait(in_flight)
+        self._record_safely([future.result() for future in done])
+        log.info("webhook dispatcher %s stopped", self.id)
+
+    def _record_safely(self, results: list[AttemptResult]) -> None:
+        try:
+            self.record(results)
+        except Exception:  # noqa: BLE001 - unrecorded claims are retried when their lease ends
+            log.exception("recording %d webhook attempts failed", len(results))

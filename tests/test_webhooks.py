@@ -461,3 +461,20 @@ def test_settled_messages_are_pruned_after_the_retention(client, auth, services,
     assert prune(services.db, 3600, now=time.time() + 7200) == 1
     assert client.get(f"/v1/jobs/{job_id}/webhooks", headers=auth).json() == {"data": []}
     assert len(client.get(f"/v1/jobs/{pending}/webhooks", headers=auth).json()["data"]) == 1
+
+
+def test_spacely_webhook_body_matches_poll_result(client, services, dispatcher, receiver, room_jpeg):
+    owner, plaintext = services.keys.create("spacely-client")
+    job = services.jobs.submit(owner, GenerationRequest(
+        task="restyle", image=data_uri(room_jpeg), style="modern", n=2,
+        webhook=receiver.url("/spacely"), webhook_events=["job.succeeded", "job.failed"]),
+        dialect="spacely")
+    drain(services)
+    dispatcher.run_once()
+    [call] = receiver.calls
+    polled = client.get("/api/v1/generate/poll-result", params={"refId": job.id},
+                        headers={"X-API-KEY": plaintext})
+    assert polled.status_code == 200
+    assert call.verify(services.webhook_secrets.get(owner.id).current) == polled.json()
+    assert polled.json()["data"]["status"] == "success"
+    assert len(polled.json()["data"]["result"]) == 2

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from roomrender.catalog import room_types, styles
 from roomrender.api.auth import require_key
+from roomrender.api.reads import read
 from roomrender.jobs.errors import InvalidRequest
 from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
@@ -145,7 +146,7 @@ def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A job's status, progress and outputs")
 async def get_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     svc = services(request)
-    job = await run_in_threadpool(svc.jobs.get, key, job_id)
+    job = await read(svc, svc.jobs.get, key, job_id)
     return JSONResponse(job_json(job, svc.settings.public_base_url))
 
 

@@ -24,8 +24,11 @@ def open_database(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # Enough pooled connections for every thread of the server (the 40 of the request thread
+        # pool, workers, dispatcher): a connection made on demand costs more than the query,
+        # since SQLite reads the schema again on each new one.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=20, max_overflow=20)
+                               pool_size=64, max_overflow=64)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, select, update
 
 from roomrender.db.tables import api_keys, jobs
 from roomrender.jobs.models import JobStatus
@@ -21,6 +21,18 @@ from roomrender.jobs.models import JobStatus
 
 # Most urgent first: priority, then first come first served.
 _URGENCY = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+
+
+# Built once: queue positions are read on every poll of a queued job.
+_JOBS_AHEAD = select(func.count()).select_from(jobs).where(
+    jobs.c.status == JobStatus.queued.value,
+    jobs.c.engine == bindparam("engine"),
+    or_(
+        jobs.c.priority > bindparam("priority"),
+        and_(jobs.c.priority == bindparam("priority"),
+             jobs.c.created_at < bindparam("created_at")),
+    ),
+)
 
 
 class JobHook(Protocol):
@@ -271,15 +283,8 @@ class JobQueue:
 
     def queue_position(self, connection: Connection, row: Any) -> int:
         """1 for the next job to run among those of its engine."""
-        ahead = connection.execute(
-            select(func.count()).select_from(jobs).where(
-                jobs.c.status == JobStatus.queued.value,
-                jobs.c.engine == row.engine,
-                or_(
-                    jobs.c.priority > row.priority,
-                    and_(jobs.c.priority == row.priority, jobs.c.created_at < row.created_at),
-                ),
-            )
-        ).scalar_one()
+        ahead = connection.execute(_JOBS_AHEAD, {
+            "engine": row.engine, "priority": row.priority, "created_at": row.created_at,
+        }).scalar_one()
         return int(ahead) + 1
 

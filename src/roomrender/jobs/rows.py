@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +23,23 @@ def outputs_from_json(raw: list[dict[str, Any]] | None, storage: Storage) -> lis
     ]
 
 
+# A job's request never changes after submit, so it is parsed once per process.
+_PARSED_REQUESTS: OrderedDict[str, GenerationRequest] = OrderedDict()
+_PARSED_REQUESTS_MAX = 20_000
+_parsed_lock = threading.Lock()
+
+
+def parsed_request(job_id: str, raw: dict[str, Any]) -> GenerationRequest:
+    request = _PARSED_REQUESTS.get(job_id)
+    if request is None:
+        request = GenerationRequest.model_validate(raw)
+        with _parsed_lock:
+            _PARSED_REQUESTS[job_id] = request
+            if len(_PARSED_REQUESTS) > _PARSED_REQUESTS_MAX:
+                _PARSED_REQUESTS.popitem(last=False)
+    return request
+
+
 def row_to_job(row: Any, storage: Storage, *, now: float | None = None) -> Job:
     m = row._mapping
     expired = m["expires_at"] is not None and now is not None and m["expires_at"] <= now
@@ -30,7 +49,7 @@ def row_to_job(row: Any, storage: Storage, *, now: float | None = None) -> Job:
         dialect=m["dialect"],
         task=Task(m["task"]),
         status=JobStatus(m["status"]),
-        request=GenerationRequest.model_validate(m["request"]),
+        request=parsed_request(m["id"], m["request"]),
         cost=m["cost"],
         priority=m["priority"],
         progress=m["progress"],

@@ -320,6 +320,8 @@ class JobService:
     def _present(self, row: Any, connection: Any = None) -> Job:
         now = time.time()
         job = row_to_job(row, self.storage, now=now)
+        if job.status.is_terminal:
+            return job
         average = self._seconds_per_job(row.task)
         if job.status == JobStatus.queued:
             if connection is None:

@@ -114,7 +114,7 @@ def locate(spec: ModelSpec, models_dir: Path | None) -> Presence:
         if not missing:
             return Presence(spec, path, ())
         best = best or Presence(spec, path, missing)
-    return best or Presence(spec, None, ("everything",))
+    return best or Presence(spec, None, ("not found",))
 
 
 def fetch_hint(spec: ModelSpec, models_dir: Path | None) -> str:

@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The tests also run the diffusers engine on CPU: torch is pinned first so pip never picks a
+# multi-GB build on its own (override TORCH for another build).
+TORCH ?= torch==2.13.0
+TEST_STAMP := $(VENV)/.installed-diffusers
 
 .PHONY: serve test worker clean-venv
 
@@ -12,13 +16,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q '$(TORCH)'
+	$(PY) -m pip install -q -e '.[dev,diffusers]'
+	touch $(TEST_STAMP)
+
 serve: $(STAMP)
 	$(VENV)/bin/roomrender serve
 
 worker: $(STAMP)
 	$(VENV)/bin/roomrender worker
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:

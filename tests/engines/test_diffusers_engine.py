@@ -291,6 +291,23 @@ def test_models_check_passes_when_everything_is_there(models_dir: Path, registry
     assert "missing:" not in result.output
 
 
+def test_weights_are_also_found_in_the_hugging_face_cache(models_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from roomrender.engines.diffusers.loading import locate
+    from roomrender.engines.diffusers.registry import load_registry
+
+    spec = load_registry().models["controlnet_seg"]
+    snapshot = tmp_path / "hub" / "models--lllyasviel--control_v11p_sd15_seg" / "snapshots" / "abc123"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.symlink_to(models_dir / SEG_CONTROLNET)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    found = locate(spec, tmp_path / "empty-models-dir")
+    assert found.present and found.path == snapshot
+
+
 # -- the pieces -----------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ Face cache (HF_HOME / HF_HUB_CACHE, as huggingface_hub reads them).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +80,22 @@ def _probe(spec: ModelSpec) -> str:
     return f"{folder}/{name}" if folder else name
 
 
+def hf_cache_dir() -> str | None:
+    """The Hugging Face cache, read from the environment now (huggingface_hub reads it once)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
 def _from_hf_cache(spec: ModelSpec) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - comes with diffusers
         return None
     probe = _probe(spec)
-    found = try_to_load_from_cache(spec.id, probe)
+    found = try_to_load_from_cache(spec.id, probe, cache_dir=hf_cache_dir())
     if not isinstance(found, str):
         return None
     root = Path(found)

@@ -182,11 +182,15 @@ def test_compatible_jobs_share_one_batch_and_variants_differ(dservices: Services
     assert not np.array_equal(first_job[0], first_job[1])
 
 
-def test_progress_moves_with_every_denoising_step(dservices: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fields", [{"task": "text_to_image", "prompt": "a hall"},
+                                    {"task": "upscale", "image": ROOM, "scale": 2}],
+                         ids=["text_to_image", "upscale"])
+def test_progress_moves_with_every_denoising_step(dservices: Services, monkeypatch: pytest.MonkeyPatch,
+                                                  fields: dict[str, Any]) -> None:
     monkeypatch.setattr(worker_module, "PROGRESS_WRITE_SECONDS", 0.0)
     seen: list[float] = []
     dservices.queue.add_hook(lambda _c, row, event: seen.append(row.progress) if event == "job.progress" else None)
-    job_id = submit(dservices, task="text_to_image", prompt="a hall", steps=4)
+    job_id = submit(dservices, steps=4, **fields)
 
     drain(dservices)
     assert finished(dservices, job_id).status == JobStatus.succeeded
@@ -306,6 +310,28 @@ def test_weights_are_also_found_in_the_hugging_face_cache(models_dir: Path, tmp_
 
     found = locate(spec, tmp_path / "empty-models-dir")
     assert found.present and found.path == snapshot
+
+
+def test_an_operator_swaps_a_checkpoint_in_the_registry_file(
+        models_dir: Path, registry_file: Path, tmp_path: Path) -> None:
+    from roomrender.engines.diffusers.check import check_models
+    from roomrender.engines.diffusers.registry import RegistryError, load_registry, parse_registry
+
+    data = json.loads(registry_file.read_text())
+    data["models"]["controlnet_seg"]["id"] = "acme/interior-seg-controlnet"
+    swapped = tmp_path / "registry.json"
+    swapped.write_text(json.dumps(data))
+    (models_dir / "acme").mkdir(exist_ok=True)
+    if not (models_dir / "acme" / "interior-seg-controlnet").exists():
+        (models_dir / "acme" / "interior-seg-controlnet").symlink_to(models_dir / SEG_CONTROLNET)
+
+    report = {entry.task: entry for entry in check_models(load_registry(swapped), models_dir)}
+    assert report[Task.restyle].ready
+    assert "acme/interior-seg-controlnet" in [p.spec.id for p in report[Task.restyle].models]
+
+    data["tasks"]["restyle"]["pipeline"] = "StableDiffusionXLPipeline"
+    with pytest.raises(RegistryError, match="pipeline must be one of"):
+        parse_registry(data)
 
 
 # -- the pieces -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from PIL import Image
 
 from roomrender.config import Settings
 from roomrender.engines.base import BatchCanceled, BatchContext, EngineJob, JobResult, RenderedImage
-from roomrender.engines.diffusers.plan import Plan, Planner, fit
+from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.registry import Registry, TaskSpec, load_registry
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
@@ -146,9 +146,9 @@ class DiffusersEngine:
                 results[index] = plan.segments
             context.progress([batch[i].job_id for i, _ in plans], 1.0)
         elif plans:
-            images = self._run(spec, [p for _, p in plans], [batch[i].job_id for i, _ in plans], context)
-            for index, plan in plans:
-                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in images[index_of(plans, index)]]
+            grouped = self._run(spec, [p for _, p in plans], [batch[i].job_id for i, _ in plans], context)
+            for (index, plan), images in zip(plans, grouped, strict=True):
+                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in images]
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],
@@ -213,10 +213,6 @@ class DiffusersEngine:
 def as_batch(images: list[Image.Image]) -> torch.Tensor:
     arrays = [np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 for image in images]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def index_of(plans: list[tuple[int, Plan]], index: int) -> int:
-    return next(position for position, (i, _) in enumerate(plans) if i == index)
 
 
 __all__ = ["DiffusersEngine", "GenerationFailed"]

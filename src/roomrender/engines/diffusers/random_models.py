@@ -9,6 +9,7 @@ Nothing is downloaded: the tokenizer is built from a vocab and merges file writt
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,8 @@ class Builder:
             unet = UNet2DConditionModel(
                 block_out_channels=(256, 512, 512, 1024), layers_per_block=2, sample_size=128,
                 in_channels=7, out_channels=4,
-                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                down_block_types=("DownBlock2D", *["CrossAttnDownBlock2D"] * 3),
+                up_block_types=(*["CrossAttnUpBlock2D"] * 3, "UpBlock2D"),
                 cross_attention_dim=1024, attention_head_dim=[2, 4, 8, 8], use_linear_projection=True,
                 num_class_embeds=1000)
             text_encoder = self.text_encoder(1024)
@@ -168,12 +169,13 @@ class Builder:
             max_noise_level=350)
         self._cast(pipeline).save_pretrained(folder)
 
-    def _tokenizer(self, folder: Path) -> Any:
+    @staticmethod
+    def _tokenizer(folder: Path) -> Any:
         from transformers import CLIPTokenizer
 
-        write_tokenizer(folder / "_tokenizer", vocab_size=1000)
-        tokenizer = CLIPTokenizer.from_pretrained(folder / "_tokenizer")
-        return tokenizer
+        with tempfile.TemporaryDirectory() as scratch:
+            write_tokenizer(Path(scratch), vocab_size=1000)
+            return CLIPTokenizer.from_pretrained(scratch)
 
     # -- preprocessors and adapters ------------------------------------------------------------
 
@@ -293,10 +295,6 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
             base = _ip_adapter_base(registry, spec.key)
             unet_config = json.loads((target / base.id / "unet" / "config.json").read_text())
             builder.ip_adapter(folder, spec, unet_config)
-    for leftover in target.rglob("_tokenizer"):
-        import shutil
-
-        shutil.rmtree(leftover)
     return target
 
 

@@ -217,21 +217,18 @@ class Builder:
 
     def ip_adapter(self, folder: Path, spec: ModelSpec, unet_config: dict[str, Any]) -> None:
         from safetensors.torch import save_file
-        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
         if self.tiny:
             vision = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_attention_heads=4,
                                       num_hidden_layers=2, image_size=32, patch_size=8, projection_dim=32)
-            size = 32
         else:
             vision = CLIPVisionConfig(hidden_size=1280, intermediate_size=5120, num_attention_heads=16,
                                       num_hidden_layers=32, image_size=224, patch_size=14,
                                       projection_dim=1024, hidden_act="gelu")
-            size = 224
         encoder_dir = folder / (spec.image_encoder or "image_encoder")
+        # Like h94/IP-Adapter: the encoder's folder has no preprocessor_config.json.
         self._cast(CLIPVisionModelWithProjection(vision)).save_pretrained(encoder_dir)
-        CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-                           ).save_pretrained(encoder_dir)
         cross = unet_config["cross_attention_dim"]
         channels = list(unet_config["block_out_channels"])
         weights: dict[str, torch.Tensor] = {

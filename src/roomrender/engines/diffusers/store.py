@@ -34,6 +34,17 @@ def missing_models_error(task: str, specs: list[ModelSpec], models_dir: Path | N
     )
 
 
+def clip_processor(folder: Path, encoder: Any) -> Any:
+    """The encoder's image processor; IP-Adapter repos ship none (h94/IP-Adapter has only the
+    model), so the CLIP defaults are used at the encoder's own input size."""
+    from transformers import CLIPImageProcessor
+
+    if (folder / "preprocessor_config.json").is_file():
+        return CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
+    size = int(encoder.config.image_size)
+    return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+
+
 class ModelStore:
     def __init__(self, registry: Registry, models_dir: Path | None, device: torch.device,
                  dtype: torch.dtype) -> None:
@@ -126,8 +137,9 @@ class ModelStore:
         """CLIP image embeddings of reference images, shaped (batch, 1, dim) for the IP-Adapter."""
         assert task_spec.ip_adapter is not None
         folder = self.registry.models[task_spec.ip_adapter].image_encoder or "image_encoder"
-        processor = self._transformers_part(task_spec.ip_adapter, "CLIPImageProcessor", folder)
         encoder = self._transformers_part(task_spec.ip_adapter, "CLIPVisionModelWithProjection", folder)
+        processor = self._once((task_spec.ip_adapter, "image_processor"),
+                               lambda: clip_processor(self.path(task_spec.ip_adapter) / folder, encoder))
         pixels = processor(images=[i.convert("RGB") for i in images], return_tensors="pt").pixel_values
         return encoder(pixels.to(self.device, self.dtype)).image_embeds[:, None, :]
 

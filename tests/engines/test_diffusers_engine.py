@@ -234,6 +234,21 @@ def test_out_of_memory_fails_the_batch_clearly_and_the_worker_goes_on(
     assert finished(dservices, following).status == JobStatus.succeeded
 
 
+def test_segmentation_runs_once_per_image_and_batched(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real_segment = engine.pre._segment
+    monkeypatch.setattr(engine.pre, "_segment", lambda images: calls.append(len(images)) or real_segment(images))
+    photos = [Image.open(io.BytesIO(make_room_photo(WIDTH, HEIGHT))),
+              Image.open(io.BytesIO(make_room_photo(WIDTH, HEIGHT, fmt="PNG")))]
+    jobs = [EngineJob(f"j{i}", GenerationRequest(task="restyle", image="x", style="modern"), {"image": photo})
+            for i, photo in enumerate(photos + photos[:1])]
+
+    results = engine.generate(jobs, BatchContext(lambda *_: None, lambda _: False))
+    assert all(isinstance(r, list) and len(r) == 1 for r in results)
+    # The mask and the segmentation control of three jobs on two distinct images: one model call.
+    assert calls == [2]
+
+
 def test_attention_runs_through_sdpa(engine: Any) -> None:
     from diffusers.models.attention_processor import AttnProcessor2_0
 

@@ -359,6 +359,8 @@ def test_prompts_come_from_style_and_room_templates() -> None:
     assert "with a fireplace" in prompt.positive
     assert "watermark" in prompt.negative
     assert color_name("#A3B18A") == "sage green"
+    exterior = build_prompt(GenerationRequest(task="restyle", image="x", style="modern", exterior=True))
+    assert "modern house exterior" in exterior.positive
     recolor = build_prompt(GenerationRequest(task="recolor", image="x", color="#1A2A4A", area="floor"))
     assert "navy blue" in recolor.positive and "floor" in recolor.positive
 

@@ -6,7 +6,7 @@ weights into a temporary models folder (nothing is downloaded), then each task r
 through `build_services` + the worker, cold (loading included) and warm. The images are noise;
 the timings and the memory are what a real checkpoint of the same architecture costs.
 
-    .venv/bin/python bench/gpu_smoke.py                 # on a GPU host, about 15 GB of disk
+    .venv/bin/python bench/gpu_smoke.py                 # on a GPU host; about 10 GB of disk (fp16)
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
 """
 

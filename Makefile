@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The tests also run the diffusers engine on CPU: torch is pinned first so pip never picks a
+# multi-GB build on its own (override TORCH for another build).
+TORCH ?= torch==2.13.0
+TEST_STAMP := $(VENV)/.installed-diffusers
 
 .PHONY: serve test worker clean-venv
 
@@ -19,13 +23,18 @@ $(NODE_STAMP):
 	if command -v npm >/dev/null; then npm install --prefix $(VENV)/node --no-audit --no-fund --silent axios@1 || true; fi
 	touch $(NODE_STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q '$(TORCH)'
+	$(PY) -m pip install -q -e '.[dev,diffusers]'
+	touch $(TEST_STAMP)
+
 serve: $(STAMP)
 	$(VENV)/bin/roomrender serve
 
 worker: $(STAMP)
 	$(VENV)/bin/roomrender worker
 
-test: $(STAMP) $(NODE_STAMP)
+test: $(TEST_STAMP) $(NODE_STAMP)
 	NODE_PATH=$(CURDIR)/$(VENV)/node/node_modules $(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:

@@ -24,6 +24,8 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+models_app = typer.Typer(help="Model weights of the diffusers engine.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console()
 
 
@@ -143,6 +145,35 @@ def db_current() -> None:
 
     db = open_database(_settings().resolved_database_url())
     console.print(f"database: {current_revision(db)}  code: {head_revision()}")
+
+
+@models_app.command("check")
+def models_check(
+    models_dir: Annotated[Path | None, typer.Option(help="the models folder (ROOMRENDER_MODELS_DIR)")] = None,
+) -> None:
+    """List, per task, the weights present and missing, with the ids to fetch; exit 1 if any is missing."""
+    from roomrender.engines.diffusers.check import check_models, fetch_commands
+    from roomrender.engines.diffusers.registry import load_registry
+
+    settings = _settings(models_dir=models_dir)
+    report = check_models(load_registry(settings.diffusers_registry), settings.models_dir)
+    table = Table("task", "model", "kind", "status")
+    for entry in report:
+        for index, presence in enumerate(entry.models):
+            status = (f"[green]present[/green] {presence.path}" if presence.present
+                      else f"[red]missing[/red] {', '.join(presence.missing)}")
+            table.add_row(entry.task.value if index == 0 else "", presence.spec.label,
+                          presence.spec.kind, status)
+    console.print(f"models folder: {settings.models_dir or '(not set)'}; also the Hugging Face cache")
+    console.print(table)
+    commands = fetch_commands(report, settings.models_dir)
+    ready = [e.task.value for e in report if e.ready]
+    console.print(f"ready: {', '.join(ready) or 'none'}")
+    if commands:
+        console.print("missing: on a machine with internet, fetch them with")
+        for command in commands:
+            print(f"  {command}")
+        raise typer.Exit(1)
 
 
 def _sse_events(response: httpx.Response):  # type: ignore[no-untyped-def]

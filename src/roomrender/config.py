@@ -23,6 +23,11 @@ class Settings(BaseSettings):
 
     engine: str = "preview"
     models_dir: Path | None = None
+    # The diffusers engine: an operator's registry file (None: the packaged one), and where/how
+    # it runs ("auto": CUDA in fp16 when there is a GPU, else CPU in float32).
+    diffusers_registry: Path | None = None
+    diffusers_device: str = "auto"
+    diffusers_dtype: str = "auto"
 
     allow_private_urls: bool = False
     max_input_bytes: int = 20 * 1024 * 1024

@@ -1,0 +1,136 @@
+"""Where weights are found: ROOMRENDER_MODELS_DIR first, then the local Hugging Face cache.
+
+Nothing is ever downloaded (`local_files_only=True` everywhere): weights are fetched beforehand,
+on a machine with internet (`roomrender models check` prints the ids). A model id `owner/name` is
+looked up as `<models_dir>/owner/name`, then `<models_dir>/owner--name`, then in the Hugging
+Face cache (HF_HOME / HF_HUB_CACHE, as huggingface_hub reads them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from roomrender.engines.diffusers.registry import ModelSpec
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+# For each kind: (folder, needs weights) pairs that must be present. The first folder's config
+# is the probe used to find the model in the Hugging Face cache.
+_SD_PARTS = [("unet", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
+             ("scheduler", False)]
+LAYOUTS: dict[str, list[tuple[str, bool]]] = {
+    "sd": _SD_PARTS,
+    "sd_upscale": [*_SD_PARTS, ("low_res_scheduler", False)],
+    "controlnet": [("", True)],
+    "segmentation": [("", True)],
+    "depth": [("", True)],
+}
+CONFIG_NAMES = ("config.json", "scheduler_config.json", "tokenizer_config.json", "vocab.json",
+                "tokenizer.json")
+
+
+@dataclass(frozen=True)
+class Presence:
+    spec: ModelSpec
+    path: Path | None
+    missing: tuple[str, ...]
+
+    @property
+    def present(self) -> bool:
+        return self.path is not None and not self.missing
+
+
+def _required(spec: ModelSpec) -> list[tuple[str, bool]]:
+    if spec.kind == "ip_adapter":
+        return [(spec.image_encoder or "image_encoder", True)]
+    return LAYOUTS[spec.kind]
+
+
+def _has_config(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in CONFIG_NAMES)
+
+
+def _has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any(p.name.endswith(WEIGHT_SUFFIXES) for p in folder.iterdir())
+
+
+def missing_parts(spec: ModelSpec, root: Path) -> list[str]:
+    """What of the model is absent under `root` (empty when complete)."""
+    missing: list[str] = []
+    for folder, weights in _required(spec):
+        where = root / folder if folder else root
+        if not _has_config(where):
+            missing.append(f"{folder or '.'}/config")
+        elif weights and not _has_weights(where):
+            missing.append(f"{folder or '.'}/weights")
+    if spec.kind == "ip_adapter":
+        weight = root / (spec.subfolder or "") / (spec.weight_name or "")
+        if not weight.is_file():
+            missing.append(str(weight.relative_to(root)))
+    return missing
+
+
+def _probe(spec: ModelSpec) -> str:
+    if spec.kind == "ip_adapter":
+        return f"{spec.subfolder}/{spec.weight_name}" if spec.subfolder else str(spec.weight_name)
+    folder = _required(spec)[0][0]
+    name = "scheduler_config.json" if folder.endswith("scheduler") else "config.json"
+    return f"{folder}/{name}" if folder else name
+
+
+def hf_cache_dir() -> str | None:
+    """The Hugging Face cache, read from the environment now (huggingface_hub reads it once)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+def _from_hf_cache(spec: ModelSpec) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - comes with diffusers
+        return None
+    probe = _probe(spec)
+    found = try_to_load_from_cache(spec.id, probe, cache_dir=hf_cache_dir())
+    if not isinstance(found, str):
+        return None
+    root = Path(found)
+    for _ in Path(probe).parts:
+        root = root.parent
+    return root
+
+
+def candidates(spec: ModelSpec, models_dir: Path | None) -> list[Path]:
+    paths: list[Path] = []
+    if models_dir is not None:
+        paths += [models_dir / spec.id, models_dir / spec.id.replace("/", "--")]
+    cached = _from_hf_cache(spec)
+    if cached is not None:
+        paths.append(cached)
+    return paths
+
+
+def locate(spec: ModelSpec, models_dir: Path | None) -> Presence:
+    """Where the model is, or what is missing from the best candidate."""
+    best: Presence | None = None
+    for path in candidates(spec, models_dir):
+        if not path.is_dir():
+            continue
+        missing = tuple(missing_parts(spec, path))
+        if not missing:
+            return Presence(spec, path, ())
+        best = best or Presence(spec, path, missing)
+    return best or Presence(spec, None, ("not found",))
+
+
+def fetch_hint(spec: ModelSpec, models_dir: Path | None) -> str:
+    """The command that fetches this model on a machine with internet."""
+    target = f"{models_dir}/{spec.id}" if models_dir else "<models_dir>/" + spec.id
+    include = ""
+    if spec.kind == "ip_adapter":
+        include = f" --include '{spec.subfolder}/{spec.weight_name}' '{spec.image_encoder}/*'"
+    return f"hf download {spec.id}{include} --local-dir {target}"

@@ -1,0 +1,221 @@
+"""From a job to what one pipeline call needs: sizes, init image, mask, control images, prompt,
+seed; and back: the generated image resized to the asked size and composited with what is kept."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from roomrender.engines.base import EngineJob, RenderedImage
+from roomrender.engines.diffusers.preprocessors import (
+    ADE_NAMES,
+    Preprocessors,
+    colorize,
+    mask_area,
+    mask_furniture,
+    mask_sparing_openings,
+    without_furniture,
+)
+from roomrender.engines.diffusers.prompts import Prompt, build_prompt
+from roomrender.engines.diffusers.registry import Registry, TaskSpec
+from roomrender.engines.preview import erase, paint
+from roomrender.engines.preview import expand as expand_canvas
+from roomrender.jobs.errors import InvalidRequest
+from roomrender.jobs.models import Expand, GenerationRequest, Task
+
+MULTIPLE = 8
+# keep_structure raises every ControlNet scale to at least this.
+KEEP_STRUCTURE_SCALE = 0.8
+
+
+def fit(width: int, height: int, resolution: int, multiple: int = MULTIPLE) -> tuple[int, int]:
+    """The working size: the long side at `resolution`, both sides multiples of `multiple`."""
+    scale = resolution / max(width, height)
+    return (max(multiple, round(width * scale / multiple) * multiple),
+            max(multiple, round(height * scale / multiple) * multiple))
+
+
+@dataclass
+class Plan:
+    request: GenerationRequest
+    settings: dict[str, Any]
+    target_size: tuple[int, int]
+    work_size: tuple[int, int]
+    prompt: Prompt
+    seed: int
+    n: int
+    init: Image.Image | None = None
+    mask: Image.Image | None = None
+    controls: list[Image.Image] = field(default_factory=list)
+    reference: Image.Image | None = None
+    # What the result is composited over, at the target size: (original, mask of what changes).
+    keep: tuple[Image.Image, Image.Image] | None = None
+    segments: list[RenderedImage] = field(default_factory=list)
+
+
+class Planner:
+    def __init__(self, registry: Registry, pre: Preprocessors) -> None:
+        self.registry = registry
+        self.pre = pre
+
+    def call_settings(self, request: GenerationRequest) -> dict[str, Any]:
+        """The pipeline-call settings a request asks for; jobs with equal settings batch together."""
+        spec = self.registry.task(request.task)
+        steps = request.steps or spec.steps
+        if request.speed == "fast" and request.steps is None:
+            steps = max(1, steps // 2)
+        strength = request.strength if request.strength is not None else spec.strength
+        # A pipeline needs at least one denoising step after `strength` cuts the schedule.
+        strength = min(1.0, max(strength, 1.0 / steps + 1e-3))
+        scales = [c.scale for c in spec.controlnets]
+        if request.keep_structure:
+            scales = [max(s, KEEP_STRUCTURE_SCALE) for s in scales]
+        return {"steps": steps, "guidance": request.guidance if request.guidance is not None else spec.guidance,
+                "strength": round(strength, 4), "scales": tuple(scales)}
+
+    def _work_image(self, job: EngineJob, spec: TaskSpec) -> Image.Image:
+        image = job.image.convert("RGB")
+        return image.resize(fit(*image.size, self.registry.resolution), Image.Resampling.LANCZOS)
+
+    def warm(self, batch: list[EngineJob], spec: TaskSpec) -> None:
+        """Run the neural preprocessors once for the whole batch (their results are cached)."""
+        needs = {c.input for c in spec.controlnets}
+        if spec.mask in ("spare_openings", "furniture") or (spec.mask == "area") or spec.pipeline == "segmentation":
+            needs.add("segmentation")
+        images = [self._work_image(job, spec) for job in batch if "image" in job.images]
+        if not images:
+            return
+        if needs & {"segmentation", "segmentation_without_furniture"}:
+            self.pre.segment(images)
+        if "depth" in needs:
+            self.pre.depth(images)
+
+    def plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
+        request = job.request
+        settings = self.call_settings(request)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - 16)
+        task = request.task
+        resolution = self.registry.resolution
+        if task == Task.text_to_image:
+            target = (request.width or resolution, request.height or resolution)
+            return Plan(request, settings, target, fit(*target, resolution), build_prompt(request),
+                        seed, request.n)
+        if "image" not in job.images:
+            raise InvalidRequest(f"the task {task.value!r} needs an input image")
+        original = job.image.convert("RGB")
+        if task == Task.upscale:
+            return self._upscale(job, spec, settings, seed)
+        if task == Task.expand:
+            return self._expand(job, settings, seed)
+        target = (request.width or original.width, request.height or original.height)
+        image = self._work_image(job, spec)
+        plan = Plan(request, settings, target, image.size, build_prompt(request), seed, request.n,
+                    init=image)
+        if task == Task.segment:
+            plan.segments = self._segments(image, original.size, float(spec.extra.get("min_area", 0.005)))
+            return plan
+        plan.mask = self._mask(job, spec, image)
+        if plan.mask is not None:
+            target_mask = plan.mask.resize(target, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(1))
+            plan.keep = (original.resize(target, Image.Resampling.LANCZOS), target_mask)
+        if task == Task.recolor:
+            assert request.color is not None and plan.mask is not None
+            plan.init = paint(image, plan.mask, request.color)
+        if task == Task.edit and request.remove and plan.mask is not None:
+            plan.init = erase(image, plan.mask)
+        plan.controls = [self._control(kind, image) for kind in (c.input for c in spec.controlnets)]
+        if spec.ip_adapter:
+            reference = job.images.get("reference_image")
+            if reference is None:
+                raise InvalidRequest("style_transfer needs a reference_image")
+            plan.reference = reference.convert("RGB")
+        return plan
+
+    def _mask(self, job: EngineJob, spec: TaskSpec, image: Image.Image) -> Image.Image | None:
+        given = job.mask.convert("L").resize(image.size, Image.Resampling.NEAREST) if job.mask else None
+        if spec.mask is None:
+            return None
+        if spec.mask == "given" or (given is not None and spec.mask == "area"):
+            if given is None:
+                raise InvalidRequest("this task needs a mask (white marks the area to change)")
+            return given.point(lambda v: 255 if v > 127 else 0)
+        labels = self.pre.segment([image])[0]
+        if spec.mask == "spare_openings":
+            return mask_sparing_openings(labels)
+        if spec.mask == "furniture":
+            return mask_furniture(labels)
+        if spec.mask == "area":
+            return mask_area(labels, job.request.area or "wall")
+        raise InvalidRequest(f"the mask {spec.mask!r} is not known here")
+
+    def _control(self, kind: str, image: Image.Image) -> Image.Image:
+        if kind == "lines":
+            return self.pre.lines([image])[0]
+        if kind == "canny":
+            return self.pre.canny([image])[0]
+        if kind == "depth":
+            return self.pre.depth([image])[0]
+        labels = self.pre.segment([image])[0]
+        if kind == "segmentation_without_furniture":
+            labels = without_furniture(labels)
+        return colorize(labels)
+
+    def _segments(self, image: Image.Image, size: tuple[int, int], min_area: float) -> list[RenderedImage]:
+        labels = self.pre.segment([image])[0]
+        ids, counts = np.unique(labels, return_counts=True)
+        order = sorted(zip(counts.tolist(), ids.tolist(), strict=True), reverse=True)
+        segments = []
+        for count, label in order:
+            if count / labels.size < min_area and segments:
+                continue
+            mask = Image.fromarray(np.where(labels == label, 255, 0).astype(np.uint8), "L")
+            segments.append(RenderedImage(mask.resize(size, Image.Resampling.NEAREST),
+                                          label=ADE_NAMES[label] if label < len(ADE_NAMES) else str(label)))
+        return segments
+
+    def _upscale(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        request = job.request
+        original = job.image.convert("RGB")
+        scale = request.scale or 2
+        target = (original.width * scale, original.height * scale)
+        # The x4 model's input is capped (its cost grows with the output's area); what the cap
+        # leaves out of 2x/8x is made up by a Lanczos resize of its 4x output.
+        cap = int(spec.extra.get("max_input_side", 512))
+        low = original.resize(fit(*original.size, min(cap, max(original.size))), Image.Resampling.LANCZOS)
+        return Plan(request, settings, target, (low.width * 4, low.height * 4), build_prompt(request),
+                    seed, request.n, init=low)
+
+    def _expand(self, job: EngineJob, settings: dict[str, Any], seed: int) -> Plan:
+        request = job.request
+        original = job.image.convert("RGB")
+        spec = request.expand or Expand()
+        canvas = expand_canvas(original, spec)
+        left, top = round(original.width * spec.left), round(original.height * spec.top)
+        outside = Image.new("L", canvas.size, 255)
+        outside.paste(0, (left, top, left + original.width, top + original.height))
+        target = (request.width or canvas.width, request.height or canvas.height)
+        work = fit(*canvas.size, self.registry.resolution)
+        # Repaint a thin seam inside the original too, so the new area blends in.
+        seam = max(2, max(work) // 64)
+        work_mask = outside.resize(work, Image.Resampling.NEAREST).filter(ImageFilter.MaxFilter(seam * 2 + 1))
+        keep_mask = outside.resize(target, Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(2))
+        canvas_target = canvas.resize(target, Image.Resampling.LANCZOS)
+        return Plan(request, settings, target, work, build_prompt(request), seed, request.n,
+                    init=canvas.resize(work, Image.Resampling.LANCZOS), mask=work_mask,
+                    keep=(canvas_target, keep_mask))
+
+    def finish(self, plan: Plan, image: Image.Image) -> Image.Image:
+        """The generated image at the asked size, composited over what the mask keeps."""
+        result = image.convert("RGB").resize(plan.target_size, Image.Resampling.LANCZOS)
+        if plan.keep is not None:
+            original, changed = plan.keep
+            result = Image.composite(result, original, changed)
+        request = plan.request
+        if request.task == Task.recolor and request.exact_color and plan.keep is not None:
+            assert request.color is not None
+            result = paint(result, plan.keep[1], request.color)
+        return result

@@ -1,0 +1,194 @@
+"""Control images and masks: ADE20K segmentation, depth, straight lines, canny edges.
+
+Segmentation and depth are neural models loaded from the models folder (transformers'
+AutoModelForSemanticSegmentation / AutoModelForDepthEstimation, so UperNet and Segformer
+checkpoints both work) and run batched on the engine's device.
+
+Straight lines: M-LSD is neither in diffusers nor in transformers, and its original weights come
+as a pickled torch module of the ControlNet annotators. Rather than ship an unverifiable port, the
+`lines` control is a classical detector: Canny edges, then a probabilistic Hough transform that
+keeps straight segments longer than 4% of the image, drawn white on black. That is the kind of
+map the M-LSD ControlNet was trained on (thin straight wall, window and ceiling lines); it runs on
+the CPU in a few milliseconds per image.
+
+Results are cached per input image within one `generate` call (a batch), so a job whose
+restyle needs segmentation for the mask and for the control image segments once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from roomrender.catalog import load_data_file
+
+
+def ade_classes() -> list[dict[str, Any]]:
+    return load_data_file("ade20k.json")["classes"]
+
+
+ADE_PALETTE = np.array([[int(c["color"][i:i + 2], 16) for i in (1, 3, 5)] for c in ade_classes()],
+                       dtype=np.uint8)
+ADE_NAMES = [c["name"] for c in ade_classes()]
+ADE_ID = {name: index for index, name in enumerate(ADE_NAMES)}
+
+# What a restyle keeps: the openings and the load-bearing structure.
+OPENINGS = {"windowpane", "door", "screen door", "column"}
+# What an empty room keeps besides walls, floor and ceiling: what is built in.
+BUILT_IN = OPENINGS | {
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "grass", "sidewalk", "earth",
+    "mountain", "water", "house", "sea", "field", "fence", "rock", "railing", "sand", "skyscraper",
+    "path", "stairs", "runway", "stairway", "river", "bridge", "hill", "land", "bannister",
+    "escalator", "step", "lake", "fireplace", "radiator", "countertop", "kitchen island", "sink",
+    "bathtub", "toilet", "shower", "stove", "oven", "dishwasher", "counter", "blind", "awning",
+}
+AREAS = {"wall": {"wall"}, "floor": {"floor", "rug"}, "ceiling": {"ceiling"}}
+
+
+def image_digest(image: Image.Image) -> str:
+    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}{image.mode}"
+
+
+class Preprocessors:
+    """Runs the preprocessing models; `load_segmentation` / `load_depth` give (processor, model)."""
+
+    def __init__(self, load_segmentation: Callable[[], tuple[Any, Any]],
+                 load_depth: Callable[[], tuple[Any, Any]], device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self._load_segmentation = load_segmentation
+        self._load_depth = load_depth
+        self.device = device
+        self.dtype = dtype
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def _cached_batch(self, kind: str, images: list[Image.Image],
+                      run: Callable[[list[Image.Image]], list[Any]]) -> list[Any]:
+        keys = [(kind, image_digest(image)) for image in images]
+        todo: dict[tuple[str, str], Image.Image] = {}
+        for key, image in zip(keys, images, strict=True):
+            if key not in self._cache:
+                todo.setdefault(key, image)
+        if todo:
+            for key, result in zip(todo, run(list(todo.values())), strict=True):
+                self._cache[key] = result
+        return [self._cache[key] for key in keys]
+
+    # -- neural ---------------------------------------------------------------------------
+
+    def segment(self, images: list[Image.Image]) -> list[np.ndarray]:
+        """ADE20K label maps (H, W) of int, one per image, at each image's size."""
+        return self._cached_batch("segmentation", images, self._segment)
+
+    @torch.inference_mode()
+    def _segment(self, images: list[Image.Image]) -> list[np.ndarray]:
+        processor, model = self._load_segmentation()
+        inputs = processor(images=[i.convert("RGB") for i in images], return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        logits = model(pixel_values=pixels).logits.float()
+        maps = []
+        for index, image in enumerate(images):
+            resized = torch.nn.functional.interpolate(logits[index:index + 1], size=image.size[::-1],
+                                                      mode="bilinear", align_corners=False)
+            maps.append(resized.argmax(dim=1)[0].to("cpu", torch.int16).numpy())
+        return maps
+
+    def depth(self, images: list[Image.Image]) -> list[Image.Image]:
+        return self._cached_batch("depth", images, self._depth)
+
+    @torch.inference_mode()
+    def _depth(self, images: list[Image.Image]) -> list[Image.Image]:
+        processor, model = self._load_depth()
+        inputs = processor(images=[i.convert("RGB") for i in images], return_tensors="pt")
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        predicted = model(pixel_values=pixels).predicted_depth.float()
+        out = []
+        for index, image in enumerate(images):
+            depth = torch.nn.functional.interpolate(predicted[index][None, None], size=image.size[::-1],
+                                                    mode="bicubic", align_corners=False)[0, 0]
+            low, high = depth.min(), depth.max()
+            scaled = ((depth - low) / (high - low).clamp(min=1e-6) * 255).to("cpu", torch.uint8).numpy()
+            out.append(Image.fromarray(scaled, "L").convert("RGB"))
+        return out
+
+    # -- classical ------------------------------------------------------------------------
+
+    def lines(self, images: list[Image.Image]) -> list[Image.Image]:
+        return self._cached_batch("lines", images, lambda todo: [straight_lines(i) for i in todo])
+
+    def canny(self, images: list[Image.Image]) -> list[Image.Image]:
+        return self._cached_batch("canny", images, lambda todo: [canny(i) for i in todo])
+
+
+def canny(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
+    gray = np.asarray(image.convert("L"))
+    edges = cv2.Canny(gray, low, high)
+    return Image.fromarray(edges, "L").convert("RGB")
+
+
+def straight_lines(image: Image.Image) -> Image.Image:
+    """Straight segments (see the module's note on M-LSD), white on black."""
+    gray = cv2.GaussianBlur(np.asarray(image.convert("L")), (5, 5), 0)
+    edges = cv2.Canny(gray, 50, 150)
+    side = max(image.size)
+    found = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=max(10, side // 20),
+                            minLineLength=max(4, int(side * 0.04)), maxLineGap=max(2, side // 100))
+    canvas = np.zeros((image.height, image.width), dtype=np.uint8)
+    for x1, y1, x2, y2 in ([] if found is None else found.reshape(-1, 4)):
+        cv2.line(canvas, (int(x1), int(y1)), (int(x2), int(y2)), 255, max(1, side // 256))
+    return Image.fromarray(canvas, "L").convert("RGB")
+
+
+# -- from label maps to control images and masks ---------------------------------------------
+
+def colorize(labels: np.ndarray) -> Image.Image:
+    """A label map in the ADE20K palette, as the segmentation ControlNet expects."""
+    return Image.fromarray(ADE_PALETTE[labels.astype(np.int64) % len(ADE_PALETTE)], "RGB")
+
+
+def _ids(names: set[str]) -> list[int]:
+    return [ADE_ID[name] for name in names if name in ADE_ID]
+
+
+def _mask(selected: np.ndarray, grow: int = 0) -> Image.Image:
+    mask = Image.fromarray(np.where(selected, 255, 0).astype(np.uint8), "L")
+    if grow:
+        mask = mask.filter(ImageFilter.MaxFilter(grow * 2 + 1))
+    return mask
+
+
+def mask_sparing_openings(labels: np.ndarray) -> Image.Image:
+    """White (repaint) everywhere but windows, doors and columns, which are kept."""
+    keep = np.isin(labels, _ids(OPENINGS))
+    keep_grown = np.asarray(_mask(keep, grow=2)) > 0
+    return _mask(~keep_grown)
+
+
+def mask_furniture(labels: np.ndarray) -> Image.Image:
+    """White over furniture and decor (anything not built in), grown to cover their shadows' rims."""
+    movable = ~np.isin(labels, _ids(BUILT_IN))
+    return _mask(movable, grow=max(2, max(labels.shape) // 64))
+
+
+def mask_area(labels: np.ndarray, area: str) -> Image.Image:
+    return _mask(np.isin(labels, _ids(AREAS[area])))
+
+
+def without_furniture(labels: np.ndarray) -> np.ndarray:
+    """The label map of the same room emptied: furniture takes the label of what lies below it
+    (the floor under a sofa); the bottom row falls back to floor."""
+    movable = ~np.isin(labels, _ids(BUILT_IN))
+    out = labels.copy()
+    below = np.full(labels.shape[1], ADE_ID["floor"], dtype=labels.dtype)
+    for row in range(labels.shape[0] - 1, -1, -1):
+        out[row] = np.where(movable[row], below, labels[row])
+        below = out[row]
+    return out

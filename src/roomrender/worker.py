@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import Engine as Database
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from roomrender.config import Settings
 from roomrender.db.tables import files
@@ -30,6 +30,8 @@ log = logging.getLogger("roomrender.worker")
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 PROGRESS_WRITE_SECONDS = 0.25
+# How long stored outputs of a job not (yet) succeeded are kept before the janitor removes them.
+PENDING_OUTPUT_SECONDS = 3600.0
 
 
 def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
@@ -82,7 +84,7 @@ class _ClaimTracker:
 class Worker:
     def __init__(self, settings: Settings, db: Database, storage: Storage, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
-                 tasks: list[str] | None = None) -> None:
+                 tasks: list[str] | None = None, pipelines: list[str] | None = None) -> None:
         self.settings = settings
         self.db = db
         self.storage = storage
@@ -90,10 +92,12 @@ class Worker:
         self.queue = queue
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.tasks = tasks or list(settings.worker_tasks) or [t.value for t in engine.supported_tasks()]
+        self.pipelines = pipelines or list(settings.worker_pipelines) or None
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
 
     def run(self, stop: threading.Event) -> None:
-        log.info("worker %s serving %s with engine %s", self.worker_id, ",".join(self.tasks),
+        log.info("worker %s serving %s%s with engine %s", self.worker_id, ",".join(self.tasks),
+                 f" (pipelines {','.join(self.pipelines)})" if self.pipelines else "",
                  self.engine.name)
         while not stop.is_set():
             try:
@@ -107,7 +111,7 @@ class Worker:
     def run_once(self) -> bool:
         """Claim and run one batch; False when the queue had nothing for this worker."""
         claim = self.queue.claim(self.worker_id, self.engine.name, tasks=self.tasks,
-                                 max_images=self.max_images)
+                                 pipelines=self.pipelines, max_images=self.max_images)
         if claim is None:
             return False
         self._run_claim(claim)
@@ -183,28 +187,37 @@ class Worker:
                       if self.settings.result_ttl_seconds else None)
         if not self.queue.succeed(job.job_id, claim.token, outputs, expires_at):
             # Canceled or taken over meanwhile: nobody will ever see these files.
-            for output in outputs:
-                self.storage.delete(output["key"])
+            self._discard(outputs)
 
     def _store(self, job: EngineJob, images: list[RenderedImage], claim: Claim) -> list[dict[str, Any]]:
+        """Encode and store the images. Their `files` rows are written first, as pending: they
+        expire soon unless `queue.succeed` adopts them, so the janitor removes what a worker that
+        died before succeeding left in the store."""
         owner = next(row.owner_id for row in claim.rows if row.id == job.job_id)
         output_format = job.request.output_format
-        outputs: list[dict[str, Any]] = []
         now = time.time()
-        expires_at = now + self.settings.result_ttl_seconds if self.settings.result_ttl_seconds else None
+        encoded: list[tuple[str, bytes, str, RenderedImage]] = []
         for rendered in images:
             fmt = "png" if rendered.label is not None else output_format
             data, content_type = encode(rendered.image, fmt)
-            key = new_key(content_type, prefix="out-")
-            self.storage.put(key, data, content_type)
-            outputs.append({"key": key, "width": rendered.image.width,
-                            "height": rendered.image.height, "content_type": content_type,
-                            "label": rendered.label})
-            with self.db.begin() as connection:
+            encoded.append((new_key(content_type, prefix="out-"), data, content_type, rendered))
+        with self.db.begin() as connection:
+            for key, data, content_type, rendered in encoded:
                 connection.execute(insert(files).values(
-                    key=key, owner_id=owner, kind="output", job_id=job.job_id,
+                    key=key, owner_id=owner, kind="output", job_id=None,
                     content_type=content_type, width=rendered.image.width,
                     height=rendered.image.height, size=len(data), created_at=now,
-                    expires_at=expires_at,
+                    expires_at=now + PENDING_OUTPUT_SECONDS,
                 ))
-        return outputs
+        for key, data, content_type, _rendered in encoded:
+            self.storage.put(key, data, content_type)
+        return [{"key": key, "width": rendered.image.width, "height": rendered.image.height,
+                 "content_type": content_type, "label": rendered.label}
+                for key, _data, content_type, rendered in encoded]
+
+    def _discard(self, outputs: list[dict[str, Any]]) -> None:
+        keys = [output["key"] for output in outputs]
+        for key in keys:
+            self.storage.delete(key)
+        with self.db.begin() as connection:
+            connection.execute(delete(files).where(files.c.key.in_(keys)))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
 
-from roomrender.db.tables import api_keys, jobs
+from roomrender.db.tables import api_keys, files, jobs
 from roomrender.jobs.models import JobStatus
 
 
@@ -38,6 +38,20 @@ def refund(connection: Connection, owner_id: str, cost: int) -> None:
         .values(credits_used=case((api_keys.c.credits_used >= cost, api_keys.c.credits_used - cost),
                                   else_=0))
     )
+
+
+def pipeline_condition(pipelines: Sequence[str]) -> Any:
+    """Jobs whose batch key is one of `pipelines` or starts with one of them followed by ":".
+
+    Batch keys are colon-separated, most general field first (the preview engine's are
+    `preview:<task>:<W>x<H>`), so `preview` matches every preview job and `preview:restyle` only
+    its restyles, while `preview:re` matches nothing. Compared exactly (no LIKE: SQLite's is
+    case-insensitive and `_` is a wildcard)."""
+    return or_(*[
+        or_(jobs.c.batch_key == name,
+            func.substr(jobs.c.batch_key, 1, len(name) + 1) == name + ":")
+        for name in pipelines
+    ])
 
 
 class JobQueue:
@@ -67,10 +81,14 @@ class JobQueue:
         engine: str,
         *,
         tasks: Sequence[str] | None = None,
+        pipelines: Sequence[str] | None = None,
         max_images: int = 8,
         now: float | None = None,
     ) -> Claim | None:
-        """Claim the most urgent queued job and the compatible ones behind it, up to `max_images`."""
+        """Claim the most urgent queued job and the compatible ones behind it, up to `max_images`.
+
+        `pipelines` limits the claim to jobs whose batch key matches one of them (see
+        `pipeline_condition`)."""
         now = time.time() if now is None else now
         if now - self._last_reap > 1.0:
             self.requeue_expired(now)
@@ -78,6 +96,8 @@ class JobQueue:
         eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine]
         if tasks:
             eligible.append(jobs.c.task.in_(list(tasks)))
+        if pipelines:
+            eligible.append(pipeline_condition(pipelines))
         order = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
         with self.db.begin() as connection:
             first_query = select(jobs.c.batch_key).where(*eligible).order_by(*order).limit(1)
@@ -172,6 +192,12 @@ class JobQueue:
                         lease_expires_at=None)
             )
             if result.rowcount:
+                # The outputs' files rows were written as pending by the worker; adopting them
+                # here makes "succeeded" and "its files are kept" one atomic fact.
+                connection.execute(
+                    update(files).where(files.c.key.in_([output["key"] for output in outputs]))
+                    .values(job_id=job_id, expires_at=expires_at)
+                )
                 self.emit(connection, [job_id], "job.succeeded")
             return bool(result.rowcount)
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 from PIL import Image
+from sqlalchemy import insert
 
 from roomrender.config import Settings
 from roomrender.engines.base import BatchContext, EngineJob, JobResult, RenderedImage
-from roomrender.jobs.models import GenerationRequest, Task
+from roomrender.db.tables import jobs
+from roomrender.jobs.models import GenerationRequest, JobStatus, Task
+from roomrender.services import Services
 
 
 class FakeEngine:
@@ -58,3 +62,26 @@ class FakeEngine:
 def factory(settings: Settings) -> FakeEngine:
     return FakeEngine(float(os.environ.get("ROOMRENDER_FAKE_SECONDS_PER_IMAGE", "0")),
                       os.environ.get("ROOMRENDER_FAKE_LOG") or None)
+
+
+def bulk_enqueue(services: Services, owner_id: str, request: GenerationRequest, count: int,
+                 *, chunk: int = 500) -> list[str]:
+    """Queue `count` copies of a request (no image inputs) in a few INSERTs, the rows
+    JobService.submit would write (credits are not charged): load tests need thousands of jobs
+    faster than one submit at a time."""
+    now = time.time()
+    base = dict(
+        owner_id=owner_id, dialect="native", task=request.task.value,
+        status=JobStatus.queued.value, engine=services.engine.name,
+        batch_key=services.engine.batch_key(request, request.width, request.height),
+        request=request.model_dump(mode="json"), cost=request.n, priority=request.priority,
+        progress=0.0, attempts=0, max_attempts=services.settings.max_attempts,
+        cancel_requested=False, updated_at=now,
+    )
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    with services.db.begin() as connection:
+        for start in range(0, count, chunk):
+            connection.execute(insert(jobs), [
+                {**base, "id": job_id, "created_at": now + (start + offset) * 1e-6}
+                for offset, job_id in enumerate(ids[start:start + chunk])])
+    return ids

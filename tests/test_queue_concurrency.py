@@ -87,7 +87,7 @@ def test_outputs_of_a_job_that_never_succeeded_are_cleaned_up(fake: Services) ->
     batch = worker._load_inputs(claim, None)  # type: ignore[arg-type]
     [images] = fake.engine.generate(batch, _NoContext())  # type: ignore[arg-type]
     # The worker stores the outputs, then dies before `succeed`.
-    [output] = worker._store(batch[0], images, claim)  # type: ignore[arg-type]
+    [output] = worker._store([(batch[0], images)], claim)[job_id]  # type: ignore[misc]
     assert fake.storage.get(output["key"])
     with fake.db.connect() as connection:
         assert connection.execute(select(func.count()).select_from(files).where(

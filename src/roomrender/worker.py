@@ -144,8 +144,7 @@ class Worker:
                 results = [failure for _ in batch]
             tracker.flush()
             tracker.heartbeat()
-            for job, result in zip(batch, results, strict=True):
-                self._finish(job, result, claim, tracker)
+            self._finish(batch, results, claim, tracker)
         finally:
             done.set()
 
@@ -167,53 +166,82 @@ class Worker:
             batch.append(EngineJob(row.id, request, images))
         return batch
 
-    def _finish(self, job: EngineJob, result: Any, claim: Claim, tracker: _ClaimTracker) -> None:
-        if tracker.is_canceled(job.job_id) or isinstance(result, BatchCanceled):
-            self.queue.cancel_running(job.job_id, claim.token)
+    def _finish(self, batch: list[EngineJob], results: list[Any], claim: Claim,
+                tracker: _ClaimTracker) -> None:
+        """End every job of the batch; the successful ones are stored, then succeeded together
+        in one transaction (a batch costs a few commits, not a few per job)."""
+        ready: list[tuple[EngineJob, list[RenderedImage]]] = []
+        for job, result in zip(batch, results, strict=True):
+            if tracker.is_canceled(job.job_id) or isinstance(result, BatchCanceled):
+                self.queue.cancel_running(job.job_id, claim.token)
+            elif isinstance(result, Exception):
+                code = getattr(result, "code", "generation_failed")
+                message = getattr(result, "message", None) or f"{type(result).__name__}: {result}"
+                self.queue.fail(job.job_id, code, message, token=claim.token)
+            else:
+                ready.append((job, result))
+        if not ready:
             return
-        if isinstance(result, Exception):
-            code = getattr(result, "code", "generation_failed")
-            message = getattr(result, "message", None) or f"{type(result).__name__}: {result}"
-            self.queue.fail(job.job_id, code, message, token=claim.token)
-            return
-        try:
-            outputs = self._store(job, result, claim)
-        except Exception as failure:  # noqa: BLE001
-            log.exception("storing outputs of %s failed", job.job_id)
-            self.queue.fail(job.job_id, "storage_failed", f"the outputs could not be stored: {failure}",
-                            token=claim.token)
-            return
+        stored: dict[str, list[dict[str, Any]]] = {}
+        for job_id, outcome in self._store(ready, claim).items():
+            if isinstance(outcome, Exception):
+                self.queue.fail(job_id, "storage_failed",
+                                f"the outputs could not be stored: {outcome}", token=claim.token)
+            else:
+                stored[job_id] = outcome
         expires_at = (time.time() + self.settings.result_ttl_seconds
                       if self.settings.result_ttl_seconds else None)
-        if not self.queue.succeed(job.job_id, claim.token, outputs, expires_at):
-            # Canceled or taken over meanwhile: nobody will ever see these files.
-            self._discard(outputs)
+        succeeded = self.queue.succeed_many(claim.token, stored, expires_at)
+        for job_id, outputs in stored.items():
+            if job_id not in succeeded:
+                # Canceled or taken over meanwhile: nobody will ever see these files.
+                self._discard(outputs)
 
-    def _store(self, job: EngineJob, images: list[RenderedImage], claim: Claim) -> list[dict[str, Any]]:
-        """Encode and store the images. Their `files` rows are written first, as pending: they
-        expire soon unless `queue.succeed` adopts them, so the janitor removes what a worker that
-        died before succeeding left in the store."""
-        owner = next(row.owner_id for row in claim.rows if row.id == job.job_id)
-        output_format = job.request.output_format
+    def _store(self, ready: list[tuple[EngineJob, list[RenderedImage]]],
+               claim: Claim) -> dict[str, list[dict[str, Any]] | Exception]:
+        """Encode and store each job's images: its outputs, or why they could not be stored.
+
+        The `files` rows are written first, as pending: they expire soon unless
+        `queue.succeed_many` adopts them, so the janitor removes what a worker that died before
+        succeeding left in the store."""
+        owners = {row.id: row.owner_id for row in claim.rows}
         now = time.time()
-        encoded: list[tuple[str, bytes, str, RenderedImage]] = []
-        for rendered in images:
-            fmt = "png" if rendered.label is not None else output_format
-            data, content_type = encode(rendered.image, fmt)
-            encoded.append((new_key(content_type, prefix="out-"), data, content_type, rendered))
-        with self.db.begin() as connection:
-            for key, data, content_type, rendered in encoded:
-                connection.execute(insert(files).values(
-                    key=key, owner_id=owner, kind="output", job_id=None,
-                    content_type=content_type, width=rendered.image.width,
-                    height=rendered.image.height, size=len(data), created_at=now,
-                    expires_at=now + PENDING_OUTPUT_SECONDS,
-                ))
-        for key, data, content_type, _rendered in encoded:
-            self.storage.put(key, data, content_type)
-        return [{"key": key, "width": rendered.image.width, "height": rendered.image.height,
-                 "content_type": content_type, "label": rendered.label}
-                for key, _data, content_type, rendered in encoded]
+        outcome: dict[str, list[dict[str, Any]] | Exception] = {}
+        encoded: dict[str, list[tuple[str, bytes, str, RenderedImage]]] = {}
+        for job, images in ready:
+            try:
+                items = []
+                for rendered in images:
+                    fmt = "png" if rendered.label is not None else job.request.output_format
+                    data, content_type = encode(rendered.image, fmt)
+                    items.append((new_key(content_type, prefix="out-"), data, content_type, rendered))
+                encoded[job.job_id] = items
+            except Exception as failure:  # noqa: BLE001
+                log.exception("encoding outputs of %s failed", job.job_id)
+                outcome[job.job_id] = failure
+        pending = [
+            dict(key=key, owner_id=owners[job_id], kind="output", job_id=None,
+                 content_type=content_type, width=rendered.image.width,
+                 height=rendered.image.height, size=len(data), created_at=now,
+                 expires_at=now + PENDING_OUTPUT_SECONDS)
+            for job_id, items in encoded.items() for key, data, content_type, rendered in items
+        ]
+        if pending:
+            with self.db.begin() as connection:
+                connection.execute(insert(files), pending)
+        for job_id, items in encoded.items():
+            try:
+                for key, data, content_type, _rendered in items:
+                    self.storage.put(key, data, content_type)
+            except Exception as failure:  # noqa: BLE001
+                log.exception("storing outputs of %s failed", job_id)
+                outcome[job_id] = failure
+                continue
+            outcome[job_id] = [{"key": key, "width": rendered.image.width,
+                                "height": rendered.image.height, "content_type": content_type,
+                                "label": rendered.label}
+                               for key, _data, content_type, rendered in items]
+        return outcome
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
         keys = [output["key"] for output in outputs]

@@ -165,41 +165,58 @@ class JobQueue:
 
     def set_progress(self, token: str, progress: dict[str, float]) -> None:
         now = time.time()
+        # Jobs of a batch usually advance together: one UPDATE per distinct fraction.
+        by_fraction: dict[float, list[str]] = {}
+        for job_id, fraction in progress.items():
+            by_fraction.setdefault(fraction, []).append(job_id)
         with self.db.begin() as connection:
-            for job_id, fraction in progress.items():
-                result = connection.execute(
+            for fraction, job_ids in by_fraction.items():
+                changed = set(connection.execute(
                     update(jobs)
-                    .where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                    .where(jobs.c.id.in_(job_ids), jobs.c.claim_token == token,
                            jobs.c.status == JobStatus.running.value)
                     .values(progress=fraction, updated_at=now)
-                )
-                if result.rowcount:
-                    self.emit(connection, [job_id], "job.progress")
+                    .returning(jobs.c.id)
+                ).scalars())
+                self.emit(connection, [job_id for job_id in job_ids if job_id in changed],
+                          "job.progress")
 
     # -- ending ---------------------------------------------------------------------------
 
     def succeed(self, job_id: str, token: str, outputs: list[dict[str, Any]],
                 expires_at: float | None) -> bool:
         """Record the outputs; False if the job is no longer this claim's (canceled, re-leased)."""
+        return job_id in self.succeed_many(token, {job_id: outputs}, expires_at)
+
+    def succeed_many(self, token: str, outputs: dict[str, list[dict[str, Any]]],
+                     expires_at: float | None) -> set[str]:
+        """Succeed several jobs of one claim in one transaction; the ids that were still its own."""
         now = time.time()
+        succeeded: set[str] = set()
+        if not outputs:
+            return succeeded
         with self.db.begin() as connection:
-            result = connection.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.claim_token == token,
-                       jobs.c.status == JobStatus.running.value)
-                .values(status=JobStatus.succeeded.value, outputs=outputs, progress=1.0,
-                        finished_at=now, updated_at=now, expires_at=expires_at,
-                        lease_expires_at=None)
-            )
-            if result.rowcount:
+            for job_id, job_outputs in outputs.items():
+                result = connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                           jobs.c.status == JobStatus.running.value)
+                    .values(status=JobStatus.succeeded.value, outputs=job_outputs, progress=1.0,
+                            finished_at=now, updated_at=now, expires_at=expires_at,
+                            lease_expires_at=None)
+                )
+                if not result.rowcount:
+                    continue
+                succeeded.add(job_id)
                 # The outputs' files rows were written as pending by the worker; adopting them
                 # here makes "succeeded" and "its files are kept" one atomic fact.
                 connection.execute(
-                    update(files).where(files.c.key.in_([output["key"] for output in outputs]))
+                    update(files).where(files.c.key.in_([output["key"] for output in job_outputs]))
                     .values(job_id=job_id, expires_at=expires_at)
                 )
-                self.emit(connection, [job_id], "job.succeeded")
-            return bool(result.rowcount)
+            self.emit(connection, [job_id for job_id in outputs if job_id in succeeded],
+                      "job.succeeded")
+        return succeeded
 
     def fail(self, job_id: str, code: str, message: str, *, token: str | None = None) -> bool:
         """Fail a queued or running job (a claim's, when `token` is given) and refund it."""

@@ -112,7 +112,7 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ROOMRENDER_DATABASE_URL": database_url,
            "ROOMRENDER_DATA_DIR": str(settings.data_dir),
            "ROOMRENDER_ENGINE": "tests.fakes_scale:factory", "ROOMRENDER_FAKE_LOG": str(engine_log),
-           "ROOMRENDER_FAKE_SECONDS_PER_IMAGE": "0.005", "ROOMRENDER_LEASE_SECONDS": "2",
+           "ROOMRENDER_FAKE_SECONDS_PER_IMAGE": "0.005", "ROOMRENDER_LEASE_SECONDS": "3",
            "ROOMRENDER_HEARTBEAT_SECONDS": "0.3", "ROOMRENDER_WORKER_POLL_SECONDS": "0.05",
            "ROOMRENDER_BATCH_MAX_IMAGES": "4"}
     processes = Processes(env, tmp_path)
@@ -176,7 +176,6 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         submitted = set(http_ids) | {first["id"]} | bulk
         pool.shutdown()
         assert len(submitted) == JOBS
-        watcher.join(30)
 
         while True:
             with db.connect() as connection:
@@ -186,6 +185,7 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
                 break
             assert time.time() < deadline, f"{left} jobs never finished"
             time.sleep(0.2)
+        watcher.join(30)
 
         with db.connect() as connection:
             rows = connection.execute(select(jobs.c.id, jobs.c.status, jobs.c.attempts,
@@ -200,7 +200,8 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
 
     assert {row.id for row in rows} == submitted  # no job lost, none duplicated by a retry
     assert Counter(row.status for row in rows) == {"succeeded": JOBS}
-    assert {row.id: row.attempts for row in rows if row.attempts != 1} == dict.fromkeys(orphaned, 2)
+    retried = {row.id: row.attempts for row in rows if row.attempts != 1}
+    assert retried == dict.fromkeys(orphaned, 2), (retried, orphaned)
     # Exactly one stored output per job, the one its row points at.
     assert Counter(row.job_id for row in output_rows) == dict.fromkeys(submitted, 1)
     assert {row.job_id: row.key for row in output_rows} == {
@@ -220,5 +221,5 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         else:
             assert len(starts) == 1, (job_id, starts)
 
-    assert [event for event, _ in watched][-1] == "end" and '"succeeded"' in watched[-1][1]
+    assert watched and watched[-1][0] == "end" and '"succeeded"' in watched[-1][1], watched
     assert any('"status":"queued"' in data or '"status":"running"' in data for _, data in watched)

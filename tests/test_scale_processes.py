@@ -1,4 +1,5 @@
-"""Many processes on one PostgreSQL: 2 API processes, 4 workers, one worker SIGKILLed halfway.
+"""Many processes on one PostgreSQL: 2 API processes, 4 workers; an API process and a worker are
+SIGKILLed halfway.
 
 Every job must end succeeded exactly once: one success transition, one output row, and no job
 run by two workers at the same time (only the killed worker's unfinished jobs run again, after
@@ -119,13 +120,14 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
     db = create_engine(database_url, poolclass=NullPool)
     pool: ThreadPoolExecutor | None = None
     try:
-        apis = []
+        apis, api_processes = [], []
         for index in range(2):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            processes.start(f"api{index}", "-m", "uvicorn", "--factory", "roomrender.app:create_app",
-                            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                            ROOMRENDER_PUBLIC_BASE_URL=base)
+            api_processes.append(processes.start(
+                f"api{index}", "-m", "uvicorn", "--factory", "roomrender.app:create_app",
+                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                ROOMRENDER_PUBLIC_BASE_URL=base))
             apis.append(base)
         workers = [processes.start(f"worker{index}", "-c", "from roomrender.cli import app; app()",
                                    "worker") for index in range(4)]
@@ -141,14 +143,33 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         watcher.start()
 
         def submit(index: int) -> str:
+            """Submit through one API process; when it is down, retry on the other with the
+            same Idempotency-Key (the first may have queued the job before dying)."""
             body = {"task": "text_to_image", "prompt": f"room {index}"}
             idempotency = {"Idempotency-Key": f"load-{index}"}
             with httpx.Client(headers={**headers, **idempotency}, timeout=30) as client:
-                return str(client.post(f"{apis[index % 2]}/v1/jobs", json=body).json()["id"])
+                for attempt in range(2):
+                    try:
+                        answer = client.post(f"{apis[(index + attempt) % 2]}/v1/jobs", json=body)
+                    except httpx.TransportError:
+                        failovers.append(index)
+                        continue
+                    assert answer.status_code == 202, answer.text
+                    return str(answer.json()["id"])
+            raise AssertionError(f"job {index} could not be submitted")
 
-        # HTTP submissions go on while a worker is killed.
+        # HTTP submissions go on while an API process and a worker are killed.
+        failovers: list[int] = []
         pool = ThreadPoolExecutor(2)
         http_ids = pool.map(submit, range(HTTP_JOBS - 1))
+        while True:
+            assert time.time() < deadline
+            with db.connect() as connection:
+                count = connection.execute(select(func.count()).select_from(jobs)).scalar_one()
+            if count >= JOBS - HTTP_JOBS + HTTP_JOBS // 3:
+                break
+            time.sleep(0.02)
+        api_processes[0].send_signal(signal.SIGKILL)
 
         # Kill a worker while it holds a claim: freeze it, check it has running jobs, kill it.
         victim = workers[0]
@@ -175,7 +196,7 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         victim.wait(10)
         submitted = set(http_ids) | {first["id"]} | bulk
         pool.shutdown()
-        assert len(submitted) == JOBS
+        assert len(submitted) == JOBS and failovers
 
         while True:
             with db.connect() as connection:
@@ -190,22 +211,27 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         with db.connect() as connection:
             rows = connection.execute(select(jobs.c.id, jobs.c.status, jobs.c.attempts,
                                              jobs.c.outputs)).all()
-            output_rows = connection.execute(select(files.c.job_id, files.c.key).where(
-                files.c.kind == "output")).all()
+            output_rows = connection.execute(select(files.c.job_id, files.c.key, files.c.expires_at)
+                                             .where(files.c.kind == "output")).all()
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         processes.stop_all()
         db.dispose()
 
-    assert {row.id for row in rows} == submitted  # no job lost, none duplicated by a retry
+    # No job lost, none duplicated by a retry after the API process died.
+    assert len(rows) == JOBS and {row.id for row in rows} == submitted
     assert Counter(row.status for row in rows) == {"succeeded": JOBS}
     retried = {row.id: row.attempts for row in rows if row.attempts != 1}
     assert retried == dict.fromkeys(orphaned, 2), (retried, orphaned)
-    # Exactly one stored output per job, the one its row points at.
-    assert Counter(row.job_id for row in output_rows) == dict.fromkeys(submitted, 1)
-    assert {row.job_id: row.key for row in output_rows} == {
-        row.id: row.outputs[0]["key"] for row in rows}
+    # Exactly one stored output per job, the one its row points at. Outputs the killed worker
+    # stored without succeeding stay pending (no job) and expire, for the janitor to delete.
+    adopted = [row for row in output_rows if row.job_id is not None]
+    pending = [row for row in output_rows if row.job_id is None]
+    assert Counter(row.job_id for row in adopted) == dict.fromkeys(submitted, 1)
+    assert {row.job_id: row.key for row in adopted} == {row.id: row.outputs[0]["key"] for row in rows}
+    assert len(pending) <= len(orphaned)
+    assert all(row.expires_at is not None and row.expires_at < time.time() + 3601 for row in pending)
 
     runs: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for line in engine_log.read_text().splitlines():

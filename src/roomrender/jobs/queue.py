@@ -122,7 +122,7 @@ class JobQueue:
                 chosen.append(row.id)
                 images += row.cost
             token = uuid.uuid4().hex
-            connection.execute(
+            updated = connection.execute(
                 update(jobs)
                 .where(jobs.c.id.in_(chosen), jobs.c.status == JobStatus.queued.value)
                 .values(
@@ -135,10 +135,10 @@ class JobQueue:
                     progress=0.0,
                     updated_at=now,
                 )
-            )
-            rows = connection.execute(
-                select(jobs).where(jobs.c.claim_token == token).order_by(*order)
+                .returning(*jobs.c)
             ).all()
+            position = {job_id: index for index, job_id in enumerate(chosen)}  # queue order
+            rows = sorted(updated, key=lambda row: position[row.id])
             self.emit(connection, [row.id for row in rows], "job.started")
         if not rows:
             return None
@@ -205,14 +205,15 @@ class JobQueue:
                             finished_at=now, updated_at=now, expires_at=expires_at,
                             lease_expires_at=None)
                 )
-                if not result.rowcount:
-                    continue
-                succeeded.add(job_id)
-                # The outputs' files rows were written as pending by the worker; adopting them
-                # here makes "succeeded" and "its files are kept" one atomic fact.
+                if result.rowcount:
+                    succeeded.add(job_id)
+            # The outputs' files rows were written as pending by the worker; adopting them here
+            # makes "succeeded" and "its files are kept" one atomic fact.
+            adopted = {output["key"]: job_id for job_id in succeeded for output in outputs[job_id]}
+            if adopted:
                 connection.execute(
-                    update(files).where(files.c.key.in_([output["key"] for output in job_outputs]))
-                    .values(job_id=job_id, expires_at=expires_at)
+                    update(files).where(files.c.key.in_(list(adopted)))
+                    .values(job_id=case(adopted, value=files.c.key), expires_at=expires_at)
                 )
             self.emit(connection, [job_id for job_id in outputs if job_id in succeeded],
                       "job.succeeded")

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 TEST_STAMP := $(VENV)/.installed-diffusers
 
-.PHONY: serve test worker clean-venv
+.PHONY: serve test test-pg worker clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,20 @@ serve: $(STAMP)
 worker: $(STAMP)
 	$(VENV)/bin/roomrender worker
 
+# The suite runs on SQLite, then again on PostgreSQL when one answers at $(PG_TEST_URL)
+# (each test in its own fresh schema; .ci/run starts the local cluster).
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+TEST_ENV := NODE_PATH=$(CURDIR)/$(VENV)/node/node_modules
+
 test: $(TEST_STAMP) $(NODE_STAMP)
-	NODE_PATH=$(CURDIR)/$(VENV)/node/node_modules $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	@if $(PY) -c 'import sys; from tests.databases import reachable; sys.exit(not reachable("$(PG_TEST_URL)"))'; then \
+		echo "== again on PostgreSQL ($(PG_TEST_URL))"; \
+		$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest $(PYTEST_ARGS); \
+	else echo "== PostgreSQL not reachable at $(PG_TEST_URL): skipped the PostgreSQL pass"; fi
+
+test-pg: $(TEST_STAMP) $(NODE_STAMP)
+	$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,6 +16,7 @@ from PIL import Image
 from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.services import Services, build_services
+from tests.databases import fresh_schema, is_postgresql
 
 BASE_URL = "http://testserver"
 
@@ -42,11 +43,22 @@ def room_jpeg() -> bytes:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Test settings. ROOMRENDER_TEST_DATABASE_URL runs the suite on another database."""
+def database_url() -> Iterator[str]:
+    """ROOMRENDER_TEST_DATABASE_URL runs the suite on PostgreSQL, each test in a fresh schema."""
+    url = os.environ.get("ROOMRENDER_TEST_DATABASE_URL", "")
+    if not is_postgresql(url):
+        yield url
+        return
+    with fresh_schema(url) as isolated:
+        yield isolated
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Test settings on a temporary folder and an empty, migrated database."""
     return Settings(
         data_dir=tmp_path / "data",
-        database_url=os.environ.get("ROOMRENDER_TEST_DATABASE_URL", ""),
+        database_url=database_url,
         public_base_url=BASE_URL,
         heartbeat_seconds=0.2,
         worker_poll_seconds=0.02,

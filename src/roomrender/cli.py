@@ -35,9 +35,14 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    from roomrender.db.database import SchemaOutOfDate
     from roomrender.services import build_services
 
-    return build_services(settings)
+    try:
+        return build_services(settings)
+    except SchemaOutOfDate as behind:
+        console.print(f"[red]error[/red]: {behind}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -73,15 +78,20 @@ def serve(
 @app.command()
 def worker(
     tasks: Annotated[str | None, typer.Option(help="comma-separated tasks this worker takes")] = None,
+    pipelines: Annotated[str | None, typer.Option(
+        help="comma-separated pipelines this worker takes: a job matches when its batch key "
+             "equals one or starts with one followed by ':' (e.g. preview:restyle)")] = None,
 ) -> None:
-    """Run a standalone worker: it needs only the database and the storage."""
+    """Run a standalone worker: it needs only the database and the storage, no API address."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     services = _services(_settings())
-    chosen = [t.strip() for t in tasks.split(",")] if tasks else None
+    chosen = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    chosen_pipelines = ([p.strip() for p in pipelines.split(",") if p.strip()]
+                        if pipelines else None)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    services.new_worker(tasks=chosen).run(stop)
+    services.new_worker(tasks=chosen, pipelines=chosen_pipelines).run(stop)
 
 
 @app.command()

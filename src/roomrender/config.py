@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Empty means a folder inside data_dir; s3://bucket/prefix for an S3-compatible store.
     storage_url: str = ""
+    # Object store only: where its objects are publicly readable (a public bucket or a CDN), so
+    # result URLs are `<storage_public_url>/<key>`; empty: presigned URLs valid this long.
+    storage_public_url: str = ""
+    storage_presign_seconds: int = 3600
     # The base URL clients reach this server at; result URLs are built from it.
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
@@ -47,6 +51,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.2
     # Workers may be limited to some tasks (empty: all the engine supports).
     worker_tasks: list[str] = Field(default_factory=list)
+    # ...and to some pipelines: batch keys equal to one of these or starting with it plus ":".
+    worker_pipelines: list[str] = Field(default_factory=list)
 
     # Origins browsers may call the API from (keys travel in headers, never cookies); [] turns
     # CORS off. Spacely's browser clients call the API directly.

@@ -31,8 +31,10 @@ class Services:
     keys: KeyStore
     jobs: JobService
 
-    def new_worker(self, tasks: list[str] | None = None) -> Worker:
-        return Worker(self.settings, self.db, self.storage, self.engine, self.queue, tasks=tasks)
+    def new_worker(self, tasks: list[str] | None = None,
+                   pipelines: list[str] | None = None) -> Worker:
+        return Worker(self.settings, self.db, self.storage, self.engine, self.queue, tasks=tasks,
+                      pipelines=pipelines)
 
     def new_dispatcher(self, **options: Any) -> Dispatcher:
         """A webhook dispatcher; options override the settings (schedule, timeout, ...)."""
@@ -48,7 +50,9 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     if settings.should_auto_migrate():
         upgrade(db)
     check_schema(db)
-    storage = open_storage(settings.resolved_storage_url(), settings.public_base_url)
+    storage = open_storage(settings.resolved_storage_url(), settings.public_base_url,
+                           public_url=settings.storage_public_url or None,
+                           presign_seconds=settings.storage_presign_seconds)
     engine = engine or load_engine(settings)
     queue = JobQueue(db, lease_seconds=settings.lease_seconds)
     services = Services(settings, db, storage, engine, queue, KeyStore(db),

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import Engine as Database
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from roomrender.config import Settings
 from roomrender.db.tables import files
@@ -31,6 +31,8 @@ log = logging.getLogger("roomrender.worker")
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 PROGRESS_WRITE_SECONDS = 0.25
+# How long stored outputs of a job not (yet) succeeded are kept before the janitor removes them.
+PENDING_OUTPUT_SECONDS = 3600.0
 
 
 def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
@@ -83,7 +85,7 @@ class _ClaimTracker:
 class Worker:
     def __init__(self, settings: Settings, db: Database, storage: Storage, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
-                 tasks: list[str] | None = None) -> None:
+                 tasks: list[str] | None = None, pipelines: list[str] | None = None) -> None:
         self.settings = settings
         self.db = db
         self.storage = storage
@@ -91,6 +93,7 @@ class Worker:
         self.queue = queue
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.tasks = tasks or list(settings.worker_tasks) or [t.value for t in engine.supported_tasks()]
+        self.pipelines = pipelines or list(settings.worker_pipelines) or None
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
         self._finisher: ThreadPoolExecutor | None = None
         # At most this many finished batches wait for storage while the next one runs.
@@ -99,7 +102,8 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop`. Outputs are encoded and stored on a separate thread while the
         engine already runs the next batch."""
-        log.info("worker %s serving %s with engine %s", self.worker_id, ",".join(self.tasks),
+        log.info("worker %s serving %s%s with engine %s", self.worker_id, ",".join(self.tasks),
+                 f" (pipelines {','.join(self.pipelines)})" if self.pipelines else "",
                  self.engine.name)
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
         try:
@@ -118,7 +122,7 @@ class Worker:
     def run_once(self) -> bool:
         """Claim and run one batch; False when the queue had nothing for this worker."""
         claim = self.queue.claim(self.worker_id, self.engine.name, tasks=self.tasks,
-                                 max_images=self.max_images)
+                                 pipelines=self.pipelines, max_images=self.max_images)
         if claim is None:
             return False
         images = sum(row.cost for row in claim.rows)
@@ -160,8 +164,7 @@ class Worker:
         def finish() -> None:
             try:
                 tracker.heartbeat()
-                for job, result in zip(batch, results, strict=True):
-                    self._finish(job, result, claim, tracker)
+                self._finish(batch, results, claim, tracker)
             except Exception:  # noqa: BLE001 - a lost lease brings the jobs back anyway
                 log.exception("finishing a batch failed")
             finally:
@@ -192,48 +195,86 @@ class Worker:
             batch.append(EngineJob(row.id, request, images))
         return batch
 
-    def _finish(self, job: EngineJob, result: Any, claim: Claim, tracker: _ClaimTracker) -> None:
-        if tracker.is_canceled(job.job_id) or isinstance(result, BatchCanceled):
-            self.queue.cancel_running(job.job_id, claim.token)
+    def _finish(self, batch: list[EngineJob], results: list[Any], claim: Claim,
+                tracker: _ClaimTracker) -> None:
+        """End every job of the batch; the successful ones are stored, then succeeded together
+        in one transaction (a batch costs a few commits, not a few per job)."""
+        ready: list[tuple[EngineJob, list[RenderedImage]]] = []
+        for job, result in zip(batch, results, strict=True):
+            if tracker.is_canceled(job.job_id) or isinstance(result, BatchCanceled):
+                self.queue.cancel_running(job.job_id, claim.token)
+            elif isinstance(result, Exception):
+                code = getattr(result, "code", "generation_failed")
+                message = getattr(result, "message", None) or f"{type(result).__name__}: {result}"
+                self.queue.fail(job.job_id, code, message, token=claim.token)
+            else:
+                ready.append((job, result))
+        if not ready:
             return
-        if isinstance(result, Exception):
-            code = getattr(result, "code", "generation_failed")
-            message = getattr(result, "message", None) or f"{type(result).__name__}: {result}"
-            self.queue.fail(job.job_id, code, message, token=claim.token)
-            return
-        try:
-            outputs = self._store(job, result, claim)
-        except Exception as failure:  # noqa: BLE001
-            log.exception("storing outputs of %s failed", job.job_id)
-            self.queue.fail(job.job_id, "storage_failed", f"the outputs could not be stored: {failure}",
-                            token=claim.token)
-            return
+        stored: dict[str, list[dict[str, Any]]] = {}
+        for job_id, outcome in self._store(ready, claim).items():
+            if isinstance(outcome, Exception):
+                self.queue.fail(job_id, "storage_failed",
+                                f"the outputs could not be stored: {outcome}", token=claim.token)
+            else:
+                stored[job_id] = outcome
         expires_at = (time.time() + self.settings.result_ttl_seconds
                       if self.settings.result_ttl_seconds else None)
-        if not self.queue.succeed(job.job_id, claim.token, outputs, expires_at):
-            # Canceled or taken over meanwhile: nobody will ever see these files.
-            for output in outputs:
-                self.storage.delete(output["key"])
+        succeeded = self.queue.succeed_many(claim.token, stored, expires_at)
+        for job_id, outputs in stored.items():
+            if job_id not in succeeded:
+                # Canceled or taken over meanwhile: nobody will ever see these files.
+                self._discard(outputs)
 
-    def _store(self, job: EngineJob, images: list[RenderedImage], claim: Claim) -> list[dict[str, Any]]:
-        owner = next(row.owner_id for row in claim.rows if row.id == job.job_id)
-        output_format = job.request.output_format
-        outputs: list[dict[str, Any]] = []
+    def _store(self, ready: list[tuple[EngineJob, list[RenderedImage]]],
+               claim: Claim) -> dict[str, list[dict[str, Any]] | Exception]:
+        """Encode and store each job's images: its outputs, or why they could not be stored.
+
+        The `files` rows are written first, as pending: they expire soon unless
+        `queue.succeed_many` adopts them, so the janitor removes what a worker that died before
+        succeeding left in the store."""
+        owners = {row.id: row.owner_id for row in claim.rows}
         now = time.time()
-        expires_at = now + self.settings.result_ttl_seconds if self.settings.result_ttl_seconds else None
-        for rendered in images:
-            fmt = "png" if rendered.label is not None else output_format
-            data, content_type = encode(rendered.image, fmt)
-            key = new_key(content_type, prefix="out-")
-            self.storage.put(key, data, content_type)
-            outputs.append({"key": key, "width": rendered.image.width,
-                            "height": rendered.image.height, "content_type": content_type,
-                            "label": rendered.label})
+        outcome: dict[str, list[dict[str, Any]] | Exception] = {}
+        encoded: dict[str, list[tuple[str, bytes, str, RenderedImage]]] = {}
+        for job, images in ready:
+            try:
+                items = []
+                for rendered in images:
+                    fmt = "png" if rendered.label is not None else job.request.output_format
+                    data, content_type = encode(rendered.image, fmt)
+                    items.append((new_key(content_type, prefix="out-"), data, content_type, rendered))
+                encoded[job.job_id] = items
+            except Exception as failure:  # noqa: BLE001
+                log.exception("encoding outputs of %s failed", job.job_id)
+                outcome[job.job_id] = failure
+        pending = [
+            dict(key=key, owner_id=owners[job_id], kind="output", job_id=None,
+                 content_type=content_type, width=rendered.image.width,
+                 height=rendered.image.height, size=len(data), created_at=now,
+                 expires_at=now + PENDING_OUTPUT_SECONDS)
+            for job_id, items in encoded.items() for key, data, content_type, rendered in items
+        ]
+        if pending:
             with self.db.begin() as connection:
-                connection.execute(insert(files).values(
-                    key=key, owner_id=owner, kind="output", job_id=job.job_id,
-                    content_type=content_type, width=rendered.image.width,
-                    height=rendered.image.height, size=len(data), created_at=now,
-                    expires_at=expires_at,
-                ))
-        return outputs
+                connection.execute(insert(files), pending)
+        for job_id, items in encoded.items():
+            try:
+                for key, data, content_type, _rendered in items:
+                    self.storage.put(key, data, content_type)
+            except Exception as failure:  # noqa: BLE001
+                log.exception("storing outputs of %s failed", job_id)
+                outcome[job_id] = failure
+                continue
+            outcome[job_id] = [{"key": key, "width": rendered.image.width,
+                                "height": rendered.image.height, "content_type": content_type,
+                                "label": rendered.label}
+                               for key, _data, content_type, rendered in items]
+        return outcome
+
+    def _discard(self, outputs: list[dict[str, Any]]) -> None:
+        keys = [output["key"] for output in outputs]
+        for key in keys:
+            self.storage.delete(key)
+        with self.db.begin() as connection:
+            connection.execute(delete(files).where(files.c.key.in_(keys)))

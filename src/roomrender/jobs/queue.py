@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, select, update
 
-from roomrender.db.tables import api_keys, jobs
+from roomrender.db.tables import api_keys, files, jobs
 from roomrender.jobs.models import JobStatus
 
 
@@ -56,6 +56,20 @@ def refund(connection: Connection, owner_id: str, cost: int) -> None:
     )
 
 
+def pipeline_condition(pipelines: Sequence[str]) -> Any:
+    """Jobs whose batch key is one of `pipelines` or starts with one of them followed by ":".
+
+    Batch keys are colon-separated, most general field first (the preview engine's are
+    `preview:<task>:<W>x<H>`), so `preview` matches every preview job and `preview:restyle` only
+    its restyles, while `preview:re` matches nothing. Compared exactly (no LIKE: SQLite's is
+    case-insensitive and `_` is a wildcard)."""
+    return or_(*[
+        or_(jobs.c.batch_key == name,
+            func.substr(jobs.c.batch_key, 1, len(name) + 1) == name + ":")
+        for name in pipelines
+    ])
+
+
 class JobQueue:
     def __init__(self, db: Engine, *, lease_seconds: float, hooks: Sequence[JobHook] = ()) -> None:
         self.db = db
@@ -83,10 +97,14 @@ class JobQueue:
         engine: str,
         *,
         tasks: Sequence[str] | None = None,
+        pipelines: Sequence[str] | None = None,
         max_images: int = 8,
         now: float | None = None,
     ) -> Claim | None:
-        """Claim the most urgent queued job and the compatible ones behind it, up to `max_images`."""
+        """Claim the most urgent queued job and the compatible ones behind it, up to `max_images`.
+
+        `pipelines` limits the claim to jobs whose batch key matches one of them (see
+        `pipeline_condition`)."""
         now = time.time() if now is None else now
         if now - self._last_reap > 1.0:
             self.requeue_expired(now)
@@ -94,6 +112,8 @@ class JobQueue:
         eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine]
         if tasks:
             eligible.append(jobs.c.task.in_(list(tasks)))
+        if pipelines:
+            eligible.append(pipeline_condition(pipelines))
         with self.db.begin() as connection:
             first_query = select(jobs.c.batch_key).where(*eligible).order_by(*_URGENCY).limit(1)
             if self._locks_rows:
@@ -114,7 +134,7 @@ class JobQueue:
         with self.db.begin() as connection:
             more = self._take(connection, worker_id, claim.token, first.batch_key, eligible,
                               max_images, time.time())
-        return more or claim
+        return Claim(claim.token, [*claim.rows, *more.rows]) if more else claim
 
     def _take(self, connection: Connection, worker_id: str, token: str, batch_key: str,
               eligible: list[Any], max_images: int, now: float,
@@ -136,7 +156,7 @@ class JobQueue:
             images += row.cost
         if not chosen:
             return None
-        connection.execute(
+        updated = connection.execute(
             update(jobs)
             .where(jobs.c.id.in_(chosen), jobs.c.status == JobStatus.queued.value)
             .values(
@@ -149,12 +169,14 @@ class JobQueue:
                 progress=0.0,
                 updated_at=now,
             )
-        )
-        rows = connection.execute(
-            select(jobs).where(jobs.c.claim_token == token).order_by(*_URGENCY)
+            .returning(*jobs.c)
         ).all()
-        self.emit(connection, [row.id for row in rows if row.id in chosen], "job.started")
-        return Claim(token, rows) if rows else None
+        if not updated:
+            return None
+        position = {job_id: index for index, job_id in enumerate(chosen)}  # queue order
+        rows = sorted(updated, key=lambda row: position[row.id])
+        self.emit(connection, [row.id for row in rows], "job.started")
+        return Claim(token, rows)
 
     def heartbeat(self, token: str, job_ids: Sequence[str], now: float | None = None) -> set[str]:
         """Extend the lease of these jobs; answer the ids whose cancellation was asked for."""
@@ -177,35 +199,59 @@ class JobQueue:
 
     def set_progress(self, token: str, progress: dict[str, float]) -> None:
         now = time.time()
+        # Jobs of a batch usually advance together: one UPDATE per distinct fraction.
+        by_fraction: dict[float, list[str]] = {}
+        for job_id, fraction in progress.items():
+            by_fraction.setdefault(fraction, []).append(job_id)
         with self.db.begin() as connection:
-            for job_id, fraction in progress.items():
-                result = connection.execute(
+            for fraction, job_ids in by_fraction.items():
+                changed = set(connection.execute(
                     update(jobs)
-                    .where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                    .where(jobs.c.id.in_(job_ids), jobs.c.claim_token == token,
                            jobs.c.status == JobStatus.running.value)
                     .values(progress=fraction, updated_at=now)
-                )
-                if result.rowcount:
-                    self.emit(connection, [job_id], "job.progress")
+                    .returning(jobs.c.id)
+                ).scalars())
+                self.emit(connection, [job_id for job_id in job_ids if job_id in changed],
+                          "job.progress")
 
     # -- ending ---------------------------------------------------------------------------
 
     def succeed(self, job_id: str, token: str, outputs: list[dict[str, Any]],
                 expires_at: float | None) -> bool:
         """Record the outputs; False if the job is no longer this claim's (canceled, re-leased)."""
+        return job_id in self.succeed_many(token, {job_id: outputs}, expires_at)
+
+    def succeed_many(self, token: str, outputs: dict[str, list[dict[str, Any]]],
+                     expires_at: float | None) -> set[str]:
+        """Succeed several jobs of one claim in one transaction; the ids that were still its own."""
         now = time.time()
+        succeeded: set[str] = set()
+        if not outputs:
+            return succeeded
         with self.db.begin() as connection:
-            result = connection.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.claim_token == token,
-                       jobs.c.status == JobStatus.running.value)
-                .values(status=JobStatus.succeeded.value, outputs=outputs, progress=1.0,
-                        finished_at=now, updated_at=now, expires_at=expires_at,
-                        lease_expires_at=None)
-            )
-            if result.rowcount:
-                self.emit(connection, [job_id], "job.succeeded")
-            return bool(result.rowcount)
+            for job_id, job_outputs in outputs.items():
+                result = connection.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                           jobs.c.status == JobStatus.running.value)
+                    .values(status=JobStatus.succeeded.value, outputs=job_outputs, progress=1.0,
+                            finished_at=now, updated_at=now, expires_at=expires_at,
+                            lease_expires_at=None)
+                )
+                if result.rowcount:
+                    succeeded.add(job_id)
+            # The outputs' files rows were written as pending by the worker; adopting them here
+            # makes "succeeded" and "its files are kept" one atomic fact.
+            adopted = {output["key"]: job_id for job_id in succeeded for output in outputs[job_id]}
+            if adopted:
+                connection.execute(
+                    update(files).where(files.c.key.in_(list(adopted)))
+                    .values(job_id=case(adopted, value=files.c.key), expires_at=expires_at)
+                )
+            self.emit(connection, [job_id for job_id in outputs if job_id in succeeded],
+                      "job.succeeded")
+        return succeeded
 
     def fail(self, job_id: str, code: str, message: str, *, token: str | None = None) -> bool:
         """Fail a queued or running job (a claim's, when `token` is given) and refund it."""

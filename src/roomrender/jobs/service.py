@@ -136,11 +136,10 @@ class JobService:
                           checked.height, len(checked.data), expires_at)
 
     def _own_file_key(self, ref: str) -> str | None:
-        """The storage key when `ref` is one of this server's own file URLs."""
-        base = self.settings.public_base_url.rstrip("/") + "/files/"
-        if ref.startswith(base):
-            return ref[len(base):].split("?", 1)[0]
-        return None
+        """The storage key when `ref` is one of this server's own file URLs (any storage)."""
+        if not ref.startswith(("http://", "https://")):
+            return None
+        return self.storage.key_for_url(ref)
 
     def _file_row(self, owner: ApiKey, key: str) -> Any:
         with self.db.connect() as connection:

@@ -21,6 +21,10 @@ class Storage(Protocol):
         """The URL a client downloads the file from."""
         ...
 
+    def key_for_url(self, url: str) -> str | None:
+        """The key of the file `url` points to, when it is one of this storage's own URLs."""
+        ...
+
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 

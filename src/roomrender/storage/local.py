@@ -57,3 +57,11 @@ class LocalStorage:
 
     def url(self, key: str) -> str:
         return f"{self.public_base_url}/files/{key}"
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key when `url` is one of this server's own file URLs."""
+        base = f"{self.public_base_url}/files/"
+        if not url.startswith(base):
+            return None
+        key = url[len(base):].split("?", 1)[0].split("#", 1)[0]
+        return key if is_safe_key(key) else None

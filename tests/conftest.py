@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from PIL import Image
 from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.services import Services, build_services
-from tests.databases import fresh_schema, is_postgresql
+from tests.databases import isolated_database
 
 BASE_URL = "http://testserver"
 
@@ -45,12 +44,8 @@ def room_jpeg() -> bytes:
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """ROOMRENDER_TEST_DATABASE_URL runs the suite on PostgreSQL, each test in a fresh schema."""
-    url = os.environ.get("ROOMRENDER_TEST_DATABASE_URL", "")
-    if not is_postgresql(url):
+    with isolated_database() as url:
         yield url
-        return
-    with fresh_schema(url) as isolated:
-        yield isolated
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ with that URL see the same schema), and dropped when the test ends.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,18 @@ def fresh_schema(url: str, *, migrate: bool = True) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def isolated_database() -> Iterator[str]:
+    """The test database URL: SQLite's default (empty), or a fresh PostgreSQL schema when
+    ROOMRENDER_TEST_DATABASE_URL names one."""
+    url = os.environ.get("ROOMRENDER_TEST_DATABASE_URL", "")
+    if not is_postgresql(url):
+        yield url
+        return
+    with fresh_schema(url) as isolated:
+        yield isolated
 
 
 def reachable(url: str) -> bool:

@@ -59,12 +59,13 @@ class LuwClient:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
     """A real HTTP server on a random port, with one in-process worker: (base URL, token)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = Settings(data_dir=tmp_path / "data", public_base_url=base_url,
+                        database_url=database_url,
                         worker_poll_seconds=0.05, heartbeat_seconds=0.5)
     services = build_services(settings)
     _, token = services.keys.create("luw-app", credits=10)

@@ -163,3 +163,19 @@ def test_a_claim_can_grow_with_jobs_that_arrive_moments_later(settings):
     grown = services.queue.claim_more("w", claim, max_images=2)
     assert [row.id for row in grown.rows] == [first.id, later[1].id]
     assert services.jobs.get(owner, later[0].id).status == JobStatus.queued
+
+
+def test_keys_take_turns_within_a_priority(settings):
+    engine = SlowPreviewEngine(steps=1, step_seconds=0)
+    services = build_services(settings, engine=engine)
+    busy = services.keys.authenticate(services.keys.create("busy")[1])
+    quiet = services.keys.authenticate(services.keys.create("quiet")[1])
+    # Different sizes, so every job is a batch of its own.
+    flood = [services.jobs.submit(busy, restyle(make_room_photo(100 + i, 80))) for i in range(4)]
+    single = services.jobs.submit(quiet, restyle(make_room_photo(90, 80)))
+    urgent = services.jobs.submit(busy, restyle(make_room_photo(95, 80), priority=1))
+    drain(services)
+    order = [batch[0] for batch in engine.batches]
+    assert order[0] == urgent.id
+    assert order[1:3] == [flood[0].id, single.id]
+    assert order[3:] == [job.id for job in flood[1:]]

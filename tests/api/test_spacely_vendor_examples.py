@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from roomrender.services import build_services
 from tests.conftest import make_room_photo
 from tests.fakes import AllTasksEngine
 from tests.servers import free_port, run_uvicorn, serve_files
+from tests.databases import isolated_database
 
 EXAMPLES = Path(__file__).parent / "spacely_examples"
 SPACELY_HOST = "https://api.spacely.ai"
@@ -42,13 +42,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """roomrender under uvicorn on 127.0.0.1:<random> with one worker, and a photo server."""
     photo = make_room_photo(*ROOM_SIZE)
     with serve_files({"/living-room.jpg": (photo, "image/jpeg")}) as photos, \
-            pytest.MonkeyPatch.context() as env:
+            isolated_database() as database_url, pytest.MonkeyPatch.context() as env:
         # The photo lives on 127.0.0.1, which the URL safety rules refuse unless allowed.
         env.setenv("ROOMRENDER_ALLOW_PRIVATE_URLS", "1")
         port = free_port()
         settings = Settings(
             data_dir=tmp_path_factory.mktemp("live") / "data",
-            database_url=os.environ.get("ROOMRENDER_TEST_DATABASE_URL", ""),
+            database_url=database_url,
             public_base_url=f"http://127.0.0.1:{port}",
             worker_poll_seconds=0.05, heartbeat_seconds=0.2,
         )

@@ -51,6 +51,8 @@ jobs = Table(
     Column("request", JSON, nullable=False),
     Column("cost", Integer, nullable=False),
     Column("priority", Integer, nullable=False, default=0),
+    # Fair queuing: within a priority, jobs run in turn order (see JobService.submit).
+    Column("turn", BigInteger, nullable=False, default=0),
     Column("progress", Float, nullable=False, default=0.0),
     Column("attempts", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False),
@@ -70,6 +72,7 @@ jobs = Table(
     Column("error_message", Text, nullable=True),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
     Index("ix_jobs_queue", "status", "priority", "created_at"),
+    Index("ix_jobs_turns", "status", "engine", "priority", "turn"),
 )
 
 files = Table(

@@ -19,8 +19,9 @@ from roomrender.db.tables import api_keys, files, jobs
 from roomrender.jobs.models import JobStatus
 
 
-# Most urgent first: priority, then first come first served.
-_URGENCY = (jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+# Most urgent first: priority; within a priority, keys take turns (JobService.submit gives each
+# job its turn); then first come, first served.
+_URGENCY = (jobs.c.priority.desc(), jobs.c.turn, jobs.c.created_at, jobs.c.id)
 
 
 # Built once: queue positions are read on every poll of a queued job.
@@ -29,10 +30,21 @@ _JOBS_AHEAD = select(func.count()).select_from(jobs).where(
     jobs.c.engine == bindparam("engine"),
     or_(
         jobs.c.priority > bindparam("priority"),
-        and_(jobs.c.priority == bindparam("priority"),
+        and_(jobs.c.priority == bindparam("priority"), jobs.c.turn < bindparam("turn")),
+        and_(jobs.c.priority == bindparam("priority"), jobs.c.turn == bindparam("turn"),
              jobs.c.created_at < bindparam("created_at")),
     ),
 )
+
+
+_SAME_LANE = (jobs.c.engine == bindparam("engine"), jobs.c.priority == bindparam("priority"))
+_QUEUE_FRONT = select(func.min(jobs.c.turn)).where(jobs.c.status == JobStatus.queued.value,
+                                                   *_SAME_LANE)
+_LAST_RUN_TURN = select(func.max(jobs.c.turn)).where(jobs.c.status == JobStatus.running.value,
+                                                     *_SAME_LANE)
+_OWN_LAST_TURN = select(func.max(jobs.c.turn)).where(
+    jobs.c.owner_id == bindparam("owner_id"),
+    jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value]), *_SAME_LANE)
 
 
 class JobHook(Protocol):
@@ -327,10 +339,23 @@ class JobQueue:
 
     # -- reading --------------------------------------------------------------------------
 
+    def next_turn(self, connection: Connection, owner_id: str, engine: str, priority: int) -> int:
+        """Start-time fair queuing: a job's turn is one after its key's last waiting or running
+        job, but never before the queue's front, so a newcomer waits behind one job of each busy
+        key, not behind all of them."""
+        front = connection.execute(_QUEUE_FRONT, {"engine": engine, "priority": priority}).scalar()
+        if front is None:
+            front = connection.execute(_LAST_RUN_TURN, {"engine": engine,
+                                                        "priority": priority}).scalar() or 0
+        own = connection.execute(_OWN_LAST_TURN, {"owner_id": owner_id, "engine": engine,
+                                                  "priority": priority}).scalar() or 0
+        return max(front, own + 1)
+
     def queue_position(self, connection: Connection, row: Any) -> int:
         """1 for the next job to run among those of its engine."""
         ahead = connection.execute(_JOBS_AHEAD, {
-            "engine": row.engine, "priority": row.priority, "created_at": row.created_at,
+            "engine": row.engine, "priority": row.priority, "turn": row.turn,
+            "created_at": row.created_at,
         }).scalar_one()
         return int(ahead) + 1
 

@@ -219,6 +219,8 @@ class JobService:
                 )
                 if not charged.rowcount:
                     raise InsufficientCredits(self._credits_message(owner, request.n))
+                row["turn"] = self.queue.next_turn(connection, owner.id, self.engine.name,
+                                                   request.priority)
                 connection.execute(insert(jobs).values(**row))
                 connection.execute(
                     update(files).where(files.c.key.in_(list(resolved.values())),

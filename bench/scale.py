@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("ROOMRENDER_BENCH_DATABASE_URL",
                                                                  DEFAULT_URL))
     parser.add_argument("--workers", default="1,2,4,8")
-    parser.add_argument("--jobs-per-worker", type=int, default=100)
+    parser.add_argument("--jobs-per-worker", type=int, default=150)
     parser.add_argument("--seconds-per-image", type=float, default=0.05)
     parser.add_argument("--batch", type=int, default=1, help="batch_max_images of the workers")
     args = parser.parse_args()

@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(luw.router)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
+    app.router.routes[0:0] = native.FAST_ROUTES
     app.webhooks.include_router(webhooks_api.callbacks)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

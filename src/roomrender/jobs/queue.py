@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, sel
 
 from roomrender.db.tables import api_keys, files, jobs
 from roomrender.jobs.models import JobStatus
+from roomrender.jobs.rows import FastQuery
 
 
 # Most urgent first: priority; within a priority, keys take turns (JobService.submit gives each
@@ -89,6 +90,7 @@ class JobQueue:
         self.hooks: list[JobHook] = list(hooks)
         self._locks_rows = db.dialect.name == "postgresql"
         self._last_reap = 0.0
+        self._jobs_ahead = FastQuery(db, _JOBS_AHEAD)
 
     def add_hook(self, hook: JobHook) -> None:
         self.hooks.append(hook)
@@ -351,11 +353,9 @@ class JobQueue:
                                                   "priority": priority}).scalar() or 0
         return max(front, own + 1)
 
-    def queue_position(self, connection: Connection, row: Any) -> int:
+    def queue_position(self, row: Any) -> int:
         """1 for the next job to run among those of its engine."""
-        ahead = connection.execute(_JOBS_AHEAD, {
-            "engine": row.engine, "priority": row.priority, "turn": row.turn,
-            "created_at": row.created_at,
-        }).scalar_one()
-        return int(ahead) + 1
+        ahead = self._jobs_ahead.fetch(engine=row.engine, priority=row.priority, turn=row.turn,
+                                       created_at=row.created_at)
+        return int(next(iter(ahead.values()))) + 1 if ahead else 1
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import Engine, Select
 
 from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Output, Task
 from roomrender.storage.base import Storage
@@ -38,6 +41,70 @@ def parsed_request(job_id: str, raw: dict[str, Any]) -> GenerationRequest:
             if len(_PARSED_REQUESTS) > _PARSED_REQUESTS_MAX:
                 _PARSED_REQUESTS.popitem(last=False)
     return request
+
+
+class FastRow(dict[str, Any]):
+    """A row as a dict, read like a SQLAlchemy Row (`row.name`, `row._mapping`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as missing:
+            raise AttributeError(name) from missing
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return self
+
+
+class FastQuery:
+    """One SELECT compiled once and run on the driver's own cursor, for the poll path: there,
+    SQLAlchemy's execution machinery costs several times the query itself (measured on SQLite:
+    150 µs against 26 µs). Returns the first row, or None.
+
+    On SQLite each thread keeps one connection for these reads (a pool checkout costs more than
+    the query; SQLite reads outside a transaction pin no snapshot); on a networked database each
+    read borrows a pooled connection, so connections stay bounded by the pool."""
+
+    def __init__(self, db: Engine, statement: Select[Any], json_columns: tuple[str, ...] = ()) -> None:
+        self.db = db
+        compiled = statement.compile(dialect=db.dialect)
+        self.sql = str(compiled)
+        self.positions = compiled.positiontup if compiled.positional else None
+        # The statement's own literal values (e.g. status = 'queued'), under their bind names.
+        self.defaults = dict(compiled.params)
+        self.json_columns = json_columns
+        self._held = threading.local() if db.dialect.name == "sqlite" else None
+
+    def fetch(self, **params: Any) -> FastRow | None:
+        values = {**self.defaults, **params}
+        arguments: Any = tuple(values[name] for name in self.positions) if self.positions else values
+        if self._held is not None:
+            connection = getattr(self._held, "connection", None)
+            if connection is None:
+                connection = self._held.connection = self.db.raw_connection()
+            return self._run(connection, arguments)
+        connection = self.db.raw_connection()
+        try:
+            return self._run(connection, arguments)
+        finally:
+            connection.close()  # back to the pool, rolled back
+
+    def _run(self, connection: Any, arguments: Any) -> FastRow | None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(self.sql, arguments)
+            values = cursor.fetchone()
+            names = [column[0] for column in cursor.description] if values is not None else []
+        finally:
+            cursor.close()
+        if values is None:
+            return None
+        row = FastRow(zip(names, values, strict=True))
+        for name in self.json_columns:
+            if isinstance(row[name], str | bytes):
+                row[name] = json.loads(row[name])
+        return row
 
 
 def row_to_job(row: Any, storage: Storage, *, now: float | None = None) -> Job:

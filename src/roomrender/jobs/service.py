@@ -29,7 +29,7 @@ from roomrender.jobs.errors import (
 from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.jobs.queue import JobQueue
-from roomrender.jobs.rows import row_to_job
+from roomrender.jobs.rows import FastQuery, row_to_job
 from roomrender.netsafety import check_url
 from roomrender.storage import Storage, new_key
 
@@ -100,6 +100,7 @@ class JobService:
         self._durations: dict[str, float] = {}
         self._durations_at = 0.0
         self._durations_lock = threading.Lock()
+        self._own_job = FastQuery(db, _JOB_OF_OWNER, json_columns=("request", "outputs"))
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -294,11 +295,10 @@ class JobService:
     # -- reading --------------------------------------------------------------------------
 
     def get(self, owner: ApiKey, job_id: str) -> Job:
-        with self.db.connect() as connection:
-            row = connection.execute(_JOB_OF_OWNER, {"job_id": job_id, "owner_id": owner.id}).first()
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
-            return self._present(row, connection)
+        row = self._own_job.fetch(job_id=job_id, owner_id=owner.id)
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        return self._present(row)
 
     def list(self, owner: ApiKey, *, limit: int = 20, offset: int = 0,
              status: JobStatus | None = None) -> JobPage:
@@ -325,11 +325,7 @@ class JobService:
             return job
         average = self._seconds_per_job(row.task)
         if job.status == JobStatus.queued:
-            if connection is None:
-                with self.db.connect() as fresh:
-                    job.queue_position = self.queue.queue_position(fresh, row)
-            else:
-                job.queue_position = self.queue.queue_position(connection, row)
+            job.queue_position = self.queue.queue_position(row)
             job.eta_seconds = round(job.queue_position * average, 1)
         elif job.status == JobStatus.running:
             elapsed = now - (row.started_at or now)

@@ -213,3 +213,19 @@ def test_without_the_lora_fast_halves_the_steps_and_models_check_says_it_is_opti
     result = CliRunner().invoke(cli_app, ["models", "check", "--models-dir", str(partial)])
     assert result.exit_code == 0, result.output
     assert "latent-consistency/lcm-lora-sdv1-5" in result.output and "optional" in result.output
+
+
+def test_a_registry_file_can_run_restyle_as_controlnet_img2img(
+        models_dir: Path, registry_file: Path, tmp_path: Path) -> None:  # noqa: F811
+    """The bench workload (bench/gpu.py): SD 1.5 + one ControlNet, img2img."""
+    import json
+
+    data = json.loads(registry_file.read_text())
+    data["tasks"]["restyle"] = {"pipeline": "StableDiffusionControlNetImg2ImgPipeline", "base": "sd15",
+                                "controlnets": [{"model": "controlnet_mlsd", "input": "lines", "scale": 1.0}],
+                                "steps": 2, "guidance": 7.0, "strength": 0.8}
+    (tmp_path / "registry.json").write_text(json.dumps(data))
+    engine = new_engine(models_dir, tmp_path / "registry.json")
+
+    results = pixels(engine.generate([job("a", photo(64, 48, 1), n=2, seed=1)], NO_CONTEXT))
+    assert [i.shape for i in results[0]] == [(48, 64, 3)] * 2

@@ -10,8 +10,9 @@ Throughput (issue 7):
 - A batch is every job of a claim whose call settings match (`batch_key`), each job with its own
   `n`: one pipeline call renders all their images, image i of a job seeded `seed + i` through its
   own torch.Generator, so a job gets the images it would get alone (within fp tolerance).
-- `generate` prepares a batch (decoding, preprocessors, masks, prompts) before it takes the GPU
-  lock, so two workers of one process overlap one batch's CPU work with another's denoising.
+- `generate` prepares a batch (preprocessors, masks, control images, prompts) before it takes
+  the GPU lock and resizes/composites the results after releasing it, so two workers of one
+  process (`serve --workers 2`) overlap one batch's CPU work with another's denoising.
 - ROOMRENDER_DIFFUSERS_COMPILE turns on the compiled path (compiled.py): working sizes bucketed,
   batches padded to fixed sizes, compiled at worker start by `warm_up()`.
 - speed="fast" runs the registry's few-step mode (LCM-LoRA + LCM scheduler) when its weights are
@@ -194,7 +195,8 @@ class DiffusersEngine:
         try:
             prepared = self.prepare(batch)
             with self._lock:
-                return self.render(prepared, context)
+                images = self.denoise(prepared, context)
+            return self.finish(prepared, images)
         except BatchCanceled:
             self.store.release()
             raise
@@ -229,16 +231,25 @@ class DiffusersEngine:
                 results[index] = failure
         return Prepared(batch, spec, results, plans)
 
-    def render(self, prepared: Prepared, context: BatchContext) -> list[JobResult]:
-        batch, spec, results, plans = prepared.batch, prepared.spec, prepared.results, prepared.plans
+    def denoise(self, prepared: Prepared, context: BatchContext) -> list[list[Image.Image]]:
+        """The GPU side: one pipeline call; the raw images of each plan, in order."""
+        batch, spec, plans = prepared.batch, prepared.spec, prepared.plans
+        job_ids = [batch[i].job_id for i, _ in plans]
         if spec.pipeline == "segmentation":
-            for index, plan in plans:
+            context.progress(job_ids, 1.0)
+            return [[] for _ in plans]
+        if not plans:
+            return []
+        return self._run(spec, [p for _, p in plans], job_ids, context)
+
+    def finish(self, prepared: Prepared, images: list[list[Image.Image]]) -> list[JobResult]:
+        """Back to the asked sizes, composited (CPU, outside the GPU lock)."""
+        results = prepared.results
+        for (index, plan), raw in zip(prepared.plans, images, strict=True):
+            if prepared.spec.pipeline == "segmentation":
                 results[index] = plan.segments
-            context.progress([batch[i].job_id for i, _ in plans], 1.0)
-        elif plans:
-            grouped = self._run(spec, [p for _, p in plans], [batch[i].job_id for i, _ in plans], context)
-            for (index, plan), images in zip(plans, grouped, strict=True):
-                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in images]
+            else:
+                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],
@@ -331,8 +342,9 @@ def warmup_job(task: Task, width: int, height: int, images: int, speed: str) -> 
     room.paste((190, 215, 235), (width // 8, height // 5, width // 3, height // 2))
     mask = Image.new("L", (width, height), 0)
     mask.paste(255, (width // 4, height // 4, width * 3 // 4, height * 3 // 4))
+    # A few steps are enough: the compiled graphs do not depend on the number of steps.
     request = GenerationRequest(
-        task=task, image=None if task == Task.text_to_image else "warm-up", n=images, seed=0,
+        task=task, image=None if task == Task.text_to_image else "warm-up", n=images, seed=0, steps=3,
         prompt="a living room", style="modern", color="#808080", area="wall", speed=speed,
         scale=2 if task == Task.upscale else None)
     if task == Task.text_to_image:

@@ -147,6 +147,7 @@ class ModelStore:
             spec = self.registry.models[lora]
             unet = diffusers.UNet2DConditionModel.from_pretrained(
                 self.path(base), subfolder="unet", local_files_only=True, torch_dtype=self.dtype)
+            unet = self._ready(unet)  # fused on the device: fast, and fp16 matmuls on a GPU
             state, alphas = diffusers.StableDiffusionPipeline.lora_state_dict(
                 str(self.path(lora)), weight_name=spec.weight_name or LORA_WEIGHTS, local_files_only=True)
             unet.load_lora_adapter(state, network_alphas=alphas, prefix="unet", adapter_name="fast")

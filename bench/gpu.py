@@ -15,8 +15,8 @@ Measured:
    seeds), until every job has succeeded; then one job at a time on the idle server. Per
    workload, in quality mode and (with the LCM-LoRA) in the few-step mode (speed=fast).
 Printed: images/s, p50/p95 job latency (created → finished, server clock: queue wait, GPU and
-storing the image included), peak memory (GPU: device memory used as nvidia-smi/torch see it,
-sampled; CPU: the process's peak RSS), and each rate's ratio to plain eager batch 1 and plain
+storing the image included), peak memory (plain: torch's peak allocation; service: the server
+process's GPU memory as nvidia-smi reports it, sampled every 0.2 s; on CPU its peak RSS), and each rate's ratio to plain eager batch 1 and plain
 compiled batch 8.
 
     .venv/bin/python bench/gpu.py                          # GPU host: one H100, ~25 min with compiling
@@ -108,7 +108,10 @@ class MemorySampler:
 
     def _sample(self) -> float:
         if torch.cuda.is_available():
-            free, total = torch.cuda.mem_get_info()
+            used = self._nvidia_smi()
+            if used is not None:
+                return used
+            free, total = torch.cuda.mem_get_info()  # the whole device, this process included
             return (total - free) / 2**30
         if self.pid is None:
             return 0.0
@@ -120,8 +123,24 @@ class MemorySampler:
             pass
         return 0.0
 
+    def _nvidia_smi(self) -> float | None:
+        """The server process's GPU memory, as the driver counts it (None: no nvidia-smi)."""
+        if self.pid is None or shutil.which("nvidia-smi") is None:
+            return None
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                                  "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                                 timeout=5).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        for line in out.splitlines():
+            pid, _, used = line.partition(",")
+            if pid.strip() == str(self.pid):
+                return int(used) / 1024
+        return 0.0
+
     def _run(self) -> None:
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.2 if torch.cuda.is_available() else 0.05):
             self.peak = max(self.peak, self._sample())
 
     def __enter__(self) -> MemorySampler:
@@ -192,6 +211,10 @@ def plain_bench(models_dir: Path, args: argparse.Namespace, dtype: torch.dtype, 
                      "p95_s": max(seconds), "memory_gib": memory, "note": "latency = one call"})
         print(f"  {name}: {rate:.2f} images/s", flush=True)
     del pipeline
+    torch._dynamo.reset()
+    import gc
+
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return rows

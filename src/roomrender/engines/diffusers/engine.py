@@ -10,9 +10,10 @@ Throughput (issue 7):
 - A batch is every job of a claim whose call settings match (`batch_key`), each job with its own
   `n`: one pipeline call renders all their images, image i of a job seeded `seed + i` through its
   own torch.Generator, so a job gets the images it would get alone (within fp tolerance).
-- `generate` prepares a batch (preprocessors, masks, control images, prompts) before it takes
-  the GPU lock and resizes/composites the results after releasing it, so two workers of one
-  process (`serve --workers 2`) overlap one batch's CPU work with another's denoising.
+- `generate` prepares a batch (preprocessors, masks, control images, prompts) in the caller's
+  thread, hands the pipeline call to the engine's one GPU thread, and resizes/composites the
+  results back in the caller's thread, so two workers of one process (`serve --workers 2`)
+  overlap one batch's CPU work with another's denoising.
 - ROOMRENDER_DIFFUSERS_COMPILE turns on the compiled path (compiled.py): working sizes bucketed,
   batches padded to fixed sizes, compiled at worker start by `warm_up()`.
 - speed="fast" runs the registry's few-step mode (LCM-LoRA + LCM scheduler) when its weights are
@@ -22,8 +23,8 @@ Throughput (issue 7):
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,10 @@ class DiffusersEngine:
         self.batch_sizes = (batch_sizes or [1, 2, 4, 8]) if self.compiler.enabled else None
         self.warmup_tasks = warmup_tasks if warmup_tasks is not None else ["restyle"]
         self.planner = Planner(registry, self.pre, buckets=self.buckets, fast_ready=self.store.fast_ready)
-        # One batch at a time on the GPU: pipelines and their schedulers are not thread-safe.
-        self._lock = threading.Lock()
+        # One batch at a time on the GPU, always from this one thread: pipelines and schedulers
+        # are not thread-safe, and CUDA graphs are recorded per thread (those recorded at warm-up
+        # are replayed for every worker's batches).
+        self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersEngine:
@@ -194,8 +197,7 @@ class DiffusersEngine:
         self.pre.clear()
         try:
             prepared = self.prepare(batch)
-            with self._lock:
-                images = self.denoise(prepared, context)
+            images = self._gpu.submit(self.denoise, prepared, context).result()
             return self.finish(prepared, images)
         except BatchCanceled:
             self.store.release()

@@ -19,7 +19,6 @@ from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from roomrender import worker as worker_module  # noqa: E402
-from roomrender.catalog import load_data_file  # noqa: E402
 from roomrender.cli import app as cli_app  # noqa: E402
 from roomrender.config import Settings  # noqa: E402
 from roomrender.engines import load_engine  # noqa: E402
@@ -33,7 +32,6 @@ from roomrender.engines.diffusers.preprocessors import (  # noqa: E402
     without_furniture,
 )
 from roomrender.engines.diffusers.prompts import build_prompt, color_name  # noqa: E402
-from roomrender.engines.diffusers.random_models import build_models_dir  # noqa: E402
 from roomrender.jobs.errors import Unsupported  # noqa: E402
 from roomrender.jobs.models import GenerationRequest, JobStatus, Task  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
@@ -41,24 +39,6 @@ from tests.conftest import data_uri, drain, make_room_photo  # noqa: E402
 
 WIDTH, HEIGHT = 64, 48
 SEG_CONTROLNET = "lllyasviel/control_v11p_sd15_seg"
-
-
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_models_dir(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="session")
-def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged registry at CPU-test size: 64 px working resolution, 2 steps."""
-    data = load_data_file("diffusers_registry.json")
-    data["defaults"]["resolution"] = 64
-    data["defaults"]["fast"]["steps"] = 2
-    for entry in data["tasks"].values():
-        entry["steps"] = 2
-    path = tmp_path_factory.mktemp("registry") / "registry.json"
-    path.write_text(json.dumps(data))
-    return path
 
 
 def engine_settings(base: Settings, models_dir: Path, registry_file: Path) -> Settings:

@@ -25,7 +25,6 @@ from roomrender.engines.diffusers.engine import DiffusersEngine  # noqa: E402
 from roomrender.engines.diffusers.registry import load_registry  # noqa: E402
 from roomrender.jobs.models import GenerationRequest, Task  # noqa: E402
 from tests.conftest import make_room_photo  # noqa: E402
-from tests.engines.test_diffusers_engine import models_dir, registry_file  # noqa: E402,F401
 
 NO_CONTEXT = BatchContext(lambda *_: None, lambda _: False)
 # Batched and alone, the same image differs only by float rounding (GEMMs of another shape sum
@@ -68,12 +67,12 @@ def new_engine(models_dir: Path, registry_file: Path, **options: Any) -> Diffuse
 
 
 @pytest.fixture(scope="module")
-def eager(models_dir: Path, registry_file: Path) -> DiffusersEngine:  # noqa: F811
+def eager(models_dir: Path, registry_file: Path) -> DiffusersEngine:
     return new_engine(models_dir, registry_file)
 
 
 @pytest.fixture(scope="module")
-def compiled(models_dir: Path, registry_file: Path, tmp_path_factory: pytest.TempPathFactory) -> DiffusersEngine:  # noqa: F811
+def compiled(models_dir: Path, registry_file: Path, tmp_path_factory: pytest.TempPathFactory) -> DiffusersEngine:
     return new_engine(models_dir, registry_file, compile_mode="eager-backend",
                       buckets=[(64, 64), (64, 48)], batch_sizes=[1, 4],
                       compile_cache=tmp_path_factory.mktemp("compile-cache"))
@@ -156,7 +155,7 @@ def test_the_compiled_path_pads_the_batch_and_keeps_each_jobs_images(
 
 
 def test_warm_up_runs_every_bucket_at_every_batch_size_in_both_speeds(
-        models_dir: Path, registry_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        models_dir: Path, registry_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = new_engine(models_dir, registry_file, compile_mode="default", buckets=[(64, 64), (64, 48)],
                         batch_sizes=[1, 2, 4], warmup_tasks=["restyle"])
     seen: list[tuple[str, tuple[int, int], int]] = []
@@ -197,7 +196,7 @@ def test_fast_mode_runs_the_lcm_lora_with_the_lcm_scheduler(eager: DiffusersEngi
 
 
 def test_without_the_lora_fast_halves_the_steps_and_models_check_says_it_is_optional(
-        models_dir: Path, registry_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        models_dir: Path, registry_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     partial = tmp_path / "models"
     for owner in models_dir.iterdir():
         if owner.name != "latent-consistency":
@@ -216,7 +215,7 @@ def test_without_the_lora_fast_halves_the_steps_and_models_check_says_it_is_opti
 
 
 def test_a_registry_file_can_run_restyle_as_controlnet_img2img(
-        models_dir: Path, registry_file: Path, tmp_path: Path) -> None:  # noqa: F811
+        models_dir: Path, registry_file: Path, tmp_path: Path) -> None:
     """The bench workload (bench/gpu.py): SD 1.5 + one ControlNet, img2img."""
     import json
 

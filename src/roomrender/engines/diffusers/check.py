@@ -9,7 +9,6 @@ from roomrender.engines.diffusers.loading import Presence, fetch_hint, locate
 from roomrender.engines.diffusers.registry import ModelSpec, Registry
 from roomrender.jobs.models import Task
 
-
 OPTIONAL_NOTE = "optional: without it speed=fast only halves the steps; fetch it with"
 
 

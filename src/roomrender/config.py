@@ -28,15 +28,6 @@ class Settings(BaseSettings):
     diffusers_registry: Path | None = None
     diffusers_device: str = "auto"
     diffusers_dtype: str = "auto"
-    # GPU throughput (engines/diffusers/compiled.py): torch.compile mode ("off", "default",
-    # "max-autotune", "reduce-overhead"), the working sizes the compiled path resizes to, the
-    # batch sizes it pads to, the tasks compiled at worker start (empty: restyle), and the most
-    # images per batch (0: the registry's max_batch_images).
-    diffusers_compile: str = "off"
-    diffusers_buckets: str = "512x512,768x512,512x768"
-    diffusers_batch_sizes: str = "1,2,4,8"
-    diffusers_warmup_tasks: str = ""
-    diffusers_max_batch_images: int = 0
 
     allow_private_urls: bool = False
     max_input_bytes: int = 20 * 1024 * 1024

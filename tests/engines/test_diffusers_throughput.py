@@ -228,3 +228,19 @@ def test_a_registry_file_can_run_restyle_as_controlnet_img2img(
 
     results = pixels(engine.generate([job("a", photo(64, 48, 1), n=2, seed=1)], NO_CONTEXT))
     assert [i.shape for i in results[0]] == [(48, 64, 3)] * 2
+
+
+def test_the_throughput_settings_come_from_the_environment(
+        settings: Any, models_dir: Path, registry_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_COMPILE", "eager-backend")
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_BUCKETS", "64x64,64x48")
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_BATCH_SIZES", "8,1")
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_WARMUP_TASKS", "restyle,stage")
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_MAX_BATCH_IMAGES", "8")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(settings.data_dir / "inductor"))
+    engine = DiffusersEngine.from_settings(settings.model_copy(update={
+        "engine": "diffusers", "models_dir": models_dir, "diffusers_registry": registry_file}))
+
+    assert engine.compiler.mode == "eager-backend"
+    assert engine.buckets == [(64, 64), (64, 48)] and engine.batch_sizes == [1, 8]
+    assert engine.warmup_tasks == ["restyle", "stage"] and engine.max_batch_images == 8

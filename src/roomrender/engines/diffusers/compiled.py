@@ -37,8 +37,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
             continue
         width, _, height = part.strip().lower().partition("x")
         size = (int(width), int(height))
-        if min(size) < 64 or size[0] % 8 or size[1] % 8:
-            raise ValueError(f"bucket {part!r}: both sides must be multiples of 8, at least 64")
+        if min(size) < 8 or size[0] % 8 or size[1] % 8:
+            raise ValueError(f"bucket {part!r}: both sides must be positive multiples of 8")
         sizes.append(size)
     return sizes
 

@@ -45,6 +45,7 @@ from roomrender.engines.diffusers.compiled import (
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.registry import Registry, TaskSpec, load_registry
+from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
 from roomrender.jobs.errors import InvalidRequest, RoomrenderError, Unsupported
 from roomrender.jobs.models import GenerationRequest, Task
@@ -119,15 +120,14 @@ class DiffusersEngine:
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersEngine:
         registry_path = getattr(settings, "diffusers_registry", None)
-        warmup = [t.strip() for t in getattr(settings, "diffusers_warmup_tasks", "").split(",") if t.strip()]
+        own = DiffusersSettings.read(settings)
+        warmup = [t.strip() for t in own.warmup_tasks.split(",") if t.strip()]
         return cls(load_registry(registry_path), settings.models_dir,
                    device=getattr(settings, "diffusers_device", "auto"),
                    dtype=getattr(settings, "diffusers_dtype", "auto"),
-                   compile_mode=getattr(settings, "diffusers_compile", "off"),
-                   buckets=parse_sizes(getattr(settings, "diffusers_buckets", "")) or None,
-                   batch_sizes=parse_batch_sizes(getattr(settings, "diffusers_batch_sizes", "1,2,4,8")),
-                   warmup_tasks=warmup or None,
-                   max_batch_images=getattr(settings, "diffusers_max_batch_images", 0),
+                   compile_mode=own.compile, buckets=parse_sizes(own.buckets) or None,
+                   batch_sizes=parse_batch_sizes(own.batch_sizes), warmup_tasks=warmup or None,
+                   max_batch_images=own.max_batch_images,
                    compile_cache=settings.data_dir / "torch-compile-cache")
 
     # -- worker start ------------------------------------------------------------------------

@@ -33,6 +33,8 @@ class Background:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        if self.workers and hasattr(self.services.engine, "warm_up"):
+            self.services.engine.warm_up()
         for index in range(self.workers):
             worker = self.services.new_worker()
             self.threads.append(threading.Thread(target=worker.run, args=(self.stop,),

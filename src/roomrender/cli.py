@@ -91,6 +91,8 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    if hasattr(services.engine, "warm_up"):
+        services.engine.warm_up()
     services.new_worker(tasks=chosen, pipelines=chosen_pipelines).run(stop)
 
 

@@ -19,7 +19,6 @@ from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from roomrender import worker as worker_module  # noqa: E402
-from roomrender.catalog import load_data_file  # noqa: E402
 from roomrender.cli import app as cli_app  # noqa: E402
 from roomrender.config import Settings  # noqa: E402
 from roomrender.engines import load_engine  # noqa: E402
@@ -33,7 +32,6 @@ from roomrender.engines.diffusers.preprocessors import (  # noqa: E402
     without_furniture,
 )
 from roomrender.engines.diffusers.prompts import build_prompt, color_name  # noqa: E402
-from roomrender.engines.diffusers.random_models import build_models_dir  # noqa: E402
 from roomrender.jobs.errors import Unsupported  # noqa: E402
 from roomrender.jobs.models import GenerationRequest, JobStatus, Task  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
@@ -41,23 +39,6 @@ from tests.conftest import data_uri, drain, make_room_photo  # noqa: E402
 
 WIDTH, HEIGHT = 64, 48
 SEG_CONTROLNET = "lllyasviel/control_v11p_sd15_seg"
-
-
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_models_dir(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="session")
-def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged registry at CPU-test size: 64 px working resolution, 2 steps."""
-    data = load_data_file("diffusers_registry.json")
-    data["defaults"]["resolution"] = 64
-    for entry in data["tasks"].values():
-        entry["steps"] = 2
-    path = tmp_path_factory.mktemp("registry") / "registry.json"
-    path.write_text(json.dumps(data))
-    return path
 
 
 def engine_settings(base: Settings, models_dir: Path, registry_file: Path) -> Settings:
@@ -213,13 +194,13 @@ def test_out_of_memory_fails_the_batch_clearly_and_the_worker_goes_on(
     real_pipeline = engine.store.pipeline
     calls = {"n": 0}
 
-    def pipeline_that_runs_out_once(spec: Any) -> Any:
+    def pipeline_that_runs_out_once(spec: Any, fast: bool = False) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             def out_of_memory(**_kwargs: Any) -> Any:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return out_of_memory
-        return real_pipeline(spec)
+        return real_pipeline(spec, fast)
 
     monkeypatch.setattr(engine.store, "pipeline", pipeline_that_runs_out_once)
     failing = submit(dservices, task="text_to_image", prompt="a garage", n=3)
@@ -305,9 +286,11 @@ def test_models_check_lists_a_removed_checkpoint_as_missing(
 def test_models_check_passes_when_everything_is_there(models_dir: Path, registry_file: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROOMRENDER_DIFFUSERS_REGISTRY", str(registry_file))
+    monkeypatch.setenv("COLUMNS", "250")
     result = CliRunner().invoke(cli_app, ["models", "check", "--models-dir", str(models_dir)])
     assert result.exit_code == 0, result.output
     assert "missing:" not in result.output
+    assert "latent-consistency/lcm-lora-sdv1-5" in result.output
 
 
 def test_weights_are_also_found_in_the_hugging_face_cache(models_dir: Path, tmp_path: Path,

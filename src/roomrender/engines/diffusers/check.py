@@ -9,19 +9,27 @@ from roomrender.engines.diffusers.loading import Presence, fetch_hint, locate
 from roomrender.engines.diffusers.registry import ModelSpec, Registry
 from roomrender.jobs.models import Task
 
+OPTIONAL_NOTE = "optional: without it speed=fast only halves the steps; fetch it with"
+
 
 @dataclass(frozen=True)
 class TaskModels:
     task: Task
+    # The required models, then the optional ones (the few-step LoRA).
     models: list[Presence]
+    optional: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
-        return all(p.present for p in self.models)
+        return all(p.present for p in self.models if p.spec.key not in self.optional)
 
     @property
     def missing(self) -> list[ModelSpec]:
-        return [p.spec for p in self.models if not p.present]
+        return [p.spec for p in self.models if not p.present and p.spec.key not in self.optional]
+
+    @property
+    def missing_optional(self) -> list[ModelSpec]:
+        return [p.spec for p in self.models if not p.present and p.spec.key in self.optional]
 
 
 def check_models(registry: Registry, models_dir: Path | None) -> list[TaskModels]:
@@ -33,7 +41,15 @@ def check_models(registry: Registry, models_dir: Path | None) -> list[TaskModels
             if spec.key not in found:
                 found[spec.key] = locate(spec, models_dir)
             presences.append(found[spec.key])
-        report.append(TaskModels(task, presences))
+        optional = registry.optional_models_for(task)
+        for spec in optional:
+            presence = locate(spec, models_dir)
+            if not presence.present:
+                # `models check` prints `missing` with these notes; it exits 0 for optional ones.
+                presence = Presence(spec, presence.path,
+                                    (*presence.missing, f"{OPTIONAL_NOTE} {fetch_hint(spec, models_dir)}"))
+            presences.append(presence)
+        report.append(TaskModels(task, presences, frozenset(spec.key for spec in optional)))
     return report
 
 

@@ -5,12 +5,27 @@ guidance, ControlNet scales, scheduler). Inputs are prepared by `plan.py` (worki
 control images, prompts), run in one pipeline call per batch (every job's `n` variants together,
 one seeded generator per image), then resized to the asked size and composited so that what the
 mask keeps (windows, doors, the unedited area, the original canvas of an expand) stays as it was.
+
+Throughput (issue 7):
+- A batch is every job of a claim whose call settings match (`batch_key`), each job with its own
+  `n`: one pipeline call renders all their images, image i of a job seeded `seed + i` through its
+  own torch.Generator, so a job gets the images it would get alone (within fp tolerance).
+- `generate` prepares a batch (preprocessors, masks, control images, prompts) in the caller's
+  thread, hands the pipeline call to the engine's one GPU thread, and resizes/composites the
+  results back in the caller's thread, so two workers of one process (`serve --workers 2`)
+  overlap one batch's CPU work with another's denoising.
+- ROOMRENDER_DIFFUSERS_COMPILE turns on the compiled path (compiled.py): working sizes bucketed,
+  batches padded to fixed sizes, compiled at worker start by `warm_up()`.
+- speed="fast" runs the registry's few-step mode (LCM-LoRA + LCM scheduler) when its weights are
+  here.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +35,17 @@ from PIL import Image
 
 from roomrender.config import Settings
 from roomrender.engines.base import BatchCanceled, BatchContext, EngineJob, JobResult, RenderedImage
+from roomrender.engines.diffusers.compiled import (
+    Compiler,
+    padded_batch_size,
+    parse_batch_sizes,
+    parse_sizes,
+    use_compile_cache,
+)
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.registry import Registry, TaskSpec, load_registry
+from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
 from roomrender.jobs.errors import InvalidRequest, RoomrenderError, Unsupported
 from roomrender.jobs.models import GenerationRequest, Task
@@ -56,28 +79,93 @@ def is_out_of_memory(failure: BaseException) -> bool:
     return isinstance(failure, torch.OutOfMemoryError) or "out of memory" in str(failure).lower()
 
 
+@dataclass
+class Prepared:
+    """A batch ready for the GPU: the results known already (failed inputs) and the plans."""
+
+    batch: list[EngineJob]
+    spec: TaskSpec
+    results: list[JobResult | None]
+    plans: list[tuple[int, Plan]]
+
+
 class DiffusersEngine:
     name = "diffusers"
 
     def __init__(self, registry: Registry, models_dir: Path | None, *, device: str = "auto",
-                 dtype: str = "auto") -> None:
+                 dtype: str = "auto", compile_mode: str = "off",
+                 buckets: list[tuple[int, int]] | None = None,
+                 batch_sizes: list[int] | None = None, warmup_tasks: list[str] | None = None,
+                 max_batch_images: int = 0, compile_cache: Path | None = None) -> None:
         self.registry = registry
         self.models_dir = models_dir
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
-        self.max_batch_images = registry.max_batch_images
+        self.max_batch_images = max_batch_images or registry.max_batch_images
         self.store = ModelStore(registry, models_dir, self.device, self.dtype)
         self.pre = Preprocessors(self.store.segmentation, self.store.depth, self.device, self.dtype)
-        self.planner = Planner(registry, self.pre)
-        # One batch at a time: pipelines and their schedulers are not thread-safe.
-        self._lock = threading.Lock()
+        self.compiler = Compiler(compile_mode)
+        if self.compiler.enabled and compile_cache is not None:
+            use_compile_cache(compile_cache)
+        # Fixed working sizes and batch sizes only on the compiled path, where shapes must repeat.
+        self.buckets = (buckets or [(registry.resolution, registry.resolution)]) if self.compiler.enabled else None
+        self.batch_sizes = (batch_sizes or [1, 2, 4, 8]) if self.compiler.enabled else None
+        self.warmup_tasks = warmup_tasks if warmup_tasks is not None else ["restyle"]
+        self.planner = Planner(registry, self.pre, buckets=self.buckets, fast_ready=self.store.fast_ready)
+        # One batch at a time on the GPU, always from this one thread: pipelines and schedulers
+        # are not thread-safe, and CUDA graphs are recorded per thread (those recorded at warm-up
+        # are replayed for every worker's batches).
+        self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersEngine:
         registry_path = getattr(settings, "diffusers_registry", None)
+        own = DiffusersSettings.read(settings)
+        warmup = [t.strip() for t in own.warmup_tasks.split(",") if t.strip()]
         return cls(load_registry(registry_path), settings.models_dir,
                    device=getattr(settings, "diffusers_device", "auto"),
-                   dtype=getattr(settings, "diffusers_dtype", "auto"))
+                   dtype=getattr(settings, "diffusers_dtype", "auto"),
+                   compile_mode=own.compile, buckets=parse_sizes(own.buckets) or None,
+                   batch_sizes=parse_batch_sizes(own.batch_sizes), warmup_tasks=warmup or None,
+                   max_batch_images=own.max_batch_images,
+                   compile_cache=settings.data_dir / "torch-compile-cache")
+
+    # -- worker start ------------------------------------------------------------------------
+
+    def warm_up(self) -> list[dict[str, Any]]:
+        """Load the warm-up tasks' models and run each once, so that no user's request pays
+        for loading (or, on the compiled path, compiling: every bucket at every batch size, in
+        both speeds when the few-step LoRA is here). A task whose weights are missing is skipped.
+        Returns what ran, with timings (also logged)."""
+        runs: list[dict[str, Any]] = []
+        for name in self.warmup_tasks:
+            try:
+                task = Task(name)
+            except ValueError:
+                log.warning("warm-up: unknown task %r", name)
+                continue
+            if task not in self.registry.tasks or task == Task.segment:
+                continue
+            spec = self.registry.task(task)
+            if self.store.missing(spec):
+                log.warning("warm-up: %s skipped, weights missing", name)
+                continue
+            speeds = ["quality", "fast"] if self.store.fast_ready(spec) else ["quality"]
+            sizes = self.buckets or [(self.registry.resolution, self.registry.resolution)]
+            counts = self.batch_sizes or [1]
+            for speed in speeds:
+                for width, height in sizes:
+                    for count in counts:
+                        started = time.perf_counter()
+                        results = self.generate([warmup_job(task, width, height, count, speed)], _NO_CONTEXT)
+                        failure = next((r for r in results if isinstance(r, Exception)), None)
+                        seconds = time.perf_counter() - started
+                        runs.append({"task": name, "speed": speed, "size": f"{width}x{height}",
+                                     "batch": count, "seconds": round(seconds, 2),
+                                     "error": str(failure) if failure else None})
+                        log.info("warm-up %s %s %dx%d batch %d: %.1fs%s", name, speed, width, height,
+                                 count, seconds, f" FAILED {failure}" if failure else "")
+        return runs
 
     # -- the Engine protocol --------------------------------------------------------------
 
@@ -106,32 +194,34 @@ class DiffusersEngine:
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
-        with self._lock:
+        self.pre.clear()
+        try:
+            prepared = self.prepare(batch)
+            images = self._gpu.submit(self.denoise, prepared, context).result()
+            return self.finish(prepared, images)
+        except BatchCanceled:
+            self.store.release()
+            raise
+        except Exception as failure:  # noqa: BLE001 - the batch fails, the worker keeps serving
+            log.exception("diffusers batch of %d failed", len(batch))
+            self.store.release()
+            error: Exception = failure
+            if is_out_of_memory(failure):
+                images = sum(job.request.n for job in batch)
+                error = GenerationFailed(
+                    f"the GPU ran out of memory rendering {images} image(s) at this size; "
+                    "retry with fewer images (n) or a smaller image",
+                    code="out_of_memory")
+            elif not isinstance(failure, RoomrenderError):
+                error = GenerationFailed(f"generation failed: {type(failure).__name__}: {failure}")
+            return [error for _ in batch]
+        finally:
             self.pre.clear()
-            try:
-                return self._generate(batch, context)
-            except BatchCanceled:
-                self.store.release()
-                raise
-            except Exception as failure:  # noqa: BLE001 - the batch fails, the worker keeps serving
-                log.exception("diffusers batch of %d failed", len(batch))
-                self.store.release()
-                error: Exception = failure
-                if is_out_of_memory(failure):
-                    images = sum(job.request.n for job in batch)
-                    error = GenerationFailed(
-                        f"the GPU ran out of memory rendering {images} image(s) at this size; "
-                        "retry with fewer images (n) or a smaller image",
-                        code="out_of_memory")
-                elif not isinstance(failure, RoomrenderError):
-                    error = GenerationFailed(f"generation failed: {type(failure).__name__}: {failure}")
-                return [error for _ in batch]
-            finally:
-                self.pre.clear()
 
     # -- running a batch --------------------------------------------------------------------
 
-    def _generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+    def prepare(self, batch: list[EngineJob]) -> Prepared:
+        """The CPU side of a batch (and its preprocessors' forward passes), outside the GPU lock."""
         spec = self.registry.task(batch[0].request.task)
         results: list[JobResult | None] = [None] * len(batch)
         plans: list[tuple[int, Plan]] = []
@@ -141,23 +231,44 @@ class DiffusersEngine:
                 plans.append((index, self.planner.plan(job, spec)))
             except Exception as failure:  # noqa: BLE001 - one bad input fails its job only
                 results[index] = failure
+        return Prepared(batch, spec, results, plans)
+
+    def denoise(self, prepared: Prepared, context: BatchContext) -> list[list[Image.Image]]:
+        """The GPU side: one pipeline call; the raw images of each plan, in order."""
+        batch, spec, plans = prepared.batch, prepared.spec, prepared.plans
+        job_ids = [batch[i].job_id for i, _ in plans]
         if spec.pipeline == "segmentation":
-            for index, plan in plans:
+            context.progress(job_ids, 1.0)
+            return [[] for _ in plans]
+        if not plans:
+            return []
+        return self._run(spec, [p for _, p in plans], job_ids, context)
+
+    def finish(self, prepared: Prepared, images: list[list[Image.Image]]) -> list[JobResult]:
+        """Back to the asked sizes, composited (CPU, outside the GPU lock)."""
+        results = prepared.results
+        for (index, plan), raw in zip(prepared.plans, images, strict=True):
+            if prepared.spec.pipeline == "segmentation":
                 results[index] = plan.segments
-            context.progress([batch[i].job_id for i, _ in plans], 1.0)
-        elif plans:
-            grouped = self._run(spec, [p for _, p in plans], [batch[i].job_id for i, _ in plans], context)
-            for (index, plan), images in zip(plans, grouped, strict=True):
-                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in images]
+            else:
+                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],
              context: BatchContext) -> list[list[Image.Image]]:
         """One pipeline call for every variant of every job; the images grouped per job."""
-        pipeline = self.store.pipeline(spec)
-        pipeline.scheduler = self.store.new_scheduler(spec)
-        flat = [(plan, variant) for plan in plans for variant in range(plan.n)]
         settings = plans[0].settings
+        fast = bool(settings.get("fast"))
+        pipeline = self.store.pipeline(spec, fast)
+        compiled = self.compiler.enabled and spec.pipeline != "StableDiffusionUpscalePipeline"
+        if compiled:
+            pipeline = self.compiler.prepare(pipeline)
+        pipeline.scheduler = self.store.new_scheduler(spec, fast)
+        flat = [(plan, variant) for plan in plans for variant in range(plan.n)]
+        real = len(flat)
+        if compiled and self.batch_sizes:
+            # Throw-away copies of the last image fill the batch up to a size compiled at warm-up.
+            flat += [flat[-1]] * (padded_batch_size(real, self.batch_sizes) - real)
         steps = int(settings["steps"])
         kwargs: dict[str, Any] = {
             "prompt": [plan.prompt.positive for plan, _ in flat],
@@ -180,6 +291,8 @@ class DiffusersEngine:
             kwargs.update(width=width, height=height)
 
             def on_step_end(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+                if compiled:
+                    self.compiler.step_done()
                 report(step, getattr(pipe, "num_timesteps", None) or steps)
                 return tensors
 
@@ -188,10 +301,12 @@ class DiffusersEngine:
                 kwargs.update(image=[plan.init for plan, _ in flat],
                               mask_image=[plan.mask for plan, _ in flat],
                               strength=float(settings["strength"]))
+            elif "Img2Img" in spec.pipeline:
+                kwargs.update(image=[plan.init for plan, _ in flat], strength=float(settings["strength"]))
             if spec.controlnets:
                 per_net = [[plan.controls[i] for plan, _ in flat] for i in range(len(spec.controlnets))]
                 scales = [float(s) for s in settings["scales"]]
-                key = "control_image" if "Inpaint" in spec.pipeline else "image"
+                key = "control_image" if ("Inpaint" in spec.pipeline or "Img2Img" in spec.pipeline) else "image"
                 # Several ControlNets take one tensor each, (batch, 3, H, W) in [0, 1]: the
                 # pipelines refuse a list of per-image lists there.
                 kwargs[key] = per_net[0] if len(per_net) == 1 else [as_batch(images) for images in per_net]
@@ -202,7 +317,7 @@ class DiffusersEngine:
                 kwargs["ip_adapter_image_embeds"] = [embeds]
         with torch.inference_mode():
             output = pipeline(**kwargs)
-        images = list(output.images)
+        images = list(output.images)[:real]
         grouped: list[list[Image.Image]] = []
         for plan in plans:
             grouped.append(images[: plan.n])
@@ -215,4 +330,28 @@ def as_batch(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-__all__ = ["DiffusersEngine", "GenerationFailed"]
+
+
+
+_NO_CONTEXT = BatchContext(lambda _job, _fraction: None, lambda _job: False)
+
+
+def warmup_job(task: Task, width: int, height: int, images: int, speed: str) -> EngineJob:
+    """A synthetic job of `images` images at a working size: a grey room with a darker floor and
+    a window, so that masks and control images are not empty."""
+    room = Image.new("RGB", (width, height), (200, 196, 188))
+    room.paste((120, 90, 60), (0, height * 2 // 3, width, height))
+    room.paste((190, 215, 235), (width // 8, height // 5, width // 3, height // 2))
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, (width // 4, height // 4, width * 3 // 4, height * 3 // 4))
+    # A few steps are enough: the compiled graphs do not depend on the number of steps.
+    request = GenerationRequest(
+        task=task, image=None if task == Task.text_to_image else "warm-up", n=images, seed=0, steps=3,
+        prompt="a living room", style="modern", color="#808080", area="wall", speed=speed,
+        scale=2 if task == Task.upscale else None)
+    if task == Task.text_to_image:
+        # Unvalidated: a test bucket may be smaller than a request may ask.
+        request = request.model_copy(update={"width": width, "height": height})
+    inputs = {} if task == Task.text_to_image else {"image": room, "mask": mask, "reference_image": room}
+    return EngineJob("warm-up", request, inputs)
+__all__ = ["DiffusersEngine", "GenerationFailed", "Prepared", "warmup_job"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from roomrender.engines.diffusers.registry import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 
 # For each kind: (folder, needs weights) pairs that must be present. The first folder's config
 # is the probe used to find the model in the Hugging Face cache.
@@ -43,6 +44,8 @@ class Presence:
 
 
 def _required(spec: ModelSpec) -> list[tuple[str, bool]]:
+    if spec.kind == "lora":
+        return []
     if spec.kind == "ip_adapter":
         return [(spec.image_encoder or "image_encoder", True)]
     return LAYOUTS[spec.kind]
@@ -65,14 +68,16 @@ def missing_parts(spec: ModelSpec, root: Path) -> list[str]:
             missing.append(f"{folder or '.'}/config")
         elif weights and not _has_weights(where):
             missing.append(f"{folder or '.'}/weights")
-    if spec.kind == "ip_adapter":
-        weight = root / (spec.subfolder or "") / (spec.weight_name or "")
+    if spec.kind in ("ip_adapter", "lora"):
+        weight = root / (spec.subfolder or "") / (spec.weight_name or LORA_WEIGHTS)
         if not weight.is_file():
             missing.append(str(weight.relative_to(root)))
     return missing
 
 
 def _probe(spec: ModelSpec) -> str:
+    if spec.kind == "lora":
+        return spec.weight_name or LORA_WEIGHTS
     if spec.kind == "ip_adapter":
         return f"{spec.subfolder}/{spec.weight_name}" if spec.subfolder else str(spec.weight_name)
     folder = _required(spec)[0][0]

@@ -4,6 +4,7 @@ seed; and back: the generated image resized to the asked size and composited wit
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from roomrender.engines.base import EngineJob, RenderedImage
+from roomrender.engines.diffusers.compiled import nearest_bucket
 from roomrender.engines.diffusers.preprocessors import (
     ADE_NAMES,
     Preprocessors,
@@ -58,15 +60,23 @@ class Plan:
 
 
 class Planner:
-    def __init__(self, registry: Registry, pre: Preprocessors) -> None:
+    def __init__(self, registry: Registry, pre: Preprocessors, *,
+                 buckets: list[tuple[int, int]] | None = None,
+                 fast_ready: Callable[[TaskSpec], bool] = lambda _spec: False) -> None:
         self.registry = registry
         self.pre = pre
+        # The compiled path's working sizes (None: the long side at the registry's resolution).
+        self.buckets = buckets
+        # Whether the few-step mode's weights are here for a task.
+        self.fast_ready = fast_ready
 
     def call_settings(self, request: GenerationRequest) -> dict[str, Any]:
         """The pipeline-call settings a request asks for; jobs with equal settings batch together."""
         spec = self.registry.task(request.task)
-        steps = request.steps or spec.steps
-        if request.speed == "fast" and request.steps is None:
+        fast = request.speed == "fast" and spec.fast is not None and self.fast_ready(spec)
+        steps = request.steps or (spec.fast.steps if fast and spec.fast else spec.steps)
+        guidance = spec.fast.guidance if fast and spec.fast else spec.guidance
+        if request.speed == "fast" and not fast and request.steps is None:
             steps = max(1, steps // 2)
         strength = request.strength if request.strength is not None else spec.strength
         # A pipeline needs at least one denoising step after `strength` cuts the schedule.
@@ -74,15 +84,20 @@ class Planner:
         scales = [c.scale for c in spec.controlnets]
         if request.keep_structure:
             scales = [max(s, KEEP_STRUCTURE_SCALE) for s in scales]
-        return {"steps": steps, "guidance": request.guidance if request.guidance is not None else spec.guidance,
-                "strength": round(strength, 4), "scales": tuple(scales)}
+        return {"steps": steps, "guidance": request.guidance if request.guidance is not None else guidance,
+                "strength": round(strength, 4), "scales": tuple(scales), "fast": fast}
+
+    def work_size(self, width: int, height: int) -> tuple[int, int]:
+        if self.buckets:
+            return nearest_bucket(width, height, self.buckets)
+        return fit(width, height, self.registry.resolution)
 
     def _work_image(self, job: EngineJob, spec: TaskSpec) -> Image.Image:
         image = job.image.convert("RGB")
-        return image.resize(fit(*image.size, self.registry.resolution), Image.Resampling.LANCZOS)
+        return image.resize(self.work_size(*image.size), Image.Resampling.LANCZOS)
 
     def warm(self, batch: list[EngineJob], spec: TaskSpec) -> None:
-        """Run the neural preprocessors once for the whole batch (their results are cached)."""
+        """Run each preprocessor once over the whole batch (the results are cached)."""
         needs = {c.input for c in spec.controlnets}
         if spec.mask in ("spare_openings", "furniture") or (spec.mask == "area") or spec.pipeline == "segmentation":
             needs.add("segmentation")
@@ -93,6 +108,10 @@ class Planner:
             self.pre.segment(images)
         if "depth" in needs:
             self.pre.depth(images)
+        if "lines" in needs:
+            self.pre.lines(images)
+        if "canny" in needs:
+            self.pre.canny(images)
 
     def plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
         request = job.request
@@ -102,7 +121,7 @@ class Planner:
         resolution = self.registry.resolution
         if task == Task.text_to_image:
             target = (request.width or resolution, request.height or resolution)
-            return Plan(request, settings, target, fit(*target, resolution), build_prompt(request),
+            return Plan(request, settings, target, self.work_size(*target), build_prompt(request),
                         seed, request.n)
         if "image" not in job.images:
             raise InvalidRequest(f"the task {task.value!r} needs an input image")
@@ -198,7 +217,7 @@ class Planner:
         outside = Image.new("L", canvas.size, 255)
         outside.paste(0, (left, top, left + original.width, top + original.height))
         target = (request.width or canvas.width, request.height or canvas.height)
-        work = fit(*canvas.size, self.registry.resolution)
+        work = self.work_size(*canvas.size)
         # Repaint a thin seam inside the original too, so the new area blends in.
         seam = max(2, max(work) // 64)
         work_mask = outside.resize(work, Image.Resampling.NEAREST).filter(ImageFilter.MaxFilter(seam * 2 + 1))

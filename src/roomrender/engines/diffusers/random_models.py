@@ -246,6 +246,33 @@ class Builder:
         save_file({k: v.to(self.dtype).contiguous() for k, v in weights.items()}, str(target))
 
 
+    def lora(self, folder: Path, spec: ModelSpec, unet_config: dict[str, Any]) -> None:
+        """A LoRA shaped like LCM-LoRA (attention, feed-forward and resnet layers of the UNet),
+        saved as diffusers saves one; its up-projections are random, so it changes the output."""
+        from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+        from peft import LoraConfig
+        from peft.utils import get_peft_model_state_dict
+
+        config = dict(unet_config)
+        config["in_channels"] = 4
+        unet = UNet2DConditionModel.from_config(config)
+        rank = 4 if self.tiny else 64
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=LCM_LORA_TARGETS))
+        with torch.no_grad():
+            for name, parameter in unet.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.02 if self.tiny else 0.002)
+        layers = {k: v.to(self.dtype).contiguous() for k, v in get_peft_model_state_dict(unet).items()}
+        StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers,
+                                                  weight_name=spec.weight_name or "pytorch_lora_weights.safetensors")
+
+
+# The layers latent-consistency/lcm-lora-sdv1-5 adapts (not conv_in: it fits the inpainting UNet).
+LCM_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
+                    "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv",
+                    "time_emb_proj"]
+
+
 def _cross_attention_widths(unet_config: dict[str, Any], channels: list[int]) -> list[int]:
     """The width of each attention layer of the UNet, in the order diffusers enumerates them
     (IP-Adapter files key their weights 1, 3, 5, ... in that order, counting self-attention)."""
@@ -273,8 +300,8 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
     builder = Builder(profile, dtype)
     torch.manual_seed(0)
     specs = [spec for key, spec in registry.models.items() if only is None or key in only]
-    # IP-Adapters are shaped after the UNet they attach to: build base models first.
-    specs.sort(key=lambda spec: spec.kind == "ip_adapter")
+    # IP-Adapters and LoRAs are shaped after the UNet they attach to: build base models first.
+    specs.sort(key=lambda spec: spec.kind in ("ip_adapter", "lora"))
     inpainting_bases = {t.base for t in registry.tasks.values() if "Inpaint" in t.pipeline}
     for spec in specs:
         folder = target / spec.id
@@ -292,7 +319,18 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
             base = _ip_adapter_base(registry, spec.key)
             unet_config = json.loads((target / base.id / "unet" / "config.json").read_text())
             builder.ip_adapter(folder, spec, unet_config)
+        elif spec.kind == "lora":
+            base = _lora_base(registry, spec.key)
+            unet_config = json.loads((target / base.id / "unet" / "config.json").read_text())
+            builder.lora(folder, spec, unet_config)
     return target
+
+
+def _lora_base(registry: Registry, lora_key: str) -> ModelSpec:
+    for spec in registry.tasks.values():
+        if spec.fast and spec.fast.lora == lora_key and spec.base and spec.base in registry.models:
+            return registry.models[spec.base]
+    raise ValueError(f"no task uses the LoRA {lora_key!r}")
 
 
 def _ip_adapter_base(registry: Registry, adapter_key: str) -> ModelSpec:

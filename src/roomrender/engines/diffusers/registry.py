@@ -19,10 +19,14 @@ PIPELINES = frozenset({
     "StableDiffusionControlNetPipeline",
     "StableDiffusionInpaintPipeline",
     "StableDiffusionControlNetInpaintPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionControlNetImg2ImgPipeline",
     "StableDiffusionUpscalePipeline",
     "segmentation",
 })
-MODEL_KINDS = frozenset({"sd", "sd_upscale", "controlnet", "segmentation", "depth", "ip_adapter"})
+MODEL_KINDS = frozenset({"sd", "sd_upscale", "controlnet", "segmentation", "depth", "ip_adapter", "lora"})
+# Pipelines that a few-step (LCM) mode can run: the SD 1.5 ones.
+FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "segmentation"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside"})
 # Which preprocessor model a control input or a mask needs.
@@ -57,6 +61,17 @@ class ControlSpec:
 
 
 @dataclass(frozen=True)
+class FastSpec:
+    """The few-step mode a request picks with speed="fast": a distilled LoRA fused into a copy of
+    the base UNet (LCM-LoRA), its scheduler, and the steps and guidance it was distilled for."""
+
+    lora: str
+    scheduler: str = "LCMScheduler"
+    steps: int = 6
+    guidance: float = 1.0
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     task: Task
     pipeline: str
@@ -69,6 +84,8 @@ class TaskSpec:
     strength: float = 1.0
     scheduler: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # None: speed="fast" only halves the steps.
+    fast: FastSpec | None = None
 
     def model_keys(self) -> list[str]:
         """Every model this task needs, the preprocessors' included, in a stable order."""
@@ -82,6 +99,10 @@ class TaskSpec:
             if key and key not in keys:
                 keys.append(key)
         return keys
+
+    def optional_keys(self) -> list[str]:
+        """Models the task runs without (the few-step LoRA: without it, speed="fast" halves steps)."""
+        return [self.fast.lora] if self.fast else []
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,9 @@ class Registry:
     def models_for(self, task: Task) -> list[ModelSpec]:
         return [self.models[key] for key in self.tasks[task].model_keys()]
 
+    def optional_models_for(self, task: Task) -> list[ModelSpec]:
+        return [self.models[key] for key in self.tasks[task].optional_keys()]
+
 
 def _model(key: str, entry: dict[str, Any]) -> ModelSpec:
     if entry.get("kind") not in MODEL_KINDS:
@@ -108,7 +132,19 @@ def _model(key: str, entry: dict[str, Any]) -> ModelSpec:
                      entry.get("weight_name"), entry.get("image_encoder"))
 
 
-def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec]) -> TaskSpec:
+def _fast(name: str, entry: Any, models: dict[str, ModelSpec]) -> FastSpec | None:
+    if not entry:
+        return None
+    if not isinstance(entry, dict) or entry.get("lora") not in models:
+        raise RegistryError(f"{name}: `fast` needs a `lora` that `models` defines")
+    if models[entry["lora"]].kind != "lora":
+        raise RegistryError(f"{name}: the fast mode's model must be of kind lora")
+    return FastSpec(entry["lora"], entry.get("scheduler", "LCMScheduler"), int(entry.get("steps", 6)),
+                    float(entry.get("guidance", 1.0)))
+
+
+def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec],
+          fast_default: Any = None) -> TaskSpec:
     try:
         task = Task(name)
     except ValueError:
@@ -125,15 +161,16 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec]) -> Tas
     mask = entry.pop("mask", None)
     if mask is not None and mask not in MASKS:
         raise RegistryError(f"task {name!r}: mask must be one of {sorted(MASKS)}")
+    fast = entry.pop("fast", fast_default if pipeline in FAST_PIPELINES else None)
     spec = TaskSpec(
         task=task, pipeline=pipeline, base=entry.pop("base", None), controlnets=controls, mask=mask,
         ip_adapter=entry.pop("ip_adapter", None), steps=int(entry.pop("steps", 30)),
         guidance=float(entry.pop("guidance", 7.5)), strength=float(entry.pop("strength", 1.0)),
-        scheduler=entry.pop("scheduler", None), extra=entry,
+        scheduler=entry.pop("scheduler", None), extra=entry, fast=_fast(f"task {name!r}", fast, models),
     )
     if pipeline != "segmentation" and not spec.base:
         raise RegistryError(f"task {name!r} needs a base model")
-    for key in spec.model_keys():
+    for key in spec.model_keys() + spec.optional_keys():
         if key not in models:
             raise RegistryError(f"task {name!r} uses the model {key!r}, which `models` does not define")
     return spec
@@ -141,9 +178,9 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec]) -> Tas
 
 def parse_registry(data: dict[str, Any]) -> Registry:
     models = {key: _model(key, entry) for key, entry in data.get("models", {}).items()}
-    tasks = {spec.task: spec for spec in
-             (_task(name, entry, models) for name, entry in data.get("tasks", {}).items())}
     defaults = data.get("defaults", {})
+    tasks = {spec.task: spec for spec in
+             (_task(name, entry, models, defaults.get("fast")) for name, entry in data.get("tasks", {}).items())}
     return Registry(models, tasks, int(defaults.get("resolution", 512)),
                     int(defaults.get("max_batch_images", 4)),
                     defaults.get("scheduler", "UniPCMultistepScheduler"))

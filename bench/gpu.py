@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import torch
 from PIL import Image
 
 from roomrender.catalog import load_data_file
+from roomrender.samples import room_image
 from roomrender.engines.diffusers.compiled import Compiler
 from roomrender.engines.diffusers.preprocessors import straight_lines
 from roomrender.engines.diffusers.random_models import build_models_dir
@@ -62,16 +62,8 @@ PROMPT = "a modern living room, interior design, photorealistic"
 # -- inputs ---------------------------------------------------------------------------------------
 
 def room(size: int, seed: int = 7) -> Image.Image:
-    """A synthetic room photo: ceiling, walls, a window, floor, a sofa, some noise."""
-    rng = np.random.default_rng(seed)
-    pixels = np.zeros((size, size, 3), dtype=np.float32)
-    pixels[: size // 5] = (235, 232, 225)
-    pixels[size // 5: int(size * 0.7)] = (200, 190, 170)
-    pixels[int(size * 0.7):] = (130, 95, 60)
-    pixels[size // 4: size // 2, size // 8: size // 3] = (170, 200, 230)
-    pixels[size // 2: int(size * 0.75), size // 2: int(size * 0.9)] = (60, 70, 90)
-    pixels += rng.normal(0, 4, pixels.shape)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    """A synthetic room photo, square."""
+    return room_image(size, size, seed)
 
 
 def jpeg_uri(image: Image.Image) -> str:

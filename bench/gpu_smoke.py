@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
+from roomrender import samples
 from roomrender.catalog import load_data_file
 from roomrender.config import Settings
 from roomrender.engines.diffusers.random_models import build_models_dir
@@ -36,17 +36,7 @@ from roomrender.services import Services, build_services
 
 def room_photo(size: int) -> str:
     """A synthetic room (ceiling, walls, window, floor, sofa) as a PNG data URI."""
-    rng = np.random.default_rng(7)
-    pixels = np.zeros((size, size, 3), dtype=np.float32)
-    pixels[: size // 5] = (235, 232, 225)
-    pixels[size // 5: int(size * 0.7)] = (200, 190, 170)
-    pixels[int(size * 0.7):] = (130, 95, 60)
-    pixels[size // 4: size // 2, size // 8: size // 3] = (170, 200, 230)
-    pixels[size // 2: int(size * 0.75), size // 2: int(size * 0.9)] = (60, 70, 90)
-    pixels += rng.normal(0, 4, pixels.shape)
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(samples.room_photo(size, size, "PNG")).decode()
 
 
 def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from roomrender.app import create_app
 from roomrender.config import Settings
+from roomrender.samples import room_photo
 from roomrender.services import Services, build_services
 from tests.databases import isolated_database
 
@@ -22,18 +20,7 @@ BASE_URL = "http://testserver"
 
 def make_room_photo(width: int = 320, height: int = 240, fmt: str = "JPEG") -> bytes:
     """A synthetic room: ceiling, walls, a window, a floor and a sofa, with hard edges."""
-    rng = np.random.default_rng(7)
-    pixels = np.zeros((height, width, 3), dtype=np.float32)
-    pixels[: height // 5] = (235, 232, 225)
-    pixels[height // 5 : int(height * 0.7)] = (200, 190, 170)
-    pixels[int(height * 0.7) :] = (130, 95, 60)
-    pixels[height // 4 : height // 2, width // 8 : width // 3] = (170, 200, 230)
-    pixels[int(height * 0.5) : int(height * 0.75), width // 2 : int(width * 0.9)] = (60, 70, 90)
-    pixels += rng.normal(0, 4, pixels.shape)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
+    return room_photo(width, height, fmt)
 
 
 @pytest.fixture

@@ -53,3 +53,28 @@ def test_results_are_kept_by_default(client, auth, services, room_jpeg):
         "task": "restyle", "image": data_uri(room_jpeg)}).json()["id"]
     drain(services)
     assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["expires_at"] is None
+
+
+def test_inputs_go_with_the_results_of_their_job(settings, room_jpeg):
+    from sqlalchemy import select
+
+    from roomrender.db.tables import files
+    from roomrender.janitor import expire_inputs_of_finished_jobs
+    from roomrender.jobs.models import GenerationRequest
+    from roomrender.services import build_services
+
+    services = build_services(settings.model_copy(update={"result_ttl_seconds": 60}))
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    done = services.jobs.submit(owner, GenerationRequest(task="restyle", image=data_uri(room_jpeg)))
+    drain(services)
+    waiting = services.jobs.submit(owner, GenerationRequest(task="restyle", image=data_uri(room_jpeg)))
+    input_of = {job.id: job.request.image for job in (services.jobs.get(owner, done.id),
+                                                      services.jobs.get(owner, waiting.id))}
+
+    assert expire_inputs_of_finished_jobs(services, now=time.time() + 30) == 0
+    assert expire_inputs_of_finished_jobs(services, now=time.time() + 61) == 1
+    assert delete_expired_files(services, now=time.time() + 62) >= 2  # the input and the output
+    with services.db.connect() as connection:
+        kept = set(connection.execute(select(files.c.key)).scalars())
+    assert input_of[done.id] not in kept
+    assert input_of[waiting.id] in kept

@@ -248,7 +248,7 @@ class JobService:
                 "this Idempotency-Key was already used with a different request",
                 code="idempotency_key_reused",
             )
-        return self._present(row)
+        return self.present(row)
 
     @staticmethod
     def _with_resolved(request: GenerationRequest, resolved: dict[str, str]) -> GenerationRequest:
@@ -298,7 +298,7 @@ class JobService:
         row = self._own_job.fetch(job_id=job_id, owner_id=owner.id)
         if row is None:
             raise NotFound(f"no job {job_id!r}")
-        return self._present(row)
+        return self.present(row)
 
     def list(self, owner: ApiKey, *, limit: int = 20, offset: int = 0,
              status: JobStatus | None = None) -> JobPage:
@@ -312,13 +312,10 @@ class JobService:
                 select(jobs).where(*condition)
                 .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
             ).all()
-            return JobPage([self._present(row, connection) for row in rows], int(total))
+            return JobPage([self.present(row) for row in rows], int(total))
 
-    def present(self, row: Any, connection: Any = None) -> Job:
+    def present(self, row: Any) -> Job:
         """A jobs row as the Job its owner would get now (queue position and ETA included)."""
-        return self._present(row, connection)
-
-    def _present(self, row: Any, connection: Any = None) -> Job:
         now = time.time()
         job = row_to_job(row, self.storage, now=now)
         if job.status.is_terminal:

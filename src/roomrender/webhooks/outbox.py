@@ -43,7 +43,7 @@ class OutboxHook:
         now = time.time()
         if event == "job.progress" and self._sent_progress_recently(connection, row.id, now):
             return
-        job = self.services.jobs.present(row, connection)
+        job = self.services.jobs.present(row)
         try:
             body = payload(event, job, self.services)
         except Exception:  # noqa: BLE001 - a dialect's renderer must never undo the transition

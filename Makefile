@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 TEST_STAMP := $(VENV)/.installed-diffusers
 
-.PHONY: serve test test-pg worker clean-venv
+.PHONY: serve test test-fast test-pg check worker clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ test: $(TEST_STAMP) $(NODE_STAMP)
 		echo "== again on PostgreSQL ($(PG_TEST_URL))"; \
 		$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest $(PYTEST_ARGS); \
 	else echo "== PostgreSQL not reachable at $(PG_TEST_URL): skipped the PostgreSQL pass"; fi
+
+# The inner loop: no torch install, slow and torch tests left out (under 2 minutes).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not torch" $(PYTEST_ARGS)
+
+# Lint and import order (ruff), strict types (mypy), which way imports point (import-linter).
+# Needs the diffusers extra so that mypy sees torch and diffusers as CI does.
+check: $(TEST_STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-pg: $(TEST_STAMP) $(NODE_STAMP)
 	$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest $(PYTEST_ARGS)

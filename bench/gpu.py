@@ -16,8 +16,8 @@ Measured:
    workload, in quality mode and (with the LCM-LoRA) in the few-step mode (speed=fast).
 Printed: images/s, p50/p95 job latency (created → finished, server clock: queue wait, GPU and
 storing the image included), peak memory (plain: torch's peak allocation; service: the server
-process's GPU memory as nvidia-smi reports it, sampled every 0.2 s; on CPU its peak RSS), and each rate's ratio to plain eager batch 1 and plain
-compiled batch 8.
+process's GPU memory as nvidia-smi reports it, sampled every 0.2 s; on CPU its peak RSS), and
+each rate's ratio to plain eager batch 1 and plain compiled batch 8.
 
     .venv/bin/python bench/gpu.py                          # GPU host: one H100, ~25 min with compiling
     .venv/bin/python bench/gpu.py --compile-mode off       # eager only, quicker
@@ -50,10 +50,10 @@ import torch
 from PIL import Image
 
 from roomrender.catalog import load_data_file
-from roomrender.samples import room_image
 from roomrender.engines.diffusers.compiled import Compiler
 from roomrender.engines.diffusers.preprocessors import straight_lines
 from roomrender.engines.diffusers.random_models import build_models_dir
+from roomrender.samples import room_image
 
 MODEL_KEYS = {"sd15", "controlnet_mlsd", "lcm_lora", "sd15_inpaint", "controlnet_seg", "segmentation"}
 PROMPT = "a modern living room, interior design, photorealistic"
@@ -79,7 +79,7 @@ def registry_for(workload: str, args: argparse.Namespace) -> dict[str, Any]:
     data["defaults"]["fast"]["steps"] = args.fast_steps
     if workload == "bench":
         data["tasks"]["restyle"] = {
-            "pipeline": "StableDiffusionControlNetImg2ImgPipeline", "base": "sd15",
+            "pipeline": "StableDiffusionControlNetImg2ImgPipeline", "kind": "img2img", "base": "sd15",
             "controlnets": [{"model": "controlnet_mlsd", "input": "lines", "scale": 1.0}],
             "steps": args.steps, "guidance": args.guidance, "strength": args.strength}
     elif args.profile == "tiny":
@@ -189,7 +189,8 @@ def plain_bench(models_dir: Path, args: argparse.Namespace, dtype: torch.dtype, 
     control = straight_lines(image)
     rows = []
     pipeline = plain_pipeline(models_dir, dtype, device)
-    runs: list[tuple[str, int, bool]] = [("plain eager b1", 1, False), (f"plain eager b{args.batch}", args.batch, False)]
+    runs: list[tuple[str, int, bool]] = [("plain eager b1", 1, False),
+                                         (f"plain eager b{args.batch}", args.batch, False)]
     if args.compile_mode != "off":
         runs.append((f"plain compiled b{args.batch}", args.batch, True))
     for name, batch, compiled in runs:
@@ -384,7 +385,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     base = next((r["images_per_s"] for r in rows if r["run"] == "plain eager b1"), None)
     compiled = next((r["images_per_s"] for r in rows if r["run"].startswith("plain compiled")), None)
     print()
-    print(f"{'run':<44}{'images/s':>10}{'p50 s':>9}{'p95 s':>9}{'mem GiB':>9}{'x eager b1':>12}{'x compiled':>12}  note")
+    print(f"{'run':<44}{'images/s':>10}{'p50 s':>9}{'p95 s':>9}{'mem GiB':>9}"
+          f"{'x eager b1':>12}{'x compiled':>12}  note")
     for row in rows:
         ratio_base = f"{row['images_per_s'] / base:.2f}" if base else "-"
         ratio_compiled = f"{row['images_per_s'] / compiled:.2f}" if compiled else "-"

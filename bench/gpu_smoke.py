@@ -26,11 +26,11 @@ import torch
 from PIL import Image
 
 from roomrender import samples
+from roomrender.canonical.models import GenerationRequest, JobStatus
 from roomrender.catalog import load_data_file
 from roomrender.config import Settings
 from roomrender.engines.diffusers.random_models import build_models_dir
 from roomrender.engines.diffusers.registry import parse_registry
-from roomrender.jobs.models import GenerationRequest, JobStatus
 from roomrender.services import Services, build_services
 
 

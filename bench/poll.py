@@ -154,7 +154,8 @@ def main() -> None:
         server.terminate()
         server.wait(10)
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
+               f"{platform.python_implementation()} {platform.python_version()}")
     print(f"machine: {machine}; {args.clients} concurrent clients, {args.seconds:g} s each")
     print(f"{'endpoint':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     rows = (("GET /healthz (trivial)", trivial), ("GET /v1/jobs/{id} (finished)", poll),

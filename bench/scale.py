@@ -26,12 +26,13 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from roomrender.config import Settings  # noqa: E402
-from roomrender.db.tables import jobs  # noqa: E402
-from roomrender.jobs.models import GenerationRequest  # noqa: E402
-from roomrender.services import build_services  # noqa: E402
 from tests.databases import fresh_schema  # noqa: E402
 from tests.fakes_scale import bulk_enqueue  # noqa: E402
+
+from roomrender.canonical.models import GenerationRequest  # noqa: E402
+from roomrender.config import Settings  # noqa: E402
+from roomrender.db.tables import jobs  # noqa: E402
+from roomrender.services import build_services  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -35,9 +35,9 @@ import httpx
 from PIL import Image
 from sqlalchemy import func, select
 
+from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.db.tables import jobs, webhook_messages
-from roomrender.jobs.models import GenerationRequest
 from roomrender.services import build_services
 
 
@@ -55,12 +55,12 @@ def receive(port_out: Any, secret: str, flaky: float) -> None:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 webhook.verify(body, headers, json_parse=False)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 with lock:
                     bad[0] += 1
                 self._answer(401)
@@ -75,7 +75,7 @@ def receive(port_out: Any, secret: str, flaky: float) -> None:
                     received_at.setdefault(message_id, time.time())
             self._answer(500 if fail else 200)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             with lock:
                 stats = {"calls": sum(calls.values()), "accepted": dict(accepted),
                          "bad_signatures": bad[0], "received_at": received_at}

@@ -89,3 +89,11 @@ def data_uri(data: bytes, content_type: str = "image/jpeg") -> str:
     import base64
 
     return f"data:{content_type};base64,{base64.b64encode(data).decode()}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The engine tests under tests/engines/ need torch and diffusers: marked `torch`, so that
+    `make test-fast` (no torch install) leaves them out."""
+    for item in items:
+        if "engines" in item.path.parts:
+            item.add_marker(pytest.mark.torch)

@@ -6,9 +6,9 @@ import time
 
 from PIL import Image
 
+from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.config import Settings
 from roomrender.engines.base import BatchContext, EngineJob, JobResult, RenderedImage
-from roomrender.jobs.models import GenerationRequest, Task
 
 SEGMENT_LABELS = ("wall", "floor", "ceiling")
 # A prompt that makes the fake engine fail the job, to test failure answers.

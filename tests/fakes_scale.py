@@ -14,10 +14,10 @@ import uuid
 from PIL import Image
 from sqlalchemy import insert
 
+from roomrender.canonical.models import GenerationRequest, JobStatus, Task
 from roomrender.config import Settings
-from roomrender.engines.base import BatchContext, EngineJob, JobResult, RenderedImage
 from roomrender.db.tables import jobs
-from roomrender.jobs.models import GenerationRequest, JobStatus, Task
+from roomrender.engines.base import BatchContext, EngineJob, JobResult, RenderedImage
 from roomrender.services import Services
 
 

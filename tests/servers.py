@@ -24,7 +24,7 @@ def serve_files(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
     """Serve `{path: (body, content type)}` over HTTP; any other path is a 404. Yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             found = files.get(self.path)
             if found is None:
                 self.send_error(404)

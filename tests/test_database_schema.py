@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 
 from roomrender.cli import app as cli
 from roomrender.config import Settings
-from roomrender.db.database import SchemaOutOfDate, current_revision, head_revision, open_database
+from roomrender.db.database import (
+    SchemaOutOfDate,
+    current_revision,
+    head_revision,
+    open_database,
+)
 from roomrender.services import build_services
 from tests.databases import fresh_schema, is_postgresql
 

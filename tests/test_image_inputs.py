@@ -9,10 +9,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from PIL import Image
 
+from roomrender.canonical.errors import ImageTooLarge, InvalidImage, UrlRefused
 from roomrender.images import ImageLimits, check_image
-from roomrender.jobs.errors import ImageTooLarge, InvalidImage
 from roomrender.netsafety import check_url
-from roomrender.jobs.errors import UrlRefused
 from tests.conftest import data_uri, make_room_photo
 
 LIMITS = ImageLimits(max_bytes=2_000_000, max_pixels=1_000_000)
@@ -85,7 +84,7 @@ def test_private_addresses_and_other_schemes_are_refused(url):
 class _PhotoServer(BaseHTTPRequestHandler):
     photo = make_room_photo()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         if self.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "/room.jpg")

@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
+from roomrender.api.errors import HttpError
 from roomrender.api.luw import UNLIMITED_CREDITS, luw_error, result_body
 from roomrender.app import create_app
 from roomrender.db.tables import files, jobs
-from roomrender.janitor import delete_expired_files
-from roomrender.jobs.errors import RoomrenderError
 from roomrender.services import Services, build_services
 from roomrender.signing import server_secret, sign
 from tests.conftest import BASE_URL, data_uri, drain, make_room_photo
@@ -386,10 +385,10 @@ def test_result_body_is_what_results_answers(client, auth, services, room):
     started = client.post("/v2/generate", headers=auth, data={"model": "interior", "image": room})
     processing_url = started.json()["processing_url"]
     owner = services.keys.authenticate(auth["Authorization"][7:])
-    assert result_body(services.jobs.get(owner, processing_url), services) == poll(
+    assert result_body(services.jobs.get(owner, processing_url), services.storage) == poll(
         client, auth, processing_url)
     drain(services)
-    assert result_body(services.jobs.get(owner, processing_url), services) == poll(
+    assert result_body(services.jobs.get(owner, processing_url), services.storage) == poll(
         client, auth, processing_url)
 
 
@@ -565,8 +564,8 @@ def test_x12tmp_uploads_are_deleted_after_12_hours(client, auth, services, room_
             select(files.c.expires_at).where(files.c.key == key)).scalar_one()
     assert before + 12 * 3600 - 1 <= expires_at <= time.time() + 12 * 3600
 
-    assert delete_expired_files(services, now=before + 11 * 3600) == 0
-    assert delete_expired_files(services, now=time.time() + 12 * 3600 + 1) == 1
+    assert services.files.delete_expired(now=before + 11 * 3600) == 0
+    assert services.files.delete_expired(now=time.time() + 12 * 3600 + 1) == 1
     assert client.get(body["final_url"]).status_code == 404
     assert client.get(kept["final_url"]).status_code == 200
 
@@ -647,8 +646,7 @@ def test_an_unknown_swatch_is_a_404(client):
 
 @pytest.mark.parametrize("status,expected", [(429, 429), (413, 400), (409, 400), (503, 500)])
 def test_error_statuses_on_the_wire(status, expected):
-    error = RoomrenderError("busy")
-    error.status = status
+    error = HttpError("busy", status=status)
     response = luw_error(error)
     assert response.status_code == expected
     if expected == 500:

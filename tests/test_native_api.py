@@ -292,7 +292,7 @@ def test_restarting_loses_no_queued_or_finished_job(settings, room_jpeg):
     first = build_services(settings)
     plaintext = first.keys.create("t")[1]
     owner = first.keys.authenticate(plaintext)
-    from roomrender.jobs.models import GenerationRequest
+    from roomrender.canonical.models import GenerationRequest
 
     done = first.jobs.submit(owner, GenerationRequest(task="restyle", image=data_uri(room_jpeg)))
     drain(first)

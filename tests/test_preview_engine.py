@@ -7,10 +7,17 @@ import io
 import numpy as np
 from PIL import Image
 
+from roomrender.canonical.models import Expand, GenerationRequest
 from roomrender.catalog import find_style
 from roomrender.engines.base import BatchContext, EngineJob
-from roomrender.engines.preview import PreviewEngine, expand, erase, paint, regrade, upscale
-from roomrender.jobs.models import Expand, GenerationRequest
+from roomrender.engines.preview import (
+    PreviewEngine,
+    erase,
+    expand,
+    paint,
+    regrade,
+    upscale,
+)
 from tests.conftest import make_room_photo
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from roomrender.jobs.models import GenerationRequest, JobStatus
+from roomrender.canonical.models import GenerationRequest, JobStatus
 from roomrender.services import build_services
 from tests.conftest import data_uri, drain, make_room_photo
 from tests.slow_engine import SlowPreviewEngine

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
+from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.db.tables import files, jobs
-from roomrender.janitor import delete_expired_files
-from roomrender.jobs.models import GenerationRequest
 from roomrender.services import Services, build_services
 from roomrender.storage import FileMissing
 from tests.conftest import data_uri
@@ -46,7 +45,7 @@ def test_concurrent_claimers_never_share_a_job(fake: Services) -> None:
         try:
             while worker.run_once():
                 pass
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=work) for _ in range(6)]
@@ -61,7 +60,7 @@ def test_concurrent_claimers_never_share_a_job(fake: Services) -> None:
         per_job = Counter(connection.execute(
             select(files.c.job_id).where(files.c.kind == "output")).scalars())
     assert statuses == {"succeeded": 160}
-    assert per_job == {job_id: 1 for job_id in ids}
+    assert per_job == dict.fromkeys(ids, 1)
 
 
 def test_a_worker_takes_only_its_pipelines(fake: Services, room_jpeg: bytes) -> None:
@@ -92,8 +91,8 @@ def test_outputs_of_a_job_that_never_succeeded_are_cleaned_up(fake: Services) ->
     with fake.db.connect() as connection:
         assert connection.execute(select(func.count()).select_from(files).where(
             files.c.job_id == job_id)).scalar_one() == 0
-    assert delete_expired_files(fake) == 0
-    assert delete_expired_files(fake, now=time.time() + 3601) == 1
+    assert fake.files.delete_expired() == 0
+    assert fake.files.delete_expired(now=time.time() + 3601) == 1
     with pytest.raises(FileMissing):
         fake.storage.get(output["key"])
 

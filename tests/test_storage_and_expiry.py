@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from roomrender.janitor import delete_expired_files
 from roomrender.storage.local import LocalStorage
 from tests.conftest import data_uri, drain
 
@@ -43,7 +42,7 @@ def test_results_expire_after_the_configured_time(settings, room_jpeg):
         time.sleep(1.1)
         assert client.get(url).status_code == 404
         assert client.get(f"/v1/jobs/{job_id}", headers=headers).json()["outputs"] == []
-        assert delete_expired_files(services) >= 1
+        assert services.files.delete_expired() >= 1
         key = url.rsplit("/", 1)[1]
         assert not (services.storage.root / key[:2] / key).exists()
 
@@ -58,9 +57,8 @@ def test_results_are_kept_by_default(client, auth, services, room_jpeg):
 def test_inputs_go_with_the_results_of_their_job(settings, room_jpeg):
     from sqlalchemy import select
 
+    from roomrender.canonical.models import GenerationRequest
     from roomrender.db.tables import files
-    from roomrender.janitor import expire_inputs_of_finished_jobs
-    from roomrender.jobs.models import GenerationRequest
     from roomrender.services import build_services
 
     services = build_services(settings.model_copy(update={"result_ttl_seconds": 60}))
@@ -71,9 +69,9 @@ def test_inputs_go_with_the_results_of_their_job(settings, room_jpeg):
     input_of = {job.id: job.request.image for job in (services.jobs.get(owner, done.id),
                                                       services.jobs.get(owner, waiting.id))}
 
-    assert expire_inputs_of_finished_jobs(services, now=time.time() + 30) == 0
-    assert expire_inputs_of_finished_jobs(services, now=time.time() + 61) == 1
-    assert delete_expired_files(services, now=time.time() + 62) >= 2  # the input and the output
+    assert services.new_janitor().expire_inputs_of_finished_jobs(now=time.time() + 30) == 0
+    assert services.new_janitor().expire_inputs_of_finished_jobs(now=time.time() + 61) == 1
+    assert services.files.delete_expired(now=time.time() + 62) >= 2  # the input and the output
     with services.db.connect() as connection:
         kept = set(connection.execute(select(files.c.key)).scalars())
     assert input_of[done.id] not in kept

@@ -13,7 +13,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from roomrender.config import Settings
-from roomrender.janitor import delete_expired_files
 from roomrender.services import Services, build_services
 from roomrender.storage import FileMissing, new_key, open_storage
 from roomrender.storage.s3 import S3Storage
@@ -144,6 +143,6 @@ def test_job_inputs_and_outputs_live_in_the_bucket(s3_services: Services, bucket
         assert second["status"] == "succeeded", second
 
         # Server-side expiry: the janitor deletes expired results from the bucket.
-        assert delete_expired_files(s3_services, now=time.time() + 601) >= 2
+        assert s3_services.files.delete_expired(now=time.time() + 601) >= 2
         out_key = result_url.split("?")[0].rsplit("/", 1)[1]
         assert not object_exists(bucket, f"rr/{out_key}")

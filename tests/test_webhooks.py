@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
-import sys
 import threading
 import time
-import types
 from collections import Counter
 from collections.abc import Iterator
 
@@ -17,12 +16,11 @@ from sqlalchemy import delete, select, update
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from roomrender.app import create_app
+from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.db.tables import webhook_attempts, webhook_messages
-from roomrender.jobs.models import GenerationRequest
 from roomrender.services import Services, build_services
 from roomrender.webhooks.delivery import Dispatcher, retry_after_seconds
-from roomrender.webhooks.outbox import prune
 from tests.conftest import data_uri, drain
 from tests.webhook_receiver import Receiver
 
@@ -358,21 +356,21 @@ def test_secrets_belong_to_their_key(client, auth, services, receiver, room_jpeg
     assert client.get("/v1/webhooks/secret").status_code == 401
 
 
-def _luw_job(services: Services, room_jpeg: bytes, url: str) -> str:
-    owner = services.keys.create("luw")[0]
+def _dialect_job(services: Services, room_jpeg: bytes, url: str, dialect: str = "luw") -> str:
+    owner = services.keys.create(dialect)[0]
     job = services.jobs.submit(owner, GenerationRequest(
-        task="restyle", image=data_uri(room_jpeg), style="modern", webhook=url), dialect="luw")
+        task="restyle", image=data_uri(room_jpeg), style="modern", webhook=url), dialect=dialect)
     drain(services)
     return job.id
 
 
-def test_luw_jobs_send_their_dialects_body_to_the_url_as_given(services, dispatcher, receiver,
-                                                               room_jpeg, monkeypatch):
-    fake = types.ModuleType("roomrender.api.luw")
-    fake.result_body = lambda job, _services: {"status": True, "output": job.outputs[0].url}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "roomrender.api.luw", fake)
+def test_a_registered_dialect_body_goes_to_the_url_as_given(services, dispatcher, receiver,
+                                                            room_jpeg):
+    services.webhook_bodies.register(
+        "acme", lambda _event, job: json.dumps({"status": True, "output": job.outputs[0].url}),
+        events={"job.succeeded"})
     url = receiver.url("/luw/callback?order=42&user=a%2Fb&tag=x%20y")
-    _luw_job(services, room_jpeg, url)
+    _dialect_job(services, room_jpeg, url, dialect="acme")
     dispatcher.run_once()
     [call] = receiver.calls
     assert call.path == "/luw/callback?order=42&user=a%2Fb&tag=x%20y"
@@ -381,10 +379,9 @@ def test_luw_jobs_send_their_dialects_body_to_the_url_as_given(services, dispatc
     assert body["status"] is True and body["output"].startswith("http://testserver/files/")
 
 
-def test_dialect_without_a_presenter_falls_back_to_the_native_body(services, dispatcher, receiver,
-                                                                   room_jpeg, monkeypatch):
-    monkeypatch.setitem(sys.modules, "roomrender.api.luw", None)  # import fails
-    job_id = _luw_job(services, room_jpeg, receiver.url())
+def test_dialect_without_a_registered_body_gets_the_native_body(services, dispatcher, receiver,
+                                                                 room_jpeg):
+    job_id = _dialect_job(services, room_jpeg, receiver.url(), dialect="acme")
     dispatcher.run_once()
     [call] = receiver.calls
     body = call.verify(services.webhook_secrets.get(services.keys.list()[-1].id).current)
@@ -392,9 +389,6 @@ def test_dialect_without_a_presenter_falls_back_to_the_native_body(services, dis
 
 
 def test_luw_webhook_body_matches_v2_results(client, services, dispatcher, receiver, room_jpeg):
-    luw = pytest.importorskip("roomrender.api.luw")
-    if not hasattr(luw, "result_body"):
-        pytest.skip("roomrender.api.luw has no result_body")
     owner, plaintext = services.keys.create("luw-client")
     job = services.jobs.submit(owner, GenerationRequest(
         task="restyle", image=data_uri(room_jpeg), style="modern",
@@ -457,8 +451,8 @@ def test_settled_messages_are_pruned_after_the_retention(client, auth, services,
         connection.execute(update(webhook_messages).where(webhook_messages.c.job_id == pending)
                            .values(next_attempt_at=time.time() + 3600))
     dispatcher.run_once()
-    assert prune(services.db, 3600) == 0
-    assert prune(services.db, 3600, now=time.time() + 7200) == 1
+    assert services.outbox.prune(3600) == 0
+    assert services.outbox.prune(3600, now=time.time() + 7200) == 1
     assert client.get(f"/v1/jobs/{job_id}/webhooks", headers=auth).json() == {"data": []}
     assert len(client.get(f"/v1/jobs/{pending}/webhooks", headers=auth).json()["data"]) == 1
 

@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from roomrender import __version__
-from roomrender.api import files, luw, native, ops, spacely
+from roomrender.api import files, ops
 from roomrender.api import webhooks as webhooks_api
 from roomrender.api.errors import DialectErrors, install_error_handlers
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
-from roomrender.janitor import run_janitor
+from roomrender.dialects import PLUGS
 from roomrender.services import Services, build_services
 from roomrender.webhooks.delivery import Dispatcher
 
@@ -40,8 +41,8 @@ class Background:
             self.threads.append(threading.Thread(target=worker.run, args=(self.stop,),
                                                  name=f"worker-{index}", daemon=True))
         if self.janitor:
-            self.threads.append(threading.Thread(target=run_janitor, args=(self.services, self.stop),
-                                                 name="janitor", daemon=True))
+            self.threads.append(threading.Thread(target=self.services.new_janitor().run,
+                                                 args=(self.stop,), name="janitor", daemon=True))
         if self.webhooks:
             # The API process delivers webhooks; several processes may, the outbox has leases.
             dispatcher = self.services.new_dispatcher()
@@ -86,20 +87,22 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     app.state.services = services
-    app.state.metrics = metrics_registry(services.db)
+    app.state.metrics = metrics_registry(services.queue)
     app.state.background = background
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
-    dialects.register("/api/v1", spacely.spacely_error)
-    dialects.register("/v2", luw.luw_error)
-    install_error_handlers(app, dialects)
     app.include_router(ops.router)
-    app.include_router(native.router)
-    app.include_router(spacely.router)
-    app.include_router(luw.router)
+    leading: list[BaseRoute] = []
+    for plug in PLUGS:
+        if plug.prefix is not None and plug.render_error is not None:
+            dialects.register(plug.prefix, plug.render_error)
+        for router in plug.routers:
+            app.include_router(router)
+        leading.extend(plug.leading_routes)
+    install_error_handlers(app, dialects)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
-    app.router.routes[0:0] = native.FAST_ROUTES
+    app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     # Delay before each attempt (the Standard Webhooks schedule): the first is immediate.
     webhook_retry_schedule: list[float] = Field(
-        default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000])
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0])
     webhook_concurrency: int = 16
     webhook_poll_seconds: float = 0.25
     # A claimed delivery is retried by another dispatcher if not recorded within this time.

@@ -12,7 +12,12 @@ from urllib.parse import urljoin
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from roomrender.jobs.errors import FetchFailed, ImageTooLarge, InvalidImage, InvalidRequest
+from roomrender.canonical.errors import (
+    FetchFailed,
+    ImageTooLarge,
+    InvalidImage,
+    InvalidRequest,
+)
 from roomrender.netsafety import check_url
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -45,7 +50,7 @@ def check_image(data: bytes, limits: ImageLimits, *, what: str = "image") -> Che
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             image_format = image.format
             width, height = image.size
             if width * height > limits.max_pixels:

@@ -6,7 +6,7 @@ import ipaddress
 import socket
 from urllib.parse import urlparse
 
-from roomrender.jobs.errors import UrlRefused
+from roomrender.canonical.errors import UrlRefused
 
 
 def _is_private(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -54,7 +54,7 @@ def checked_addresses(url: str, *, allow_private: bool) -> tuple[str, list[str]]
         raise UrlRefused(f"the host {host!r} could not be resolved") from unresolved
     addresses: list[str] = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         addresses.append(str(address))
         if _is_private(address):
             raise UrlRefused(

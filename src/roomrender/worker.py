@@ -17,15 +17,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import Engine as Database
-from sqlalchemy import delete, insert
 
+from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
-from roomrender.db.tables import files
-from roomrender.engines.base import BatchCanceled, BatchContext, Engine, EngineJob, RenderedImage
-from roomrender.jobs.models import GenerationRequest
+from roomrender.engines.base import (
+    BatchCanceled,
+    BatchContext,
+    Engine,
+    EngineJob,
+    RenderedImage,
+)
 from roomrender.jobs.queue import Claim, JobQueue
-from roomrender.storage import Storage, new_key
+from roomrender.storage import new_key
+from roomrender.storage.files import FileStore, NewFile
 
 log = logging.getLogger("roomrender.worker")
 
@@ -83,12 +87,11 @@ class _ClaimTracker:
 
 
 class Worker:
-    def __init__(self, settings: Settings, db: Database, storage: Storage, engine: Engine,
+    def __init__(self, settings: Settings, files: FileStore, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
                  tasks: list[str] | None = None, pipelines: list[str] | None = None) -> None:
         self.settings = settings
-        self.db = db
-        self.storage = storage
+        self.files = files
         self.engine = engine
         self.queue = queue
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -110,7 +113,7 @@ class Worker:
             while not stop.is_set():
                 try:
                     worked = self.run_once()
-                except Exception:  # noqa: BLE001 - the loop must survive a broken batch or database
+                except Exception:
                     log.exception("worker loop error")
                     worked = False
                 if not worked:
@@ -141,7 +144,7 @@ class Worker:
             while not done.wait(self.settings.heartbeat_seconds):
                 try:
                     tracker.heartbeat()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("heartbeat failed")
 
         # The lease is kept alive until the outputs are stored, wherever that happens.
@@ -153,7 +156,7 @@ class Worker:
                 results = self.engine.generate(batch, context) if batch else []
             except BatchCanceled:
                 results = [BatchCanceled() for _ in batch]
-            except Exception as failure:  # noqa: BLE001 - the whole batch failed
+            except Exception as failure:
                 log.exception("engine failed a batch of %d", len(batch))
                 results = [failure for _ in batch]
             tracker.flush()
@@ -165,7 +168,7 @@ class Worker:
             try:
                 tracker.heartbeat()
                 self._finish(batch, results, claim, tracker)
-            except Exception:  # noqa: BLE001 - a lost lease brings the jobs back anyway
+            except Exception:
                 log.exception("finishing a batch failed")
             finally:
                 done.set()
@@ -182,13 +185,13 @@ class Worker:
         for row in claim.rows:
             request = GenerationRequest.model_validate(row.request)
             try:
-                images = {
-                    name: Image.open(io.BytesIO(self.storage.get(key)))
+                images: dict[str, Image.Image] = {
+                    name: Image.open(io.BytesIO(self.files.storage.get(key)))
                     for name, key in request.image_refs().items()
                 }
                 for image in images.values():
                     image.load()
-            except Exception as missing:  # noqa: BLE001
+            except Exception as missing:
                 self.queue.fail(row.id, "input_unavailable",
                                 f"an input image could not be read: {missing}", token=claim.token)
                 continue
@@ -230,51 +233,36 @@ class Worker:
                claim: Claim) -> dict[str, list[dict[str, Any]] | Exception]:
         """Encode and store each job's images: its outputs, or why they could not be stored.
 
-        The `files` rows are written first, as pending: they expire soon unless
-        `queue.succeed_many` adopts them, so the janitor removes what a worker that died before
-        succeeding left in the store."""
+        They are stored as pending: they expire soon unless `queue.succeed_many` adopts them, so
+        the janitor removes what a worker that died before succeeding left in the store."""
         owners = {row.id: row.owner_id for row in claim.rows}
-        now = time.time()
         outcome: dict[str, list[dict[str, Any]] | Exception] = {}
-        encoded: dict[str, list[tuple[str, bytes, str, RenderedImage]]] = {}
+        encoded: dict[str, list[tuple[NewFile, RenderedImage]]] = {}
         for job, images in ready:
             try:
                 items = []
                 for rendered in images:
                     fmt = "png" if rendered.label is not None else job.request.output_format
                     data, content_type = encode(rendered.image, fmt)
-                    items.append((new_key(content_type, prefix="out-"), data, content_type, rendered))
+                    items.append((NewFile(new_key(content_type, prefix="out-"), data, content_type,
+                                          rendered.image.width, rendered.image.height), rendered))
                 encoded[job.job_id] = items
-            except Exception as failure:  # noqa: BLE001
+            except Exception as failure:
                 log.exception("encoding outputs of %s failed", job.job_id)
                 outcome[job.job_id] = failure
-        pending = [
-            dict(key=key, owner_id=owners[job_id], kind="output", job_id=None,
-                 content_type=content_type, width=rendered.image.width,
-                 height=rendered.image.height, size=len(data), created_at=now,
-                 expires_at=now + PENDING_OUTPUT_SECONDS)
-            for job_id, items in encoded.items() for key, data, content_type, rendered in items
-        ]
-        if pending:
-            with self.db.begin() as connection:
-                connection.execute(insert(files), pending)
+        groups = {job_id: (owners[job_id], [new for new, _ in items])
+                  for job_id, items in encoded.items()}
+        failed = self.files.save_pending(groups, kind="output",
+                                         expires_at=time.time() + PENDING_OUTPUT_SECONDS)
         for job_id, items in encoded.items():
-            try:
-                for key, data, content_type, _rendered in items:
-                    self.storage.put(key, data, content_type)
-            except Exception as failure:  # noqa: BLE001
-                log.exception("storing outputs of %s failed", job_id)
-                outcome[job_id] = failure
+            if job_id in failed:
+                log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
+                outcome[job_id] = failed[job_id]
                 continue
-            outcome[job_id] = [{"key": key, "width": rendered.image.width,
-                                "height": rendered.image.height, "content_type": content_type,
-                                "label": rendered.label}
-                               for key, _data, content_type, rendered in items]
+            outcome[job_id] = [{"key": new.key, "width": new.width, "height": new.height,
+                                "content_type": new.content_type, "label": rendered.label}
+                               for new, rendered in items]
         return outcome
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
-        keys = [output["key"] for output in outputs]
-        for key in keys:
-            self.storage.delete(key)
-        with self.db.begin() as connection:
-            connection.execute(delete(files).where(files.c.key.in_(keys)))
+        self.files.discard([output["key"] for output in outputs])

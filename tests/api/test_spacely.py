@@ -459,7 +459,7 @@ def test_canceled_job_reads_as_failed(client, key, auth, photos):
 def test_result_body_is_the_poll_body(client, key, services, photos, api_key):
     ref_id = submit(client, key, "standard", standard_body(photos))
     drain(services)
-    body = result_body(job_of(services, api_key, ref_id), services)
+    body = result_body(job_of(services, api_key, ref_id))
     response = client.get("/api/v1/generate/poll-result", params={"refId": ref_id}, headers=key)
     assert body == response.json() and body["data"]["status"] == "success"
 

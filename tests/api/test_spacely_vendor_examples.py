@@ -25,9 +25,9 @@ from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.services import build_services
 from tests.conftest import make_room_photo
+from tests.databases import isolated_database
 from tests.fakes import AllTasksEngine
 from tests.servers import free_port, run_uvicorn, serve_files
-from tests.databases import isolated_database
 
 EXAMPLES = Path(__file__).parent / "spacely_examples"
 SPACELY_HOST = "https://api.spacely.ai"

@@ -19,6 +19,8 @@ from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from roomrender import worker as worker_module  # noqa: E402
+from roomrender.canonical.errors import Unsupported  # noqa: E402
+from roomrender.canonical.models import GenerationRequest, JobStatus, Task  # noqa: E402
 from roomrender.cli import app as cli_app  # noqa: E402
 from roomrender.config import Settings  # noqa: E402
 from roomrender.engines import load_engine  # noqa: E402
@@ -32,8 +34,6 @@ from roomrender.engines.diffusers.preprocessors import (  # noqa: E402
     without_furniture,
 )
 from roomrender.engines.diffusers.prompts import build_prompt, color_name  # noqa: E402
-from roomrender.jobs.errors import Unsupported  # noqa: E402
-from roomrender.jobs.models import GenerationRequest, JobStatus, Task  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import data_uri, drain, make_room_photo  # noqa: E402
 
@@ -313,7 +313,11 @@ def test_weights_are_also_found_in_the_hugging_face_cache(models_dir: Path, tmp_
 def test_an_operator_swaps_a_checkpoint_in_the_registry_file(
         models_dir: Path, registry_file: Path, tmp_path: Path) -> None:
     from roomrender.engines.diffusers.check import check_models
-    from roomrender.engines.diffusers.registry import RegistryError, load_registry, parse_registry
+    from roomrender.engines.diffusers.registry import (
+        RegistryError,
+        load_registry,
+        parse_registry,
+    )
 
     data = json.loads(registry_file.read_text())
     data["models"]["controlnet_seg"]["id"] = "acme/interior-seg-controlnet"

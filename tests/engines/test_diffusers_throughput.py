@@ -18,12 +18,16 @@ pytest.importorskip("peft")
 from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from roomrender.canonical.models import GenerationRequest, Task  # noqa: E402
 from roomrender.cli import app as cli_app  # noqa: E402
 from roomrender.engines.base import BatchContext, EngineJob  # noqa: E402
-from roomrender.engines.diffusers.compiled import nearest_bucket, padded_batch_size, parse_sizes  # noqa: E402
+from roomrender.engines.diffusers.compiled import (  # noqa: E402
+    nearest_bucket,
+    padded_batch_size,
+    parse_sizes,
+)
 from roomrender.engines.diffusers.engine import DiffusersEngine  # noqa: E402
 from roomrender.engines.diffusers.registry import load_registry  # noqa: E402
-from roomrender.jobs.models import GenerationRequest, Task  # noqa: E402
 from tests.conftest import make_room_photo  # noqa: E402
 
 NO_CONTEXT = BatchContext(lambda *_: None, lambda _: False)
@@ -220,7 +224,8 @@ def test_a_registry_file_can_run_restyle_as_controlnet_img2img(
     import json
 
     data = json.loads(registry_file.read_text())
-    data["tasks"]["restyle"] = {"pipeline": "StableDiffusionControlNetImg2ImgPipeline", "base": "sd15",
+    data["tasks"]["restyle"] = {"pipeline": "StableDiffusionControlNetImg2ImgPipeline", "kind": "img2img",
+                                "base": "sd15",
                                 "controlnets": [{"model": "controlnet_mlsd", "input": "lines", "scale": 1.0}],
                                 "steps": 2, "guidance": 7.0, "strength": 0.8}
     (tmp_path / "registry.json").write_text(json.dumps(data))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from roomrender.jobs.errors import Unauthorized
-from roomrender.jobs.keys import ApiKey
+from roomrender.canonical.errors import Unauthorized
+from roomrender.jobs.keys import ApiKey, KeyStore
 
 
 def presented_key(request: Request) -> str | None:
@@ -21,7 +21,7 @@ def presented_key(request: Request) -> str | None:
 async def require_key(request: Request) -> ApiKey:
     """FastAPI dependency: the live key of this request, or 401."""
     plaintext = presented_key(request)
-    store = request.app.state.services.keys
+    store: KeyStore = request.app.state.services.keys
     hit, key = store.cached(plaintext) if plaintext else (True, None)
     if not hit:
         # Only a cache miss touches the database, off the event loop.

@@ -4,17 +4,62 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from roomrender.jobs.errors import InvalidRequest, NotFound, RoomrenderError, Unauthorized
+from roomrender.api.deps import describe_validation_errors
+from roomrender.canonical.errors import (
+    Conflict,
+    ImageTooLarge,
+    InsufficientCredits,
+    InvalidRequest,
+    NotFound,
+    RoomrenderError,
+    ServerFault,
+    Unauthorized,
+)
 
 log = logging.getLogger("roomrender.api")
 
 ErrorRenderer = Callable[[RoomrenderError], Response]
+
+
+class HttpError(RoomrenderError):
+    """An error that exists only on the wire (no route, a method not allowed, a refused signed
+    URL): it carries its own HTTP status."""
+
+    status: int = 400
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message, code=code, details=details)
+        if status is not None:
+            self.status = status
+
+
+# The HTTP status of each canonical error; the most specific class listed wins, others are 400.
+STATUSES: dict[type[RoomrenderError], int] = {
+    Unauthorized: 401,
+    InsufficientCredits: 402,
+    NotFound: 404,
+    Conflict: 409,
+    ImageTooLarge: 413,
+    ServerFault: 500,
+}
+
+
+def http_status(error: RoomrenderError) -> int:
+    """The status the native API answers `error` with (dialects narrow it to their own)."""
+    if isinstance(error, HttpError):
+        return error.status
+    for cls in type(error).__mro__:
+        if cls in STATUSES:
+            return STATUSES[cls]
+    return 400
 
 
 def native_error(error: RoomrenderError) -> Response:
@@ -22,15 +67,7 @@ def native_error(error: RoomrenderError) -> Response:
     if error.details is not None:
         body["details"] = error.details
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
-    return JSONResponse({"error": body}, status_code=error.status, headers=headers)
-
-
-def describe_validation_errors(errors: list[dict[str, object]]) -> str:
-    parts = []
-    for item in errors:
-        location = ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query"))
-        parts.append(f"{location}: {item.get('msg')}" if location else str(item.get("msg")))
-    return "; ".join(parts) or "the request is not valid"
+    return JSONResponse({"error": body}, status_code=http_status(error), headers=headers)
 
 
 class DialectErrors:
@@ -71,8 +108,8 @@ def install_error_handlers(app: FastAPI, dialects: DialectErrors) -> None:
         if error.status_code == 404:
             wire: RoomrenderError = NotFound(f"no route {request.url.path}")
         else:
-            wire = RoomrenderError(str(error.detail), code=f"http_{error.status_code}")
-            wire.status = error.status_code
+            wire = HttpError(str(error.detail), status=error.status_code,
+                             code=f"http_{error.status_code}")
         response = dialects.render(request, wire)
         if error.headers:
             response.headers.update(error.headers)
@@ -81,6 +118,5 @@ def install_error_handlers(app: FastAPI, dialects: DialectErrors) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        wire = RoomrenderError("internal error; the server log has the details", code="internal")
-        wire.status = 500
+        wire = ServerFault("internal error; the server log has the details")
         return dialects.render(request, wire)

@@ -11,17 +11,24 @@ import base64
 import re
 import secrets
 import time
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from roomrender.api.auth import require_key
-from roomrender.api.luw_params import FilePart, luw_data, read_params, text, to_request
-from roomrender.catalog import styles as catalog_styles
-from roomrender.jobs.errors import (
+from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
+from roomrender.api.errors import HttpError, http_status
+from roomrender.api.luw_params import (
+    WEBHOOK_EVENTS,
+    FilePart,
+    luw_data,
+    read_params,
+    text,
+    to_request,
+)
+from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
+from roomrender.canonical.errors import (
     Conflict,
     ImageTooLarge,
     InsufficientCredits,
@@ -30,12 +37,20 @@ from roomrender.jobs.errors import (
     RoomrenderError,
     Unauthorized,
 )
+from roomrender.canonical.models import Job, JobStatus, Task
+from roomrender.catalog import styles as catalog_styles
 from roomrender.jobs.keys import ApiKey
-from roomrender.jobs.models import Job, JobStatus, Task
-from roomrender.services import Services
-from roomrender.signing import SignatureExpired, SignatureInvalid, server_secret, sign, verify
+from roomrender.signing import (
+    SignatureExpired,
+    SignatureInvalid,
+    server_secret,
+    sign,
+    verify,
+)
 from roomrender.storage import FileMissing
+from roomrender.storage.base import Storage
 from roomrender.swatches import palette_swatch
+from roomrender.webhooks.bodies import BodyRenderer
 
 router = APIRouter(prefix="/v2", tags=["luw"])
 
@@ -54,21 +69,16 @@ UNLIMITED_CREDITS = 2**31 - 1
 THUMB_SIZE = 160
 IMAGE_SIZE = 512
 
-Key = Annotated[ApiKey, Depends(require_key)]
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
 
 
 # -- errors ------------------------------------------------------------------------------------
 
-class SignedUrlRefused(RoomrenderError):
+class SignedUrlRefused(HttpError):
     code = "signed_url_refused"
     status = 403
 
 
-class SignedUrlGone(RoomrenderError):
+class SignedUrlGone(HttpError):
     code = "signed_url_gone"
     status = 410
 
@@ -80,7 +90,8 @@ def luw_error(error: RoomrenderError) -> Response:
                             headers={"WWW-Authenticate": "Bearer"})
     if isinstance(error, InsufficientCredits):
         return JSONResponse({"status": False, "insert_coin": True}, status_code=402)
-    status = error.status if error.status in WIRE_STATUSES else (500 if error.status >= 500 else 400)
+    status = http_status(error)
+    status = status if status in WIRE_STATUSES else (500 if status >= 500 else 400)
     if status >= 500:
         body = {"status": False, "error": "Something went wrong on the server",
                 "response": error.message}
@@ -91,12 +102,8 @@ def luw_error(error: RoomrenderError) -> Response:
 
 # -- answers ------------------------------------------------------------------------------
 
-def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
 def _progress(job: Job, state: str) -> dict[str, Any]:
-    return {"started_at": _iso(job.started_at or job.created_at), "state": state,
+    return {"started_at": iso(job.started_at or job.created_at, whole_seconds=True), "state": state,
             "percent": job.percent}
 
 
@@ -104,7 +111,7 @@ def _failure(job: Job, state: str, message: str, code: str) -> dict[str, Any]:
     return {"status": False, "error": message, "response": code, "progress": _progress(job, state)}
 
 
-def result_body(job: Job, services: Services) -> dict[str, Any]:
+def result_body(job: Job, storage: Storage) -> dict[str, Any]:
     """What /v2/results answers for `job` now (also the body of Luw webhooks)."""
     if not job.status.is_terminal:
         return {"status": True, "progress": _progress(job, "processing"), "processing": True,
@@ -122,7 +129,7 @@ def result_body(job: Job, services: Services) -> dict[str, Any]:
         segments = []
         for output in job.outputs:
             try:
-                mask = services.storage.get(output.key)
+                mask = storage.get(output.key)
             except FileMissing:
                 return expired
             segments.append({"label": output.label, "mask": base64.b64encode(mask).decode("ascii"),
@@ -135,12 +142,12 @@ def result_body(job: Job, services: Services) -> dict[str, Any]:
 async def _job_answer(request: Request, key: ApiKey, processing_url: str | None) -> JSONResponse:
     if not processing_url:
         raise InvalidRequest("processing_url is required (the value /v2/generate answered)")
-    svc = services_of(request)
+    svc = services(request)
     try:
         job = await run_in_threadpool(svc.jobs.get, key, processing_url)
     except NotFound:
         raise NotFound(f"no generation with processing_url {processing_url!r}") from None
-    return JSONResponse(result_body(job, svc))
+    return JSONResponse(result_body(job, svc.storage))
 
 
 # -- generating ---------------------------------------------------------------------------
@@ -152,12 +159,12 @@ async def generate(request: Request, key: Key) -> JSONResponse:
         return await _job_answer(request, key, text(params, "processing_url"))
     generation = to_request(params)
     idempotency_key = request.headers.get("idempotency-key") or None
-    if idempotency_key is not None and len(idempotency_key) > 255:
+    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
         raise InvalidRequest("the Idempotency-Key header is longer than 255 characters")
-    svc = services_of(request)
+    svc = services(request)
     job = await run_in_threadpool(lambda: svc.jobs.submit(
         key, generation, dialect="luw", idempotency_key=idempotency_key))
-    return JSONResponse(result_body(job, svc))
+    return JSONResponse(result_body(job, svc.storage))
 
 
 @router.get("/generate", summary="Poll a generation: /v2/generate?processing_url=...")
@@ -202,7 +209,7 @@ async def create_upload(request: Request, key: Key) -> JSONResponse:
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if extension and extension not in IMAGE_EXTENSIONS:
         raise InvalidRequest(f"this server stores JPEG, PNG and WebP images only, not .{extension}")
-    svc = services_of(request)
+    svc = services(request)
     base = svc.settings.public_base_url.rstrip("/")
     storage_key = _storage_key(filename)
     ttl = TEMPORARY_SECONDS if filename.startswith(TEMPORARY_PREFIX) else svc.settings.upload_ttl_seconds
@@ -218,7 +225,7 @@ async def create_upload(request: Request, key: Key) -> JSONResponse:
 
 @router.put("/upload/{storage_key}", summary="The signed_url: PUT the file's bytes here, once")
 async def put_upload(request: Request, storage_key: str) -> JSONResponse:
-    svc = services_of(request)
+    svc = services(request)
     query = request.query_params
     owner_id = query.get("owner", "")
     try:
@@ -254,7 +261,7 @@ async def put_upload(request: Request, storage_key: str) -> JSONResponse:
 
 @router.get("/credits", summary="The key's credits")
 def credits(request: Request, key: Key) -> dict[str, Any]:
-    balance = services_of(request).jobs.credits(key)
+    balance = services(request).jobs.credits(key)
     unlimited = balance["granted"] is None
     return {
         "credits": {
@@ -268,7 +275,7 @@ def credits(request: Request, key: Key) -> dict[str, Any]:
 
 
 def _swatch_url(request: Request, kind: str, item: str, size: int) -> str:
-    base = services_of(request).settings.public_base_url.rstrip("/")
+    base = services(request).settings.public_base_url.rstrip("/")
     return f"{base}/v2/swatches/{kind}/{item}.png?size={size}"
 
 
@@ -307,3 +314,12 @@ def swatch(kind: str, item: str, size: Annotated[int, Query(ge=16, le=1024)] = T
         raise NotFound(f"no swatch {kind}/{item}")
     return Response(palette_swatch(tuple(palette), size), media_type="image/png",
                     headers={"Cache-Control": "public, max-age=86400"})
+
+
+def webhook_body(context: WebhookContext) -> BodyRenderer:
+    """What /v2/results answers, byte for byte, on success or failure."""
+    return lambda _event, job: wire_json(result_body(job, context.storage))
+
+
+PLUG = DialectPlug(name="luw", routers=[router], prefix="/v2", render_error=luw_error,
+                   webhook_events=frozenset(WEBHOOK_EVENTS), webhook_body=webhook_body)

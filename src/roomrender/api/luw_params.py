@@ -17,10 +17,10 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 from pydantic import ValidationError
 
-from roomrender.api.errors import describe_validation_errors
+from roomrender.api.deps import describe_validation_errors
+from roomrender.canonical.errors import InvalidRequest, Unsupported
+from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.catalog import load_data_file
-from roomrender.jobs.errors import InvalidRequest, Unsupported
-from roomrender.jobs.models import GenerationRequest, Task
 
 # Generators of the service that this server runs, and the canonical task of each.
 MODELS: dict[str, Task] = {
@@ -40,7 +40,8 @@ OTHER_MODELS = frozenset({
     "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard", "removebg",
     "changebg", "magicprompt", "archigpt",
 })
-WEBHOOK_EVENTS = ["job.succeeded", "job.failed"]
+# The events Luw calls a webhook for (the plug registers them; requests record them).
+WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 HD_SCALES = (2, 4, 8)
 MAX_EXTRA_IMAGES = 6
@@ -227,7 +228,7 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
     model = text(params, "model")
     task = model_task(model)
     fields: dict[str, Any] = {"task": task, "image": image_ref(params, "image"),
-                              "webhook_events": WEBHOOK_EVENTS}
+                              "webhook_events": list(WEBHOOK_EVENTS)}
     notes: list[str] = []
 
     styles = [style_id(name) for name in names(params, "styles")]

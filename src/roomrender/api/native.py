@@ -5,23 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.routing import Route
 from pydantic import BaseModel
+from starlette.routing import Route
 
-from roomrender.catalog import room_types, styles
 from roomrender.api.auth import require_key
+from roomrender.api.deps import IdempotencyKey, Key, iso, services
+from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
-from roomrender.jobs.errors import InvalidRequest
+from roomrender.canonical.errors import InvalidRequest
+from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
+from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
-from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
-from roomrender.jobs.rows import to_datetime
-from roomrender.services import Services
+from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
 router = APIRouter(prefix="/v1", tags=["native"])
 EVENT_POLL_SECONDS = 0.5
@@ -82,10 +83,6 @@ class UploadOut(BaseModel):
     expires_at: datetime | None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def job_json(job: Job, base_url: str) -> dict[str, Any]:
     base = f"{base_url.rstrip('/')}/v1/jobs/{job.id}"
     return {
@@ -95,10 +92,10 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
         "progress": job.percent,
         "queue_position": job.queue_position,
         "eta_seconds": job.eta_seconds,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "expires_at": _iso(job.expires_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "expires_at": iso(job.expires_at),
         "outputs": [output.as_dict() for output in job.outputs],
         "error": {"code": job.error_code, "message": job.error_message}
         if job.status in (JobStatus.failed, JobStatus.canceled) else None,
@@ -108,20 +105,13 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
     }
 
 
-def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
-Key = Annotated[ApiKey, Depends(require_key)]
-
-
 @router.post("/jobs", status_code=202, response_model=JobOut,
              summary="Submit a job; answers at once with its id and status URLs")
 def create_job(
     request: Request,
     body: GenerationRequest,
     key: Key,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     svc = services(request)
     job = svc.jobs.submit(key, body, dialect="native", idempotency_key=idempotency_key)
@@ -146,7 +136,7 @@ def list_jobs(
 
 async def _job_response(request: Request, key: ApiKey, job_id: str) -> JSONResponse:
     svc = services(request)
-    job = await read(svc, svc.jobs.get, key, job_id)
+    job = await read(svc.db, svc.jobs.get, key, job_id)
     return JSONResponse(job_json(job, svc.settings.public_base_url))
 
 
@@ -220,7 +210,7 @@ async def create_upload(request: Request, key: Key,
     return JSONResponse({
         "id": stored.key, "url": stored.url, "content_type": stored.content_type,
         "width": stored.width, "height": stored.height, "size": stored.size,
-        "expires_at": _iso(to_datetime(stored.expires_at)),
+        "expires_at": iso(stored.expires_at),
     }, status_code=201)
 
 
@@ -242,3 +232,17 @@ def catalog(request: Request) -> dict[str, Any]:
 def account(request: Request, key: Key) -> dict[str, Any]:
     return {"id": key.id, "name": key.name, "prefix": key.prefix,
             "credits": services(request).jobs.credits(key)}
+
+
+def webhook_body(context: WebhookContext) -> BodyRenderer:
+    """Standard Webhooks style: `{"type", "timestamp", "data": <the job as GET /v1/jobs/{id}>}`."""
+
+    def render(event: str, job: Job) -> str:
+        return wire_json({"type": event, "timestamp": iso(datetime.now(UTC)),
+                          "data": job_json(job, context.public_base_url)})
+
+    return render
+
+
+PLUG = DialectPlug(name=NATIVE, routers=[router],
+                   leading_routes=FAST_ROUTES, webhook_body=webhook_body)

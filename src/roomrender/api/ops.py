@@ -9,10 +9,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import text
 
+from roomrender.api.deps import services
 from roomrender.db.database import check_schema
-from roomrender.db.tables import jobs
+from roomrender.jobs.queue import JobQueue
 
 router = APIRouter(tags=["operations"])
 
@@ -20,24 +21,20 @@ router = APIRouter(tags=["operations"])
 class JobsCollector(Collector):
     """Job counts by status and task, read from the database so every process agrees."""
 
-    def __init__(self, db: Engine) -> None:
-        self.db = db
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("roomrender_jobs", "Jobs by status and task",
                                   labels=["status", "task"])
-        with self.db.connect() as connection:
-            rows = connection.execute(
-                select(jobs.c.status, jobs.c.task, func.count()).group_by(jobs.c.status, jobs.c.task)
-            ).all()
-        for status, task, count in rows:
+        for status, task, count in self.queue.counts():
             gauge.add_metric([status, task], count)
         yield gauge
 
 
-def metrics_registry(db: Engine) -> CollectorRegistry:
+def metrics_registry(queue: JobQueue) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(JobsCollector(db))
+    registry.register(JobsCollector(queue))
     return registry
 
 
@@ -48,12 +45,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", summary="The database answers and its schema is current")
 def readyz(request: Request) -> JSONResponse:
-    db = request.app.state.services.db
+    db = services(request).db
     try:
         with db.connect() as connection:
             connection.execute(text("SELECT 1"))
         check_schema(db)
-    except Exception as problem:  # noqa: BLE001 - readiness reports any failure
+    except Exception as problem:
         return JSONResponse({"status": "unavailable", "reason": str(problem)}, status_code=503)
     return JSONResponse({"status": "ready"})
 

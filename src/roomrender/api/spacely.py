@@ -19,13 +19,21 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from roomrender.api.auth import presented_key, require_key
-from roomrender.api.errors import describe_validation_errors
+from roomrender.api.deps import describe_validation_errors, services
+from roomrender.api.errors import http_status
+from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.spacely_resources import pick, resources
+from roomrender.canonical.errors import (
+    InvalidRequest,
+    NotFound,
+    RoomrenderError,
+    Unauthorized,
+    Unsupported,
+)
+from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import find_room_type
-from roomrender.jobs.errors import InvalidRequest, NotFound, RoomrenderError, Unauthorized, Unsupported
 from roomrender.jobs.keys import ApiKey
-from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Task
-from roomrender.services import Services
+from roomrender.webhooks.bodies import BodyRenderer
 
 
 class JsonBodyRoute(APIRoute):
@@ -49,7 +57,8 @@ class JsonBodyRoute(APIRoute):
 
 router = APIRouter(prefix="/api/v1", tags=["spacely"], route_class=JsonBodyRoute)
 
-SPACELY_WEBHOOK_EVENTS = ["job.succeeded", "job.failed"]
+# The events Spacely calls a webhook for (the plug registers them; requests record them).
+WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 # Canonical field names in core messages, as a Spacely client knows them.
 WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl"}
 
@@ -67,9 +76,10 @@ class SpacelyError(BaseModel):
 
 def spacely_status(error: RoomrenderError) -> int:
     """Spacely documents 400, 401 and 500 only: every other client error is a 400."""
-    if isinstance(error, Unauthorized) or error.status == 401:
+    status = http_status(error)
+    if status == 401:
         return 401
-    if error.status >= 500:
+    if status >= 500:
         return 500
     return 400
 
@@ -250,7 +260,7 @@ def _hex_color(value: str) -> str:
 def _webhook(body: _Body) -> dict[str, Any]:
     if not body.webhookUrl:
         return {}
-    return {"webhook": body.webhookUrl, "webhook_events": list(SPACELY_WEBHOOK_EVENTS)}
+    return {"webhook": body.webhookUrl, "webhook_events": list(WEBHOOK_EVENTS)}
 
 
 def canonical(**fields: Any) -> GenerationRequest:
@@ -312,14 +322,14 @@ def text_to_image_request(body: TextToImageBody) -> GenerationRequest:
 
 # -- presenting: canonical → wire ---------------------------------------------------------
 
-def result_body(job: Job, services: Services) -> dict[str, Any]:
+def result_body(job: Job) -> dict[str, Any]:
     """The poll-result body of a job (also the body of its Spacely webhook)."""
     data: dict[str, Any] = {"refId": job.id, "status": "processing", "result": [],
                             "progress": job.percent}
     if job.status == JobStatus.succeeded:
         data["status"] = "success"
-        # Built now rather than stored: a signed object-store URL must be fresh.
-        data["result"] = [services.storage.url(output.key) for output in job.outputs]
+        # Built when the job is presented, not stored: a signed object-store URL must be fresh.
+        data["result"] = [output.url for output in job.outputs]
         if not job.outputs:
             data["message"] = "the results have expired and were deleted"
     elif job.status in (JobStatus.failed, JobStatus.canceled):
@@ -331,12 +341,8 @@ def result_body(job: Job, services: Services) -> dict[str, Any]:
 
 # -- routes -------------------------------------------------------------------------------
 
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
 def _submit(request: Request, key: ApiKey, generation: GenerationRequest) -> dict[str, str]:
-    job = _services(request).jobs.submit(key, generation, dialect="spacely")
+    job = services(request).jobs.submit(key, generation, dialect="spacely")
     return {"data": job.id}
 
 
@@ -344,7 +350,7 @@ def _submit(request: Request, key: ApiKey, generation: GenerationRequest) -> dic
              summary="Restyle a room (or furnish it, or transfer a style) by model; renders "
                      "several variants")
 def generate_standard(request: Request, body: StandardBody, key: Key) -> dict[str, str]:
-    variants = _services(request).settings.spacely_standard_variants
+    variants = services(request).settings.spacely_standard_variants
     return _submit(request, key, standard_request(body, variants))
 
 
@@ -393,7 +399,7 @@ def generate_furniture_placement(request: Request, body: FurniturePlacementBody,
     # would be a fake result, so the request is refused after its body has been checked.
     raise Unsupported(
         "furniture placement is not supported by this server's engine "
-        f"({_services(request).engine.name}): no engine places a product image yet",
+        f"({services(request).engine.name}): no engine places a product image yet",
         code="not_supported",
     )
 
@@ -406,19 +412,18 @@ def poll_result(request: Request, key: Key,
                 refId: Annotated[str, Query(min_length=1, max_length=64,  # noqa: N803
                                             description="the refId a generate call answered")]
                 ) -> dict[str, Any]:
-    services = _services(request)
     try:
-        job = services.jobs.get(key, refId)
+        job = services(request).jobs.get(key, refId)
     except NotFound:
         raise NotFound(f"refId {refId!r} was not found for this API key") from None
-    return result_body(job, services)
+    return result_body(job)
 
 
 @router.get("/resources", summary="The accepted models, space types, styles, colour sets, "
             "materials and areas, and which endpoints this server's engine runs")
 def spacely_resources(request: Request) -> dict[str, Any]:
     raw = resources().raw
-    supported = _services(request).engine.supported_tasks()
+    supported = services(request).engine.supported_tasks()
     endpoint_tasks = {
         "/api/v1/generate/standard": [model["task"] for model in raw["models"]],
         "/api/v1/generate/advance": [model["task"] for model in raw["models"]],
@@ -440,5 +445,14 @@ def spacely_resources(request: Request) -> dict[str, Any]:
         "areas": raw["areas"],
         "endpoints": [{"path": path, "supported": any(Task(t) in supported for t in tasks)}
                       for path, tasks in endpoint_tasks.items()],
-        "standardVariants": _services(request).settings.spacely_standard_variants,
+        "standardVariants": services(request).settings.spacely_standard_variants,
     }}
+
+
+def webhook_body(_context: WebhookContext) -> BodyRenderer:
+    """The poll-result body, byte for byte, on success or failure."""
+    return lambda _event, job: wire_json(result_body(job))
+
+
+PLUG = DialectPlug(name="spacely", routers=[router], prefix="/api/v1", render_error=spacely_error,
+                   webhook_events=frozenset(WEBHOOK_EVENTS), webhook_body=webhook_body)

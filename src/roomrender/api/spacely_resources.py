@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from roomrender.canonical.errors import InvalidRequest
+from roomrender.canonical.models import Task
 from roomrender.catalog import load_data_file
-from roomrender.jobs.errors import InvalidRequest
-from roomrender.jobs.models import Task
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
-from roomrender.api.auth import require_key
+from roomrender.api.deps import Key, iso, services
 from roomrender.api.native import JobOut
-from roomrender.jobs.keys import ApiKey
-from roomrender.jobs.rows import to_datetime
-from roomrender.services import Services
-from roomrender.webhooks.outbox import history
 from roomrender.webhooks.signing import SigningSecrets
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 # What roomrender POSTs to a client's URL, for the OpenAPI document's `webhooks` section.
 callbacks = APIRouter(tags=["webhooks"])
-Key = Annotated[ApiKey, Depends(require_key)]
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
 
 
@@ -52,24 +47,15 @@ class MessageListOut(BaseModel):
     data: list[MessageOut]
 
 
-def _iso(epoch: float | None) -> str | None:
-    moment = to_datetime(epoch)
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
 def _secret_json(secrets: SigningSecrets) -> dict[str, Any]:
     previous = secrets.previous_expires_at if len(secrets.active()) > 1 else None
-    return {"secret": secrets.current, "previous_secret_expires_at": _iso(previous)}
+    return {"secret": secrets.current, "previous_secret_expires_at": iso(previous)}
 
 
 @router.get("/webhooks/secret", response_model=SecretOut,
             summary="The key's webhook signing secret (Standard Webhooks, whsec_...)")
 def get_secret(request: Request, key: Key) -> dict[str, Any]:
-    return _secret_json(_services(request).webhook_secrets.get(key.id))
+    return _secret_json(services(request).webhook_secrets.get(key.id))
 
 
 @router.post("/webhooks/secret/rotate", response_model=SecretOut,
@@ -78,27 +64,27 @@ def rotate_secret(
     request: Request, key: Key,
     overlap_seconds: Annotated[float | None, Query(ge=0, le=MAX_OVERLAP_SECONDS)] = None,
 ) -> dict[str, Any]:
-    return _secret_json(_services(request).webhook_secrets.rotate(key.id, overlap_seconds))
+    return _secret_json(services(request).webhook_secrets.rotate(key.id, overlap_seconds))
 
 
 @router.get("/jobs/{job_id}/webhooks", response_model=MessageListOut,
             summary="The job's webhook events and every delivery attempt")
 def job_webhooks(request: Request, job_id: str, key: Key) -> dict[str, Any]:
-    svc = _services(request)
+    svc = services(request)
     svc.jobs.get(key, job_id)  # another key's job is not found
     data = []
-    for item in history(svc.db, job_id):
+    for item in svc.outbox.history(job_id):
         message = item["message"]
         data.append({
             "id": message["id"], "event": message["event"], "url": message["url"],
             "status": message["status"],
-            "attempts": [{"attempt": a["attempt"], "at": _iso(a["started_at"]),
+            "attempts": [{"attempt": a["attempt"], "at": iso(a["started_at"]),
                           "duration_ms": a["duration_ms"], "status_code": a["status_code"],
                           "error": a["error"], "outcome": a["outcome"]} for a in item["attempts"]],
-            "next_attempt_at": _iso(message["next_attempt_at"]) if message["status"] == "pending"
+            "next_attempt_at": iso(message["next_attempt_at"]) if message["status"] == "pending"
             else None,
-            "created_at": _iso(message["created_at"]),
-            "delivered_at": _iso(message["delivered_at"]),
+            "created_at": iso(message["created_at"]),
+            "delivered_at": iso(message["delivered_at"]),
             "last_error": message["last_error"],
         })
     return {"data": data}

@@ -16,12 +16,14 @@ def load_engine(settings: Settings) -> Engine:
     if settings.engine == "diffusers":
         from roomrender.engines.diffusers import DiffusersEngine
 
-        return DiffusersEngine.from_settings(settings)
+        diffusers_engine: Engine = DiffusersEngine.from_settings(settings)
+        return diffusers_engine
     if ":" in settings.engine:
         # module:callable, for custom engines (and tests' slowed or fake engines).
         module_name, _, attribute = settings.engine.partition(":")
         factory = getattr(importlib.import_module(module_name), attribute)
-        return factory(settings)
+        engine: Engine = factory(settings)
+        return engine
     raise ValueError(
         f"unknown engine {settings.engine!r}: use 'preview', 'diffusers' or 'package.module:factory'"
     )

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from PIL import Image
 
-from roomrender.jobs.models import GenerationRequest, Task
+from roomrender.canonical.models import GenerationRequest, Task
 
 
 class BatchCanceled(Exception):

@@ -12,10 +12,16 @@ import hashlib
 import numpy as np
 from PIL import Image, ImageFilter
 
+from roomrender.canonical.errors import Unsupported
+from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.catalog import Style, find_style, styles
-from roomrender.engines.base import BatchCanceled, BatchContext, EngineJob, JobResult, RenderedImage
-from roomrender.jobs.errors import InvalidRequest, Unsupported
-from roomrender.jobs.models import Expand, GenerationRequest, Task
+from roomrender.engines.base import (
+    BatchCanceled,
+    BatchContext,
+    EngineJob,
+    JobResult,
+    RenderedImage,
+)
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand})
 DEFAULT_STRENGTH = 0.55
@@ -109,7 +115,9 @@ def _downsample(values: np.ndarray) -> np.ndarray:
     height, width = values.shape[:2]
     padded = np.pad(values, [(0, height % 2), (0, width % 2)] + [(0, 0)] * (values.ndim - 2),
                     mode="edge")
-    return (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]) / 4
+    quarter: np.ndarray = (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2]
+                           + padded[1::2, 1::2]) / 4
+    return quarter
 
 
 def push_pull_fill(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -119,7 +127,8 @@ def push_pull_fill(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
         return rgb
     if min(rgb.shape[:2]) <= 2 or weight.max() <= 0.0:
         mean = (rgb * weight[..., None]).sum((0, 1)) / max(weight.sum(), 1e-6)
-        return rgb * weight[..., None] + mean * (1 - weight[..., None])
+        filled: np.ndarray = rgb * weight[..., None] + mean * (1 - weight[..., None])
+        return filled
     coarse_weight = _downsample(weight)
     coarse = _downsample(rgb * weight[..., None]) / np.maximum(coarse_weight[..., None], 1e-6)
     filled = push_pull_fill(coarse, np.minimum(coarse_weight * 4.0, 1.0))
@@ -172,10 +181,6 @@ class PreviewEngine:
                 "engine can only erase (remove=true)",
                 code="needs_diffusers_engine",
             )
-        if request.task == Task.edit and not request.mask:
-            raise InvalidRequest("an edit needs a mask (white marks the area to change)")
-        if request.task == Task.recolor and not request.color:
-            raise InvalidRequest("a recolor needs a color such as #A3B18A")
 
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         return f"preview:{request.task.value}:{width}x{height}"
@@ -187,7 +192,7 @@ class PreviewEngine:
                 results.append(self._render(job, context))
             except BatchCanceled:
                 raise
-            except Exception as failure:  # noqa: BLE001 - one bad job must not fail the batch
+            except Exception as failure:
                 results.append(failure)
         return results
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from roomrender.db.tables import api_keys
+from roomrender.jobs.credits import CreditLedger
 
 KEY_PREFIX = "rr_"
 # A revoked key stops working within this many seconds on every process.
@@ -49,8 +50,9 @@ def _row_to_key(row: object) -> ApiKey:
 
 
 class KeyStore:
-    def __init__(self, db: Engine) -> None:
+    def __init__(self, db: Engine, ledger: CreditLedger) -> None:
         self.db = db
+        self.ledger = ledger
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
 
@@ -61,8 +63,9 @@ class KeyStore:
         with self.db.begin() as connection:
             connection.execute(insert(api_keys).values(
                 id=key_id, name=name, key_hash=hash_key(plaintext), prefix=plaintext[:10],
-                credits_granted=credits, credits_used=0, created_at=time.time(), revoked_at=None,
+                created_at=time.time(), revoked_at=None,
             ))
+            self.ledger.open(connection, key_id, credits)
         return self.get(key_id), plaintext
 
     def get(self, key_id: str) -> ApiKey:
@@ -91,11 +94,6 @@ class KeyStore:
         with self._lock:
             self._cache.clear()
         return self.get(row.id)
-
-    def add_credits(self, key_id: str, credits: int) -> None:
-        with self.db.begin() as connection:
-            connection.execute(update(api_keys).where(api_keys.c.id == key_id).values(
-                credits_granted=func.coalesce(api_keys.c.credits_granted, 0) + credits))
 
     def cached(self, plaintext: str) -> tuple[bool, ApiKey | None]:
         """(True, key-or-None) when `plaintext` was looked up moments ago; no I/O."""

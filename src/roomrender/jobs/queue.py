@@ -13,12 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from roomrender.db.tables import api_keys, files, jobs
-from roomrender.jobs.models import JobStatus
+from roomrender.canonical.models import JobStatus
+from roomrender.db.tables import jobs
+from roomrender.jobs.credits import CreditLedger
 from roomrender.jobs.rows import FastQuery
-
+from roomrender.storage.files import FileStore
 
 # Most urgent first: priority; within a priority, keys take turns (JobService.submit gives each
 # job its turn); then first come, first served.
@@ -48,6 +60,10 @@ _OWN_LAST_TURN = select(func.max(jobs.c.turn)).where(
     jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value]), *_SAME_LANE)
 
 
+class _NotCharged(Exception):
+    """Rolls back an enqueue the key's credits do not cover."""
+
+
 class JobHook(Protocol):
     """Called inside the transaction that changes a job, with the job's new row."""
 
@@ -60,13 +76,10 @@ class Claim:
     rows: list[Any]
 
 
-def refund(connection: Connection, owner_id: str, cost: int) -> None:
-    connection.execute(
-        update(api_keys)
-        .where(api_keys.c.id == owner_id)
-        .values(credits_used=case((api_keys.c.credits_used >= cost, api_keys.c.credits_used - cost),
-                                  else_=0))
-    )
+# Built once: the poll path is hot, and building a statement costs more than running it.
+_JOB_OF_OWNER = select(jobs).where(jobs.c.id == bindparam("job_id"),
+                                   jobs.c.owner_id == bindparam("owner_id"))
+_ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
 
 
 def pipeline_condition(pipelines: Sequence[str]) -> Any:
@@ -84,13 +97,19 @@ def pipeline_condition(pipelines: Sequence[str]) -> Any:
 
 
 class JobQueue:
-    def __init__(self, db: Engine, *, lease_seconds: float, hooks: Sequence[JobHook] = ()) -> None:
+    """The only module that writes (and, but for the metrics' counts, reads) the jobs table."""
+
+    def __init__(self, db: Engine, *, lease_seconds: float, ledger: CreditLedger,
+                 files: FileStore, hooks: Sequence[JobHook] = ()) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
+        self.ledger = ledger
+        self.files = files
         self.hooks: list[JobHook] = list(hooks)
         self._locks_rows = db.dialect.name == "postgresql"
         self._last_reap = 0.0
         self._jobs_ahead = FastQuery(db, _JOBS_AHEAD)
+        self._own_job = FastQuery(db, _JOB_OF_OWNER, json_columns=("request", "outputs"))
 
     def add_hook(self, hook: JobHook) -> None:
         self.hooks.append(hook)
@@ -102,6 +121,25 @@ class JobQueue:
         for row in rows:
             for hook in self.hooks:
                 hook(connection, row, event)
+
+    # -- queuing --------------------------------------------------------------------------
+
+    def enqueue(self, row: dict[str, Any], input_keys: Sequence[str]) -> bool:
+        """Charge the job's cost, queue it (its turn among its key's jobs) and make its stored
+        inputs its own, in one transaction. False, and nothing written, when the key's credits
+        do not cover the cost. An IntegrityError means its idempotency key was taken meanwhile."""
+        try:
+            with self.db.begin() as connection:
+                if not self.ledger.charge(connection, row["owner_id"], row["cost"]):
+                    raise _NotCharged
+                row = {**row, "turn": self.next_turn(connection, row["owner_id"], row["engine"],
+                                                     row["priority"])}
+                connection.execute(insert(jobs).values(**row))
+                self.files.attach_to_job(connection, input_keys, row["id"])
+                self.emit(connection, [row["id"]], "job.queued")
+        except _NotCharged:
+            return False
+        return True
 
     # -- claiming -------------------------------------------------------------------------
 
@@ -255,14 +293,10 @@ class JobQueue:
                 )
                 if result.rowcount:
                     succeeded.add(job_id)
-            # The outputs' files rows were written as pending by the worker; adopting them here
+            # The outputs' files were stored as pending by the worker; adopting them here
             # makes "succeeded" and "its files are kept" one atomic fact.
             adopted = {output["key"]: job_id for job_id in succeeded for output in outputs[job_id]}
-            if adopted:
-                connection.execute(
-                    update(files).where(files.c.key.in_(list(adopted)))
-                    .values(job_id=case(adopted, value=files.c.key), expires_at=expires_at)
-                )
+            self.files.adopt(connection, adopted, expires_at)
             self.emit(connection, [job_id for job_id in outputs if job_id in succeeded],
                       "job.succeeded")
         return succeeded
@@ -310,7 +344,7 @@ class JobQueue:
             )
             if not result.rowcount:
                 return False
-            refund(connection, row.owner_id, row.cost)
+            self.ledger.refund(connection, row.owner_id, row.cost)
             self.emit(connection, [job_id], f"job.{status.value}")
         return True
 
@@ -359,3 +393,64 @@ class JobQueue:
                                        created_at=row.created_at)
         return int(next(iter(ahead.values()))) + 1 if ahead else 1
 
+
+    def owned(self, job_id: str, owner_id: str) -> Any:
+        """The job's row if `owner_id` owns it, else None."""
+        return self._own_job.fetch(job_id=job_id, owner_id=owner_id)
+
+    def by_idempotency_key(self, owner_id: str, key: str) -> Any:
+        with self.db.connect() as connection:
+            return connection.execute(select(jobs).where(
+                jobs.c.owner_id == owner_id, jobs.c.idempotency_key == key)).first()
+
+    def page(self, owner_id: str, *, limit: int, offset: int,
+             status: JobStatus | None = None) -> tuple[list[Any], int]:
+        """The key's job rows, newest first, and how many it has in all."""
+        condition = [jobs.c.owner_id == owner_id]
+        if status is not None:
+            condition.append(jobs.c.status == status.value)
+        with self.db.connect() as connection:
+            total = connection.execute(
+                select(func.count()).select_from(jobs).where(*condition)).scalar_one()
+            rows = connection.execute(
+                select(jobs).where(*condition)
+                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
+            ).all()
+        return list(rows), int(total)
+
+    def mean_run_seconds(self, last: int = 500) -> dict[str, float]:
+        """Mean run time per task of the last `last` jobs that succeeded."""
+        with self.db.connect() as connection:
+            recent = (
+                select(jobs.c.task, (jobs.c.finished_at - jobs.c.started_at).label("seconds"))
+                .where(jobs.c.status == JobStatus.succeeded.value)
+                .order_by(jobs.c.finished_at.desc()).limit(last).subquery()
+            )
+            rows = connection.execute(
+                select(recent.c.task, func.avg(recent.c.seconds)).group_by(recent.c.task)
+            ).all()
+        return {row[0]: float(row[1]) for row in rows if row[1] is not None}
+
+    def reserved_cost(self, owner_id: str) -> int:
+        """Credits held by the key's queued and running jobs."""
+        with self.db.connect() as connection:
+            return int(connection.execute(
+                select(func.coalesce(func.sum(jobs.c.cost), 0)).where(
+                    jobs.c.owner_id == owner_id, jobs.c.status.in_(_ACTIVE))
+            ).scalar_one())
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(status, task, number of jobs) for every pair that has jobs."""
+        with self.db.connect() as connection:
+            rows = connection.execute(
+                select(jobs.c.status, jobs.c.task, func.count()).group_by(jobs.c.status, jobs.c.task)
+            ).all()
+        return [(row[0], row[1], int(row[2])) for row in rows]
+
+    @staticmethod
+    def ended_before(cutoff: float) -> Select[Any]:
+        """A subquery of the ids of jobs that ended before `cutoff`."""
+        return select(jobs.c.id).where(
+            jobs.c.status.in_([s.value for s in JobStatus if s.is_terminal]),
+            jobs.c.finished_at <= cutoff,
+        )

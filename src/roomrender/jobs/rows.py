@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Select
 
-from roomrender.jobs.models import GenerationRequest, Job, JobStatus, Output, Task
+from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Output, Task
 from roomrender.storage.base import Storage
 
 

@@ -30,15 +30,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, and_, bindparam, insert, select, update
 
 from roomrender import __version__
+from roomrender.canonical.errors import UrlRefused
 from roomrender.config import Settings
-from roomrender.db.tables import webhook_attempts, webhook_messages
-from roomrender.jobs.errors import UrlRefused
 from roomrender.netsafety import checked_addresses
-from roomrender.webhooks.outbox import DELIVERED, FAILED, PENDING
-from roomrender.webhooks.signing import SigningSecrets, secrets_for, signed_headers
+from roomrender.webhooks.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox
+from roomrender.webhooks.signing import SecretStore, SigningSecrets, signed_headers
 
 log = logging.getLogger("roomrender.webhooks")
 
@@ -96,11 +94,13 @@ def classify(status_code: int) -> str:
 
 
 class Dispatcher:
-    def __init__(self, db: Engine, settings: Settings, *, schedule: Sequence[float] | None = None,
+    def __init__(self, outbox: Outbox, secrets: SecretStore, settings: Settings, *,
+                 schedule: Sequence[float] | None = None,
                  timeout: float | None = None, concurrency: int | None = None,
                  lease_seconds: float | None = None, allow_private: bool | None = None,
                  dispatcher_id: str | None = None) -> None:
-        self.db = db
+        self.outbox = outbox
+        self.secrets = secrets
         self.schedule = list(settings.webhook_retry_schedule if schedule is None else schedule)
         if not self.schedule:
             raise ValueError("the webhook retry schedule needs at least one entry")
@@ -110,7 +110,6 @@ class Dispatcher:
         self.allow_private = settings.allow_private_urls if allow_private is None else allow_private
         self.poll_seconds = settings.webhook_poll_seconds
         self.id = dispatcher_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._locks_rows = db.dialect.name == "postgresql"
         # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf,
         # past the address checks.
         self._client = httpx.Client(
@@ -130,25 +129,12 @@ class Dispatcher:
 
     def claim(self, limit: int, now: float | None = None) -> list[Delivery]:
         """Lease up to `limit` due messages to this dispatcher."""
-        now = time.time() if now is None else now
-        m = webhook_messages.c
-        due = and_(m.status == PENDING, m.next_attempt_at <= now)
-        token = uuid.uuid4().hex
-        with self.db.begin() as connection:
-            query = select(m.id).where(due).order_by(m.next_attempt_at).limit(limit)
-            if self._locks_rows:
-                query = query.with_for_update(skip_locked=True)
-            ids = connection.execute(query).scalars().all()
-            if not ids:
-                return []
-            # Guarded by `due` again: on SQLite another process may have claimed meanwhile.
-            connection.execute(update(webhook_messages).where(m.id.in_(ids), due).values(
-                claim_token=token, next_attempt_at=now + self.lease_seconds, updated_at=now))
-            rows = connection.execute(select(m.id, m.url, m.payload, m.attempts, m.owner_id)
-                                      .where(m.claim_token == token)).all()
-            secrets = secrets_for(connection, sorted({row.owner_id for row in rows}))
-        return [Delivery(row.id, token, row.url, row.payload, row.attempts + 1,
-                         secrets.get(row.owner_id)) for row in rows]
+        token, messages = self.outbox.lease_due(limit, self.lease_seconds, now)
+        if not messages:
+            return []
+        secrets = self.secrets.for_owners(sorted({message.owner_id for message in messages}))
+        return [Delivery(message.id, token, message.url, message.payload, message.attempts + 1,
+                         secrets.get(message.owner_id)) for message in messages]
 
     # -- attempting -----------------------------------------------------------------------
 
@@ -186,7 +172,7 @@ class Dispatcher:
             return result(RETRY, error=f"timed out after {self.timeout:g} s")
         except httpx.HTTPError as failed:
             return result(RETRY, error=f"{type(failed).__name__}: {failed}")
-        except Exception as failed:  # noqa: BLE001 - one bad URL must not stop the dispatcher
+        except Exception as failed:
             return result(FAILED, error=f"{type(failed).__name__}: {failed}")
         outcome = classify(response.status_code)
         if outcome == DELIVERED:
@@ -215,29 +201,16 @@ class Dispatcher:
         return PENDING, now + delay, result.error
 
     def record(self, results: Sequence[AttemptResult]) -> None:
-        if not results:
-            return
         now = time.time()
-        m = webhook_messages.c
-        changes = []
+        records = []
         for r in results:
             status, next_at, error = self._next_attempt(r, now)
-            changes.append({"b_id": r.delivery.id, "b_token": r.delivery.token, "status": status,
-                            "next_attempt_at": next_at, "attempts": r.delivery.attempt,
-                            "last_status_code": r.status_code, "last_error": error,
-                            "delivered_at": now if status == DELIVERED else None})
-        # Only the claim that made the attempt may record it (a lease may have passed meanwhile).
-        guarded = (update(webhook_messages)
-                   .where(m.id == bindparam("b_id"), m.claim_token == bindparam("b_token"))
-                   .values(claim_token=None, updated_at=now))
-        with self.db.begin() as connection:
-            connection.execute(insert(webhook_attempts), [
-                {"message_id": r.delivery.id, "attempt": r.delivery.attempt,
-                 "started_at": r.started_at, "duration_ms": r.duration_ms,
-                 "status_code": r.status_code, "error": r.error, "outcome": r.outcome}
-                for r in results
-            ])
-            connection.execute(guarded, changes)
+            records.append(AttemptRecord(
+                message_id=r.delivery.id, token=r.delivery.token, attempt=r.delivery.attempt,
+                started_at=r.started_at, duration_ms=r.duration_ms, outcome=r.outcome,
+                status_code=r.status_code, error=r.error, status=status,
+                next_attempt_at=next_at, last_error=error))
+        self.outbox.record(records, now)
 
     # -- loops ----------------------------------------------------------------------------
 
@@ -260,7 +233,7 @@ class Dispatcher:
             if free > 0 and batch_ready and time.monotonic() >= next_claim:
                 try:
                     claimed = self.claim(free)
-                except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+                except Exception:
                     log.exception("claiming webhooks failed")
                     claimed = []
                 in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
@@ -278,5 +251,5 @@ class Dispatcher:
     def _record_safely(self, results: list[AttemptResult]) -> None:
         try:
             self.record(results)
-        except Exception:  # noqa: BLE001 - unrecorded claims are retried when their lease ends
+        except Exception:
             log.exception("recording %d webhook attempts failed", len(results))

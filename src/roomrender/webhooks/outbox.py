@@ -1,7 +1,8 @@
-"""The outbox: a job transition writes its webhook event in its own transaction.
+"""The outbox: the only module that reads and writes the webhook tables.
 
-`OutboxHook` is a `JobQueue` hook, so the event row commits or rolls back with the state change:
-a job can never end without its webhook queued, nor a webhook leave for a change that was undone.
+`OutboxHook` is a `JobQueue` hook, so an event row commits or rolls back with the job's state
+change: a job can never end without its webhook queued, nor a webhook leave for a change that was
+undone. Dispatchers lease due rows (`lease_due`) and record each attempt (`record`).
 """
 
 from __future__ import annotations
@@ -9,15 +10,25 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
+from roomrender.canonical.models import Job
 from roomrender.db.tables import webhook_attempts, webhook_messages
-from roomrender.webhooks.bodies import native_payload, payload, wanted_events
-
-if TYPE_CHECKING:
-    from roomrender.services import Services
+from roomrender.webhooks.bodies import WebhookBodies
 
 log = logging.getLogger("roomrender.webhooks")
 
@@ -30,33 +41,48 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-class OutboxHook:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.first_delay = (services.settings.webhook_retry_schedule or [0.0])[0]
+@dataclass(frozen=True)
+class LeasedMessage:
+    id: str
+    url: str
+    payload: str
+    attempts: int
+    owner_id: str
 
-    def __call__(self, connection: Connection, row: Any, event: str) -> None:
-        request = row.request or {}
-        url = request.get("webhook")
-        if not url or event not in wanted_events(row.dialect, request.get("webhook_events")):
-            return
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt, and the message's state after it."""
+
+    message_id: str
+    token: str
+    attempt: int
+    started_at: float
+    duration_ms: int
+    outcome: str
+    status_code: int | None
+    error: str | None
+    status: str
+    next_attempt_at: float | None
+    last_error: str | None
+
+
+class Outbox:
+    def __init__(self, db: Engine) -> None:
+        self.db = db
+        self._locks_rows = db.dialect.name == "postgresql"
+
+    def add(self, connection: Connection, *, job_id: str, owner_id: str, event: str, url: str,
+            payload: str, first_attempt_at: float) -> None:
         now = time.time()
-        if event == "job.progress" and self._sent_progress_recently(connection, row.id, now):
-            return
-        job = self.services.jobs.present(row)
-        try:
-            body = payload(event, job, self.services)
-        except Exception:  # noqa: BLE001 - a dialect's renderer must never undo the transition
-            log.exception("the %s body of job %s failed; sending the native body", row.dialect, row.id)
-            body = native_payload(event, job, self.services)
         connection.execute(insert(webhook_messages).values(
-            id=new_message_id(), job_id=row.id, owner_id=row.owner_id, event=event, url=url,
-            payload=body, status=PENDING, attempts=0, next_attempt_at=now + self.first_delay,
+            id=new_message_id(), job_id=job_id, owner_id=owner_id, event=event, url=url,
+            payload=payload, status=PENDING, attempts=0, next_attempt_at=first_attempt_at,
             created_at=now, updated_at=now,
         ))
 
     @staticmethod
-    def _sent_progress_recently(connection: Connection, job_id: str, now: float) -> bool:
+    def sent_progress_recently(connection: Connection, job_id: str, now: float) -> bool:
         # Read from the table rather than memory so several workers share one throttle.
         last = connection.execute(
             select(func.max(webhook_messages.c.created_at)).where(
@@ -64,34 +90,114 @@ class OutboxHook:
         ).scalar()
         return last is not None and now - last < PROGRESS_INTERVAL_SECONDS
 
+    def lease_due(self, limit: int, lease_seconds: float,
+                  now: float | None = None) -> tuple[str, list[LeasedMessage]]:
+        """Lease up to `limit` due messages under a fresh claim token."""
+        now = time.time() if now is None else now
+        m = webhook_messages.c
+        due = and_(m.status == PENDING, m.next_attempt_at <= now)
+        token = uuid.uuid4().hex
+        with self.db.begin() as connection:
+            query = select(m.id).where(due).order_by(m.next_attempt_at).limit(limit)
+            if self._locks_rows:
+                query = query.with_for_update(skip_locked=True)
+            ids = connection.execute(query).scalars().all()
+            if not ids:
+                return token, []
+            # Guarded by `due` again: on SQLite another process may have claimed meanwhile.
+            connection.execute(update(webhook_messages).where(m.id.in_(ids), due).values(
+                claim_token=token, next_attempt_at=now + lease_seconds, updated_at=now))
+            rows = connection.execute(select(m.id, m.url, m.payload, m.attempts, m.owner_id)
+                                      .where(m.claim_token == token)).all()
+        return token, [LeasedMessage(row.id, row.url, row.payload, row.attempts, row.owner_id)
+                       for row in rows]
 
-def history(db: Engine, job_id: str) -> list[dict[str, Any]]:
-    """The job's webhook messages, oldest first, each with its attempts."""
-    m, a = webhook_messages.c, webhook_attempts.c
-    with db.connect() as connection:
-        messages = connection.execute(
-            select(webhook_messages).where(m.job_id == job_id).order_by(m.created_at, m.id)).all()
-        attempts = connection.execute(
-            select(webhook_attempts).where(a.message_id.in_([row.id for row in messages]))
-            .order_by(a.message_id, a.attempt, a.id)).all()
-    by_message: dict[str, list[Any]] = {}
-    for attempt in attempts:
-        by_message.setdefault(attempt.message_id, []).append(attempt)
-    return [
-        {"message": row._mapping, "attempts": [item._mapping for item in by_message.get(row.id, [])]}
-        for row in messages
-    ]
+    def record(self, records: Sequence[AttemptRecord], now: float | None = None) -> None:
+        """Write the attempts and the messages' new states, each only by the claim that made it
+        (a lease may have passed meanwhile)."""
+        if not records:
+            return
+        now = time.time() if now is None else now
+        m = webhook_messages.c
+        guarded = (update(webhook_messages)
+                   .where(m.id == bindparam("b_id"), m.claim_token == bindparam("b_token"))
+                   .values(claim_token=None, updated_at=now))
+        with self.db.begin() as connection:
+            connection.execute(insert(webhook_attempts), [
+                {"message_id": r.message_id, "attempt": r.attempt, "started_at": r.started_at,
+                 "duration_ms": r.duration_ms, "status_code": r.status_code, "error": r.error,
+                 "outcome": r.outcome}
+                for r in records
+            ])
+            connection.execute(guarded, [
+                {"b_id": r.message_id, "b_token": r.token, "status": r.status,
+                 "next_attempt_at": r.next_attempt_at, "attempts": r.attempt,
+                 "last_status_code": r.status_code, "last_error": r.last_error,
+                 "delivered_at": now if r.status == DELIVERED else None}
+                for r in records
+            ])
+
+    def history(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's webhook messages, oldest first, each with its attempts."""
+        m, a = webhook_messages.c, webhook_attempts.c
+        with self.db.connect() as connection:
+            messages = connection.execute(
+                select(webhook_messages).where(m.job_id == job_id).order_by(m.created_at, m.id)
+            ).all()
+            attempts = connection.execute(
+                select(webhook_attempts).where(a.message_id.in_([row.id for row in messages]))
+                .order_by(a.message_id, a.attempt, a.id)).all()
+        by_message: dict[str, list[Any]] = {}
+        for attempt in attempts:
+            by_message.setdefault(attempt.message_id, []).append(attempt)
+        return [
+            {"message": row._mapping,
+             "attempts": [item._mapping for item in by_message.get(row.id, [])]}
+            for row in messages
+        ]
+
+    def prune(self, older_than_seconds: float, now: float | None = None,
+              limit: int = 1000) -> int:
+        """Forget delivered and failed messages (and their attempts) older than this."""
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        m = webhook_messages.c
+        with self.db.begin() as connection:
+            ids = connection.execute(
+                select(m.id).where(m.status.in_([DELIVERED, FAILED]), m.updated_at < cutoff)
+                .limit(limit)
+            ).scalars().all()
+            if ids:
+                connection.execute(
+                    delete(webhook_attempts).where(webhook_attempts.c.message_id.in_(ids)))
+                connection.execute(delete(webhook_messages).where(m.id.in_(ids)))
+        return len(ids)
 
 
-def prune(db: Engine, older_than_seconds: float, now: float | None = None, limit: int = 1000) -> int:
-    """Forget delivered and failed messages (and their attempts) older than this."""
-    cutoff = (time.time() if now is None else now) - older_than_seconds
-    m = webhook_messages.c
-    with db.begin() as connection:
-        ids = connection.execute(
-            select(m.id).where(m.status.in_([DELIVERED, FAILED]), m.updated_at < cutoff).limit(limit)
-        ).scalars().all()
-        if ids:
-            connection.execute(delete(webhook_attempts).where(webhook_attempts.c.message_id.in_(ids)))
-            connection.execute(delete(webhook_messages).where(m.id.in_(ids)))
-    return len(ids)
+class OutboxHook:
+    """Writes a job's webhook event, in its dialect's body, in the transaction of the change."""
+
+    def __init__(self, outbox: Outbox, bodies: WebhookBodies, present: Callable[[Any], Job],
+                 first_delay: float = 0.0) -> None:
+        self.outbox = outbox
+        self.bodies = bodies
+        self.present = present
+        self.first_delay = first_delay
+
+    def __call__(self, connection: Connection, row: Any, event: str) -> None:
+        request = row.request or {}
+        url = request.get("webhook")
+        if not url or event not in self.bodies.wanted_events(row.dialect,
+                                                             request.get("webhook_events")):
+            return
+        now = time.time()
+        if event == "job.progress" and self.outbox.sent_progress_recently(connection, row.id, now):
+            return
+        job = self.present(row)
+        try:
+            body = self.bodies.render(event, job)
+        except Exception:
+            log.exception("the %s body of job %s failed; sending the native body", row.dialect,
+                          row.id)
+            body = self.bodies.render_native(event, job)
+        self.outbox.add(connection, job_id=row.id, owner_id=row.owner_id, event=event, url=url,
+                        payload=body, first_attempt_at=now + self.first_delay)

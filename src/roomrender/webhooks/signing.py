@@ -83,7 +83,7 @@ def secrets_for(connection: Connection, owner_ids: list[str]) -> dict[str, Signi
 
 
 class SecretStore:
-    """Reading and rotating a key's webhook secret."""
+    """Reading and rotating a key's webhook secret: the only writer of the keys' secret columns."""
 
     def __init__(self, db: Engine, overlap_seconds: float) -> None:
         self.db = db
@@ -92,6 +92,11 @@ class SecretStore:
     def get(self, owner_id: str) -> SigningSecrets:
         with self.db.begin() as connection:
             return secrets_for(connection, [owner_id])[owner_id]
+
+    def for_owners(self, owner_ids: list[str]) -> dict[str, SigningSecrets]:
+        """The secrets of these keys (created on first use); a deleted key has none."""
+        with self.db.begin() as connection:
+            return secrets_for(connection, owner_ids)
 
     def rotate(self, owner_id: str, overlap_seconds: float | None = None,
                now: float | None = None) -> SigningSecrets:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from roomrender.canonical.models import Task
 from roomrender.engines.diffusers.loading import Presence, fetch_hint, locate
 from roomrender.engines.diffusers.registry import ModelSpec, Registry
-from roomrender.jobs.models import Task
 
 OPTIONAL_NOTE = "optional: without it speed=fast only halves the steps; fetch it with"
 

@@ -129,8 +129,10 @@ class Compiler:
         pipeline.unet = self._module(pipeline.unet, fuse=not has_ip_adapter)
         controlnet = getattr(pipeline, "controlnet", None)
         if isinstance(controlnet, MultiControlNetModel):
-            for index, net in enumerate(controlnet.nets):
-                controlnet.nets[index] = self._module(net, fuse=True)
+            # A ModuleList that diffusers' hints do not declare.
+            nets: Any = controlnet.nets  # type: ignore[attr-defined]
+            for index, net in enumerate(nets):
+                nets[index] = self._module(net, fuse=True)
         elif controlnet is not None:
             pipeline.controlnet = self._module(controlnet, fuse=True)
         vae = pipeline.vae

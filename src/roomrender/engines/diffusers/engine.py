@@ -27,14 +27,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
+from roomrender.canonical.errors import (
+    RoomrenderError,
+    ServerFault,
+    Unsupported,
+)
+from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.config import Settings
-from roomrender.engines.base import BatchCanceled, BatchContext, EngineJob, JobResult, RenderedImage
+from roomrender.engines.base import (
+    BatchCanceled,
+    BatchContext,
+    EngineJob,
+    JobResult,
+    RenderedImage,
+)
 from roomrender.engines.diffusers.compiled import (
     Compiler,
     padded_batch_size,
@@ -47,8 +59,6 @@ from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.registry import Registry, TaskSpec, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
-from roomrender.jobs.errors import InvalidRequest, RoomrenderError, Unsupported
-from roomrender.jobs.models import GenerationRequest, Task
 
 log = logging.getLogger("roomrender.engines.diffusers")
 
@@ -56,9 +66,8 @@ DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfl
           "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
 
 
-class GenerationFailed(RoomrenderError):
+class GenerationFailed(ServerFault):
     code = "generation_failed"
-    status = 500
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -150,7 +159,8 @@ class DiffusersEngine:
             if self.store.missing(spec):
                 log.warning("warm-up: %s skipped, weights missing", name)
                 continue
-            speeds = ["quality", "fast"] if self.store.fast_ready(spec) else ["quality"]
+            speeds: list[Literal["quality", "fast"]] = (
+                ["quality", "fast"] if self.store.fast_ready(spec) else ["quality"])
             sizes = self.buckets or [(self.registry.resolution, self.registry.resolution)]
             counts = self.batch_sizes or [1]
             for speed in speeds:
@@ -176,10 +186,6 @@ class DiffusersEngine:
         if request.task not in self.registry.tasks:
             raise Unsupported(f"the diffusers registry has no entry for the task {request.task.value!r}")
         spec = self.registry.task(request.task)
-        if request.task == Task.edit and not (request.remove or request.prompt or request.materials):
-            raise InvalidRequest("an edit needs a prompt or materials for the masked area, or remove=true")
-        if request.task == Task.text_to_image and not request.prompt:
-            raise InvalidRequest("text_to_image needs a prompt")
         missing = self.store.missing(spec)
         if missing:
             raise missing_models_error(request.task.value, missing, self.models_dir)
@@ -202,14 +208,14 @@ class DiffusersEngine:
         except BatchCanceled:
             self.store.release()
             raise
-        except Exception as failure:  # noqa: BLE001 - the batch fails, the worker keeps serving
+        except Exception as failure:
             log.exception("diffusers batch of %d failed", len(batch))
             self.store.release()
             error: Exception = failure
             if is_out_of_memory(failure):
-                images = sum(job.request.n for job in batch)
+                count = sum(job.request.n for job in batch)
                 error = GenerationFailed(
-                    f"the GPU ran out of memory rendering {images} image(s) at this size; "
+                    f"the GPU ran out of memory rendering {count} image(s) at this size; "
                     "retry with fewer images (n) or a smaller image",
                     code="out_of_memory")
             elif not isinstance(failure, RoomrenderError):
@@ -229,7 +235,7 @@ class DiffusersEngine:
         for index, job in enumerate(batch):
             try:
                 plans.append((index, self.planner.plan(job, spec)))
-            except Exception as failure:  # noqa: BLE001 - one bad input fails its job only
+            except Exception as failure:
                 results[index] = failure
         return Prepared(batch, spec, results, plans)
 
@@ -237,7 +243,7 @@ class DiffusersEngine:
         """The GPU side: one pipeline call; the raw images of each plan, in order."""
         batch, spec, plans = prepared.batch, prepared.spec, prepared.plans
         job_ids = [batch[i].job_id for i, _ in plans]
-        if spec.pipeline == "segmentation":
+        if spec.kind == "segmentation":
             context.progress(job_ids, 1.0)
             return [[] for _ in plans]
         if not plans:
@@ -248,7 +254,7 @@ class DiffusersEngine:
         """Back to the asked sizes, composited (CPU, outside the GPU lock)."""
         results = prepared.results
         for (index, plan), raw in zip(prepared.plans, images, strict=True):
-            if prepared.spec.pipeline == "segmentation":
+            if prepared.spec.kind == "segmentation":
                 results[index] = plan.segments
             else:
                 results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
@@ -260,7 +266,7 @@ class DiffusersEngine:
         settings = plans[0].settings
         fast = bool(settings.get("fast"))
         pipeline = self.store.pipeline(spec, fast)
-        compiled = self.compiler.enabled and spec.pipeline != "StableDiffusionUpscalePipeline"
+        compiled = self.compiler.enabled and spec.kind != "upscale"
         if compiled:
             pipeline = self.compiler.prepare(pipeline)
         pipeline.scheduler = self.store.new_scheduler(spec, fast)
@@ -282,7 +288,7 @@ class DiffusersEngine:
         def report(step: int, total: int) -> None:
             context.progress(job_ids, 0.05 + 0.9 * min(1.0, (step + 1) / max(total, 1)))
 
-        if spec.pipeline == "StableDiffusionUpscalePipeline":
+        if spec.kind == "upscale":
             kwargs.update(image=[plan.init for plan, _ in flat],
                           noise_level=int(spec.extra.get("noise_level", 20)),
                           callback=lambda step, _t, _latents: report(step, steps), callback_steps=1)
@@ -297,16 +303,16 @@ class DiffusersEngine:
                 return tensors
 
             kwargs["callback_on_step_end"] = on_step_end
-            if "Inpaint" in spec.pipeline:
+            if spec.kind == "inpaint":
                 kwargs.update(image=[plan.init for plan, _ in flat],
                               mask_image=[plan.mask for plan, _ in flat],
                               strength=float(settings["strength"]))
-            elif "Img2Img" in spec.pipeline:
+            elif spec.kind == "img2img":
                 kwargs.update(image=[plan.init for plan, _ in flat], strength=float(settings["strength"]))
             if spec.controlnets:
                 per_net = [[plan.controls[i] for plan, _ in flat] for i in range(len(spec.controlnets))]
                 scales = [float(s) for s in settings["scales"]]
-                key = "control_image" if ("Inpaint" in spec.pipeline or "Img2Img" in spec.pipeline) else "image"
+                key = "control_image" if spec.kind in ("inpaint", "img2img") else "image"
                 # Several ControlNets take one tensor each, (batch, 3, H, W) in [0, 1]: the
                 # pipelines refuse a list of per-image lists there.
                 kwargs[key] = per_net[0] if len(per_net) == 1 else [as_batch(images) for images in per_net]
@@ -336,7 +342,8 @@ def as_batch(images: list[Image.Image]) -> torch.Tensor:
 _NO_CONTEXT = BatchContext(lambda _job, _fraction: None, lambda _job: False)
 
 
-def warmup_job(task: Task, width: int, height: int, images: int, speed: str) -> EngineJob:
+def warmup_job(task: Task, width: int, height: int, images: int,
+               speed: Literal["quality", "fast"]) -> EngineJob:
     """A synthetic job of `images` images at a working size: a grey room with a darker floor and
     a window, so that masks and control images are not empty."""
     room = Image.new("RGB", (width, height), (200, 196, 188))

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from roomrender.canonical.errors import InvalidRequest
+from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.engines.base import EngineJob, RenderedImage
 from roomrender.engines.diffusers.compiled import nearest_bucket
 from roomrender.engines.diffusers.preprocessors import (
@@ -26,8 +28,6 @@ from roomrender.engines.diffusers.prompts import Prompt, build_prompt
 from roomrender.engines.diffusers.registry import Registry, TaskSpec
 from roomrender.engines.preview import erase, paint
 from roomrender.engines.preview import expand as expand_canvas
-from roomrender.jobs.errors import InvalidRequest
-from roomrender.jobs.models import Expand, GenerationRequest, Task
 
 MULTIPLE = 8
 # keep_structure raises every ControlNet scale to at least this.
@@ -99,7 +99,7 @@ class Planner:
     def warm(self, batch: list[EngineJob], spec: TaskSpec) -> None:
         """Run each preprocessor once over the whole batch (the results are cached)."""
         needs = {c.input for c in spec.controlnets}
-        if spec.mask in ("spare_openings", "furniture") or (spec.mask == "area") or spec.pipeline == "segmentation":
+        if spec.mask in ("spare_openings", "furniture") or (spec.mask == "area") or spec.kind == "segmentation":
             needs.add("segmentation")
         images = [self._work_image(job, spec) for job in batch if "image" in job.images]
         if not images:
@@ -123,8 +123,6 @@ class Planner:
             target = (request.width or resolution, request.height or resolution)
             return Plan(request, settings, target, self.work_size(*target), build_prompt(request),
                         seed, request.n)
-        if "image" not in job.images:
-            raise InvalidRequest(f"the task {task.value!r} needs an input image")
         original = job.image.convert("RGB")
         if task == Task.upscale:
             return self._upscale(job, spec, settings, seed)
@@ -148,10 +146,8 @@ class Planner:
             plan.init = erase(image, plan.mask)
         plan.controls = [self._control(kind, image) for kind in (c.input for c in spec.controlnets)]
         if spec.ip_adapter:
-            reference = job.images.get("reference_image")
-            if reference is None:
-                raise InvalidRequest("style_transfer needs a reference_image")
-            plan.reference = reference.convert("RGB")
+            # JobService refused a request without one (canonical TASK_INPUTS).
+            plan.reference = job.images["reference_image"].convert("RGB")
         return plan
 
     def _mask(self, job: EngineJob, spec: TaskSpec, image: Image.Image) -> Image.Image | None:
@@ -187,7 +183,7 @@ class Planner:
         labels = self.pre.segment([image])[0]
         ids, counts = np.unique(labels, return_counts=True)
         order = sorted(zip(counts.tolist(), ids.tolist(), strict=True), reverse=True)
-        segments = []
+        segments: list[RenderedImage] = []
         for count, label in order:
             if count / labels.size < min_area and segments:
                 continue

@@ -40,7 +40,8 @@ from roomrender.catalog import load_data_file
 
 
 def ade_classes() -> list[dict[str, Any]]:
-    return load_data_file("ade20k.json")["classes"]
+    classes: list[dict[str, Any]] = load_data_file("ade20k.json")["classes"]
+    return classes
 
 
 ADE_PALETTE = np.array([[int(c["color"][i:i + 2], 16) for i in (1, 3, 5)] for c in ade_classes()],
@@ -86,7 +87,8 @@ class Preprocessors:
     def _cache(self) -> dict[tuple[str, str], Any]:
         if not hasattr(self._local, "cache"):
             self._local.cache = {}
-        return self._local.cache
+        cache: dict[tuple[str, str], Any] = self._local.cache
+        return cache
 
     def clear(self) -> None:
         self._cache.clear()

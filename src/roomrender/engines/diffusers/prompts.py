@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.catalog import find_room_type, find_style, load_data_file
-from roomrender.jobs.models import GenerationRequest, Task
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class Prompt:
 
 @cache
 def templates() -> dict[str, Any]:
-    return load_data_file("prompts.json")
+    found: dict[str, Any] = load_data_file("prompts.json")
+    return found
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
@@ -28,7 +29,7 @@ def _rgb(color: str) -> tuple[int, int, int]:
 def color_name(color: str) -> str:
     """The nearest named colour: text encoders know `sage green`, not `#A3B18A`."""
     target = _rgb(color)
-    named = templates()["colors"]
+    named: dict[str, str] = templates()["colors"]
     return min(named, key=lambda name: sum((a - b) ** 2 for a, b in zip(_rgb(named[name]), target, strict=True)))
 
 

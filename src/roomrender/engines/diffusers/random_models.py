@@ -142,7 +142,12 @@ class Builder:
         self._cast(pipeline).save_pretrained(folder)
 
     def sd_upscale(self, folder: Path) -> None:
-        from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
+        from diffusers import (
+            DDIMScheduler,
+            DDPMScheduler,
+            StableDiffusionUpscalePipeline,
+            UNet2DConditionModel,
+        )
 
         if self.tiny:
             unet = UNet2DConditionModel(
@@ -180,18 +185,24 @@ class Builder:
     # -- preprocessors and adapters ------------------------------------------------------------
 
     def segmentation(self, folder: Path) -> None:
-        from transformers import ConvNextConfig, SegformerImageProcessor, UperNetConfig, UperNetForSemanticSegmentation
+        from transformers import (
+            ConvNextConfig,
+            SegformerImageProcessor,
+            UperNetConfig,
+            UperNetForSemanticSegmentation,
+        )
 
         labels = _ade_labels()
         if self.tiny:
+            # out_features is a keyword of the backbone configs' __init__ that their stubs omit.
             backbone = ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
-                                      out_features=["stage1", "stage2", "stage3", "stage4"])
+                                      out_features=["stage1", "stage2", "stage3", "stage4"])  # type: ignore[call-arg]
             config = UperNetConfig(backbone_config=backbone, hidden_size=16, use_auxiliary_head=False,
                                    id2label=labels, label2id={v: k for k, v in labels.items()})
             size = 64
         else:
             backbone = ConvNextConfig(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 27, 3],
-                                      out_features=["stage1", "stage2", "stage3", "stage4"])
+                                      out_features=["stage1", "stage2", "stage3", "stage4"])  # type: ignore[call-arg]
             config = UperNetConfig(backbone_config=backbone, hidden_size=512, auxiliary_in_channels=384,
                                    id2label=labels, label2id={v: k for k, v in labels.items()})
             size = 512
@@ -302,7 +313,7 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
     specs = [spec for key, spec in registry.models.items() if only is None or key in only]
     # IP-Adapters and LoRAs are shaped after the UNet they attach to: build base models first.
     specs.sort(key=lambda spec: spec.kind in ("ip_adapter", "lora"))
-    inpainting_bases = {t.base for t in registry.tasks.values() if "Inpaint" in t.pipeline}
+    inpainting_bases = {t.base for t in registry.tasks.values() if t.kind == "inpaint"}
     for spec in specs:
         folder = target / spec.id
         if spec.kind == "sd":

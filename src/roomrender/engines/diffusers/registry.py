@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from roomrender.canonical.models import Task
 from roomrender.catalog import load_data_file
-from roomrender.jobs.models import Task
 
 PIPELINES = frozenset({
     "StableDiffusionPipeline",
@@ -24,6 +24,9 @@ PIPELINES = frozenset({
     "StableDiffusionUpscalePipeline",
     "segmentation",
 })
+# How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
+# upscaler, or segmentation (no diffusion).
+PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "segmentation"})
 MODEL_KINDS = frozenset({"sd", "sd_upscale", "controlnet", "segmentation", "depth", "ip_adapter", "lora"})
 # Pipelines that a few-step (LCM) mode can run: the SD 1.5 ones.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "segmentation"}
@@ -75,6 +78,7 @@ class FastSpec:
 class TaskSpec:
     task: Task
     pipeline: str
+    kind: str
     base: str | None
     controlnets: tuple[ControlSpec, ...] = ()
     mask: str | None = None
@@ -93,7 +97,7 @@ class TaskSpec:
         wanted = [self.base, *(c.model for c in self.controlnets), self.ip_adapter]
         wanted += [INPUT_MODELS.get(c.input) for c in self.controlnets]
         wanted.append(MASK_MODELS.get(self.mask or ""))
-        if self.pipeline == "segmentation":
+        if self.kind == "segmentation":
             wanted.append("segmentation")
         for key in wanted:
             if key and key not in keys:
@@ -153,6 +157,9 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec],
     pipeline = entry.pop("pipeline", None)
     if pipeline not in PIPELINES:
         raise RegistryError(f"task {name!r}: pipeline must be one of {sorted(PIPELINES)}")
+    kind = entry.pop("kind", None)
+    if kind not in PIPELINE_KINDS:
+        raise RegistryError(f"task {name!r}: kind must be one of {sorted(PIPELINE_KINDS)}")
     controls = tuple(ControlSpec(c["model"], c["input"], float(c.get("scale", 1.0)))
                      for c in entry.pop("controlnets", []))
     for control in controls:
@@ -163,12 +170,12 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec],
         raise RegistryError(f"task {name!r}: mask must be one of {sorted(MASKS)}")
     fast = entry.pop("fast", fast_default if pipeline in FAST_PIPELINES else None)
     spec = TaskSpec(
-        task=task, pipeline=pipeline, base=entry.pop("base", None), controlnets=controls, mask=mask,
+        task=task, pipeline=pipeline, kind=kind, base=entry.pop("base", None), controlnets=controls, mask=mask,
         ip_adapter=entry.pop("ip_adapter", None), steps=int(entry.pop("steps", 30)),
         guidance=float(entry.pop("guidance", 7.5)), strength=float(entry.pop("strength", 1.0)),
         scheduler=entry.pop("scheduler", None), extra=entry, fast=_fast(f"task {name!r}", fast, models),
     )
-    if pipeline != "segmentation" and not spec.base:
+    if kind != "segmentation" and not spec.base:
         raise RegistryError(f"task {name!r} needs a base model")
     for key in spec.model_keys() + spec.optional_keys():
         if key not in models:

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
+from roomrender.canonical.errors import Unsupported
 from roomrender.engines.diffusers.loading import LORA_WEIGHTS, fetch_hint, locate
 from roomrender.engines.diffusers.registry import ModelSpec, Registry, TaskSpec
-from roomrender.jobs.errors import Unsupported
 
 
 class ModelsMissing(Unsupported):
@@ -174,7 +174,8 @@ class ModelStore:
         processor = self._once((task_spec.ip_adapter, "image_processor"),
                                lambda: clip_processor(self.path(task_spec.ip_adapter) / folder, encoder))
         pixels = processor(images=[i.convert("RGB") for i in images], return_tensors="pt").pixel_values
-        return encoder(pixels.to(self.device, self.dtype)).image_embeds[:, None, :]
+        embeds: torch.Tensor = encoder(pixels.to(self.device, self.dtype)).image_embeds[:, None, :]
+        return embeds
 
     # -- pipelines ----------------------------------------------------------------------
 
@@ -201,7 +202,7 @@ class ModelStore:
         }
         if fast and spec.fast is not None and not spec.ip_adapter:
             parts["unet"] = self._fast_unet(base, spec.fast.lora)
-        if spec.pipeline == "StableDiffusionUpscalePipeline":
+        if spec.kind == "upscale":
             parts["low_res_scheduler"] = diffusers.DDPMScheduler.from_pretrained(
                 self.path(base), subfolder="low_res_scheduler", local_files_only=True)
         else:

@@ -1,4 +1,5 @@
-"""Canonical errors. Each dialect maps them to its own wire shape and status code."""
+"""Canonical errors. They name what went wrong; each dialect's renderer picks the wire shape and
+the HTTP status (`roomrender.api.errors.http_status` for the native one)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ from typing import Any
 
 
 class RoomrenderError(Exception):
-    """An error a client caused or must be told about; `status` is the HTTP default."""
+    """An error a client caused or must be told about."""
 
     code: str = "error"
-    status: int = 400
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
         super().__init__(message)
@@ -21,7 +21,6 @@ class RoomrenderError(Exception):
 
 class InvalidRequest(RoomrenderError):
     code = "invalid_request"
-    status = 400
 
 
 class InvalidImage(InvalidRequest):
@@ -30,7 +29,6 @@ class InvalidImage(InvalidRequest):
 
 class ImageTooLarge(InvalidImage):
     code = "image_too_large"
-    status = 413
 
 
 class UrlRefused(InvalidRequest):
@@ -43,30 +41,31 @@ class FetchFailed(InvalidRequest):
 
 class Unauthorized(RoomrenderError):
     code = "unauthorized"
-    status = 401
 
 
 class NotFound(RoomrenderError):
     code = "not_found"
-    status = 404
 
 
 class InsufficientCredits(RoomrenderError):
     code = "insufficient_credits"
-    status = 402
 
 
 class Unsupported(RoomrenderError):
     """The task or option exists but this server (its engine) cannot do it."""
 
     code = "not_supported"
-    status = 400
 
 
 class Conflict(RoomrenderError):
     code = "conflict"
-    status = 409
 
 
 class JobNotCancelable(Conflict):
     code = "not_cancelable"
+
+
+class ServerFault(RoomrenderError):
+    """Something broke on the server's side; the client can only retry later."""
+
+    code = "internal"

@@ -94,7 +94,7 @@ class GenerationRequest(BaseModel):
     output_format: OutputFormat = "png"
 
     webhook: str | None = Field(None, max_length=2048)
-    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS))
+    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS))  # type: ignore[arg-type]
     priority: int = Field(0, ge=-10, le=10)
 
     @field_validator("scale")
@@ -161,3 +161,48 @@ class Job:
         if self.status == JobStatus.succeeded:
             return 100
         return int(round(self.progress * 100))
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """At least one of `fields` must be set; `message` tells the client what to send."""
+
+    fields: tuple[str, ...]
+    message: str
+
+    def met_by(self, request: GenerationRequest) -> bool:
+        return any(getattr(request, name) for name in self.fields)
+
+
+_NEEDS_IMAGE = InputRule(("image",), "this task needs an input image")
+
+# What a request must carry for each task, whatever engine runs it. Engines only refuse what
+# they themselves cannot do (Engine.validate).
+TASK_INPUTS: dict[Task, tuple[InputRule, ...]] = {
+    Task.restyle: (_NEEDS_IMAGE,),
+    Task.empty_room: (_NEEDS_IMAGE,),
+    Task.stage: (_NEEDS_IMAGE,),
+    Task.sketch_render: (_NEEDS_IMAGE,),
+    Task.style_transfer: (_NEEDS_IMAGE,
+                          InputRule(("reference_image",), "style_transfer needs a reference_image")),
+    Task.edit: (_NEEDS_IMAGE,
+                InputRule(("mask",), "an edit needs a mask image (white marks the area to change)"),
+                InputRule(("prompt", "materials", "reference_image", "remove"),
+                          "an edit needs a prompt, materials or a reference image for the masked area, "
+                          "or remove=true")),
+    Task.recolor: (_NEEDS_IMAGE, InputRule(("color",), "a recolor needs a color such as #A3B18A")),
+    Task.upscale: (_NEEDS_IMAGE, InputRule(("scale",), "an upscale needs a scale of 2, 4 or 8")),
+    Task.expand: (_NEEDS_IMAGE,),
+    Task.segment: (_NEEDS_IMAGE,),
+    Task.text_to_image: (InputRule(("prompt",), "text_to_image needs a prompt"),),
+}
+
+
+def missing_input(request: GenerationRequest) -> str | None:
+    """Why `request` cannot run as its task asks, or None when it carries what the task needs."""
+    for rule in TASK_INPUTS[request.task]:
+        if not rule.met_by(request):
+            if rule is _NEEDS_IMAGE:
+                return f"the task {request.task.value!r} needs an input image"
+            return rule.message
+    return None

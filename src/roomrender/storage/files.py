@@ -1,0 +1,162 @@
+"""The file store: a blob in `Storage` and its row in the `files` table, kept together.
+
+The only module that writes the `files` table. A row is written before its blob and removed when
+the blob cannot be written, so the janitor can always find (and delete) what was stored; a row
+without a job expires unless a job adopts it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, case, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from roomrender.canonical.errors import Conflict
+from roomrender.db.tables import files
+from roomrender.storage.base import Storage
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    url: str
+    content_type: str
+    width: int | None
+    height: int | None
+    size: int
+    expires_at: float | None
+    owner_id: str | None = None
+    kind: str = "upload"
+    job_id: str | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or time.time())
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A blob to store and what its row says about it."""
+
+    key: str
+    data: bytes
+    content_type: str
+    width: int | None
+    height: int | None
+
+
+class FileStore:
+    def __init__(self, db: Engine, storage: Storage) -> None:
+        self.db = db
+        self.storage = storage
+
+    # -- writing --------------------------------------------------------------------------
+
+    def save(self, owner_id: str, new: NewFile, *, kind: str, name: str | None = None,
+             expires_at: float | None = None) -> StoredFile:
+        """Store one file under `new.key`, once: a second save under the same key is a Conflict."""
+        now = time.time()
+        try:
+            # The row first: of two saves racing for one key, only one writes the blob.
+            with self.db.begin() as connection:
+                connection.execute(insert(files).values(
+                    key=new.key, owner_id=owner_id, kind=kind, name=name,
+                    content_type=new.content_type, width=new.width, height=new.height,
+                    size=len(new.data), created_at=now, expires_at=expires_at,
+                ))
+        except IntegrityError as taken:
+            raise Conflict(f"a file was already stored as {new.key!r}", code="file_exists") from taken
+        try:
+            self.storage.put(new.key, new.data, new.content_type)
+        except BaseException:
+            self.forget([new.key])
+            raise
+        return StoredFile(new.key, self.storage.url(new.key), new.content_type, new.width,
+                          new.height, len(new.data), expires_at, owner_id, kind)
+
+    def save_pending(self, groups: Mapping[str, tuple[str, list[NewFile]]], *, kind: str,
+                     expires_at: float) -> dict[str, Exception]:
+        """Store files that jobs have yet to adopt, `groups` by job id: (owner id, files). They
+        expire at `expires_at` unless their job adopts them. One transaction for every row, then
+        the blobs; a group whose blobs cannot all be stored is removed, and its error answered."""
+        now = time.time()
+        rows = [
+            dict(key=item.key, owner_id=owner_id, kind=kind, job_id=None,
+                 content_type=item.content_type, width=item.width, height=item.height,
+                 size=len(item.data), created_at=now, expires_at=expires_at)
+            for owner_id, items in groups.values() for item in items
+        ]
+        if rows:
+            with self.db.begin() as connection:
+                connection.execute(insert(files), rows)
+        failed: dict[str, Exception] = {}
+        for group, (_owner_id, items) in groups.items():
+            try:
+                for item in items:
+                    self.storage.put(item.key, item.data, item.content_type)
+            except Exception as failure:
+                failed[group] = failure
+                self.discard([item.key for item in items])
+        return failed
+
+    def attach_to_job(self, connection: Connection, keys: Iterable[str], job_id: str) -> None:
+        """Inputs stored for a request become the job's, in the transaction that creates it."""
+        connection.execute(update(files).where(files.c.key.in_(list(keys)),
+                                               files.c.job_id.is_(None)).values(job_id=job_id))
+
+    def adopt(self, connection: Connection, job_of_key: Mapping[str, str],
+              expires_at: float | None) -> None:
+        """Pending outputs become their job's, in the transaction that succeeds it."""
+        if job_of_key:
+            connection.execute(
+                update(files).where(files.c.key.in_(list(job_of_key)))
+                .values(job_id=case(dict(job_of_key), value=files.c.key), expires_at=expires_at)
+            )
+
+    def expire_inputs_of(self, job_ids: Any, now: float | None = None) -> int:
+        """Inputs (kind "input") of these jobs (a subquery of ids) expire now."""
+        now = time.time() if now is None else now
+        with self.db.begin() as connection:
+            result = connection.execute(
+                update(files)
+                .where(files.c.kind == "input", files.c.expires_at.is_(None),
+                       files.c.job_id.in_(job_ids))
+                .values(expires_at=now)
+            )
+        return result.rowcount or 0
+
+    # -- removing -------------------------------------------------------------------------
+
+    def discard(self, keys: list[str]) -> None:
+        """Delete these files, blobs and rows."""
+        for key in keys:
+            self.storage.delete(key)
+        self.forget(keys)
+
+    def forget(self, keys: list[str]) -> None:
+        if keys:
+            with self.db.begin() as connection:
+                connection.execute(delete(files).where(files.c.key.in_(keys)))
+
+    def delete_expired(self, now: float | None = None, limit: int = 500) -> int:
+        now = time.time() if now is None else now
+        with self.db.connect() as connection:
+            keys = list(connection.execute(
+                select(files.c.key).where(files.c.expires_at.is_not(None),
+                                          files.c.expires_at <= now).limit(limit)
+            ).scalars())
+        self.discard(keys)
+        return len(keys)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def lookup(self, key: str) -> StoredFile | None:
+        with self.db.connect() as connection:
+            row = connection.execute(select(files).where(files.c.key == key)).first()
+        if row is None:
+            return None
+        return StoredFile(row.key, self.storage.url(row.key), row.content_type, row.width,
+                          row.height, row.size, row.expires_at, row.owner_id, row.kind, row.job_id)

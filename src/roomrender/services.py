@@ -21,6 +21,7 @@ from roomrender.jobs.credits import CreditLedger
 from roomrender.jobs.keys import KeyStore
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.service import JobService
+from roomrender.jobs.watch import JobWatchers
 from roomrender.storage import Storage, open_storage
 from roomrender.storage.files import FileStore
 from roomrender.webhooks.bodies import WebhookBodies
@@ -42,6 +43,8 @@ class Services:
     jobs: JobService
     outbox: Outbox
     webhook_bodies: WebhookBodies
+    # The SSE streams' watchers, fed by the change feed (queue.feed).
+    watchers: JobWatchers
 
     @property
     def storage(self) -> Storage:
@@ -85,4 +88,4 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     queue.add_hook(OutboxHook(outbox, bodies, jobs.present,
                               first_delay=(settings.webhook_retry_schedule or [0.0])[0]))
     return Services(settings, db, files, engine, queue, KeyStore(db, ledger), ledger, jobs,
-                    outbox, bodies)
+                    outbox, bodies, JobWatchers(queue, jobs.present))

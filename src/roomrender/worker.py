@@ -109,6 +109,10 @@ class Worker:
                  f" (pipelines {','.join(self.pipelines)})" if self.pipelines else "",
                  self.engine.name)
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
+        # Idle, the worker sleeps until a job of its engine is queued (the change feed rings),
+        # or worker_poll_seconds at most: a fallback, not the way it finds work.
+        bell = self.queue.queued_doorbell(self.engine.name)
+        bell.ring_when_set(stop)
         try:
             while not stop.is_set():
                 try:
@@ -117,8 +121,9 @@ class Worker:
                     log.exception("worker loop error")
                     worked = False
                 if not worked:
-                    stop.wait(self.settings.worker_poll_seconds)
+                    bell.wait(self.settings.worker_poll_seconds)
         finally:
+            bell.close()
             self._finisher.shutdown(wait=True)
             self._finisher = None
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,14 +16,15 @@ from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
+from roomrender.api.sse import EventStream, sse
 from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
+from roomrender.jobs.watch import JobUpdate
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
 router = APIRouter(prefix="/v1", tags=["native"])
-EVENT_POLL_SECONDS = 0.5
 EVENT_KEEPALIVE_SECONDS = 15.0
 
 
@@ -163,38 +162,25 @@ def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     return JSONResponse(job_json(svc.jobs.cancel(key, job_id), svc.settings.public_base_url))
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return sse(event, json.dumps(data, separators=(",", ":")))
 
 
 @router.get("/jobs/{job_id}/events", summary="Server-Sent Events of the job's status and progress",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
+async def job_events(request: Request, job_id: str, key: Key) -> EventStream:
+    """A `status` event (the job as GET /v1/jobs/{id} answers it) for every change, and `end`."""
     svc = services(request)
-    first = await run_in_threadpool(svc.jobs.get, key, job_id)  # 404 before the stream starts
+    watch = await svc.watchers.watch(key.id, job_id)  # 404 before the stream starts
+    base = svc.settings.public_base_url
 
-    async def stream() -> AsyncIterator[str]:
-        job, last_seen, quiet = first, None, 0.0
-        while True:
-            state = (job.status, job.percent, job.queue_position, len(job.outputs))
-            if state != last_seen:
-                yield _sse("status", job_json(job, svc.settings.public_base_url))
-                last_seen, quiet = state, 0.0
-            if job.status.is_terminal:
-                yield _sse("end", {"id": job.id, "status": job.status.value})
-                return
-            if quiet >= EVENT_KEEPALIVE_SECONDS:
-                yield ": keep-alive\n\n"
-                quiet = 0.0
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-            quiet += EVENT_POLL_SECONDS
-            if await request.is_disconnected():
-                return
-            job = await run_in_threadpool(svc.jobs.get, key, job_id)
+    def status(update: JobUpdate) -> bytes:
+        # Rendered once per change for all of the job's streams.
+        return update.rendered(f"native:{base}", lambda job: _sse("status", job_json(job, base)))
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStream(watch, status, lambda job: _sse("end", {"id": job.id, "status": job.status.value}),
+                       keepalive_seconds=EVENT_KEEPALIVE_SECONDS)
 
 
 @router.post("/uploads", status_code=201, response_model=UploadOut,

@@ -36,6 +36,9 @@ log = logging.getLogger("roomrender.watch")
 T = TypeVar("T")
 
 POSITION_INTERVAL_SECONDS = 0.5
+# Position moves reach this many watchers per turn of the event loop: a move touches every
+# watcher of a queued job at once, and a job's own change must not wait behind thousands.
+POSITION_SLICE_WATCHERS = 200
 # Events after which the jobs behind the changed one may have moved.
 _MOVES_QUEUE = frozenset({"job.queued", "job.requeued", "job.started", "job.canceled",
                           "job.failed"})
@@ -190,14 +193,17 @@ class _Lane:
     def _finish(self, positions: dict[str, int] | None) -> None:
         self.in_flight = False
         self.next_allowed = self.hub.loop.time() + POSITION_INTERVAL_SECONDS
+        moved: list[tuple[_Channel, str]] = []
         for channel in list(self.channels):
             position = (positions or {}).get(channel.job_id)
             if position is None:
                 continue  # no longer queued: its own change is on its way
             if position != channel.position or channel.awaiting:
                 channel.position = position
-                event, channel.awaiting = channel.awaiting or "job.position", None
-                self.hub.emit(channel, event)
+                moved.append((channel, channel.awaiting or "job.position"))
+                channel.awaiting = None
+        if moved:
+            self.hub.emit_in_slices(moved)
         if self.dirty:
             self.request(urgent=any(channel.awaiting for channel in self.channels))
 
@@ -292,6 +298,18 @@ class _Hub:
         if early and channel.position is not None:
             self.lanes[row["engine"]].request(urgent=True)
         self.emit(channel, FIRST)
+
+    def emit_in_slices(self, moved: list[tuple[_Channel, str]]) -> None:
+        """Emit these position moves, `POSITION_SLICE_WATCHERS` watchers per loop turn."""
+        budget = POSITION_SLICE_WATCHERS
+        while moved and budget > 0:
+            channel, event = moved.pop()
+            if (self.channels.get(channel.job_id) is channel and channel.row is not None
+                    and channel.row["status"] == _QUEUED):  # else its own change was shown
+                self.emit(channel, event)
+                budget -= len(channel.watches)
+        if moved:
+            self.loop.call_soon(self.emit_in_slices, moved)
 
     def emit(self, channel: _Channel, event: str) -> None:
         assert channel.row is not None

@@ -3,6 +3,8 @@
 Every transition is one guarded UPDATE (`WHERE status = ... AND claim_token = ...`), so two
 processes can never both move the same job, on SQLite and PostgreSQL alike. On PostgreSQL the
 candidate rows are also locked with FOR UPDATE SKIP LOCKED so concurrent claimers don't collide.
+Every transition runs its hooks inside its transaction and is published on the process's change
+feed (`roomrender.events`) once it commits, with the job's new row (`job_change`).
 """
 
 from __future__ import annotations

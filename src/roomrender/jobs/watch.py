@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -257,12 +256,15 @@ class _Hub:
 
     # -- on the loop ---------------------------------------------------------------------
 
-    async def attach(self) -> None:
-        """Subscribed to the feed, and hearing other processes' changes."""
+    def attach(self) -> None:
+        """Subscribe to the feed (while the hub has channels)."""
         if not self._subscriptions:
             feed = self.owner.queue.feed
             self._subscriptions = [feed.subscribe(JOB_TOPIC, self._on_change),
                                    feed.on_resync(self._on_resync)]
+
+    async def ready(self) -> None:
+        """Once other processes' changes are heard too (the feed's listener is on)."""
         if not self.owner.queue.feed.is_ready:
             await self.loop.run_in_executor(None, self.owner.queue.feed.wait_ready)
 
@@ -279,10 +281,12 @@ class _Hub:
             return
         del self.channels[channel.job_id]
         self._untrack(channel)
-        if not self.channels:
+        if not self.channels:  # nobody watches on this loop: no subscription, no hub
             for subscription in self._subscriptions:
                 subscription.close()
             self._subscriptions = []
+            if self.owner._hubs.get(self.loop) is self:
+                del self.owner._hubs[self.loop]
 
     def seed(self, channel: _Channel, row: FastRow, position: int | None) -> None:
         """The answer of a first read."""
@@ -405,8 +409,8 @@ class JobWatchers:
     def __init__(self, queue: JobQueue, present: Callable[[Any, int | None], Job]) -> None:
         self.queue = queue
         self.present = present
-        self._hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = (
-            weakref.WeakKeyDictionary())
+        # One hub per event loop, kept while it has watchers.
+        self._hubs: dict[asyncio.AbstractEventLoop, _Hub] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._inline_reads = queue.db.dialect.name == "sqlite"
 
@@ -421,11 +425,12 @@ class JobWatchers:
         hub = self._hubs.get(loop)
         if hub is None:
             hub = self._hubs[loop] = _Hub(self, loop)
-        await hub.attach()
         channel = hub.channel(job_id)
         watch = Watch(hub, channel)
         channel.watches.add(watch)  # before reading: no change between the read and now is lost
+        hub.attach()
         try:
+            await hub.ready()
             if channel.update is None or channel.row is None:
                 row, position = await self._read(job_id, owner_id)
                 if row is None:

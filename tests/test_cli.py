@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -42,6 +43,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serve_prints_a_key_and_submit_saves_results(tmp_path):
     port = free_port()
     env = {**os.environ, "ROOMRENDER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}

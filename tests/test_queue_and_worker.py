@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from roomrender.canonical.models import GenerationRequest, JobStatus
 from roomrender.services import build_services
 from tests.conftest import data_uri, drain, make_room_photo
@@ -109,6 +111,7 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_leaves_it_to_another_worker(settings):
     services = build_services(settings)
     owner = services.keys.authenticate(services.keys.create("t")[1])

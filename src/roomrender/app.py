@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
 from roomrender import __version__
@@ -77,7 +78,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             background.close()
 
-    app = FastAPI(
+    # /docs loads Swagger UI from files in fastapi-offline, not from a CDN. No /redoc: ReDoc
+    # fetches its logo from its own CDN whatever it is given.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="roomrender",
         version=__version__,
         description=(
@@ -85,6 +89,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             "under /api/v1; Luw-compatible under /v2."
         ),
         lifespan=lifespan,
+        # Swagger UI would otherwise ask validator.swagger.io about our schema.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
     app.state.metrics = metrics_registry(services.queue)

@@ -19,6 +19,7 @@ from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
 from roomrender.dialects import PLUGS
 from roomrender.services import Services, build_services
+from roomrender.web import playground
 from roomrender.webhooks.delivery import Dispatcher
 
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app, dialects)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
+    app.include_router(playground.router)
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
     if settings.cors_origins:

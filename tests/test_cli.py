@@ -59,6 +59,7 @@ def test_serve_prints_a_key_and_submit_saves_results(tmp_path):
             lines.append(server.stdout.readline().strip())
         key = next(line for line in lines if line.startswith("rr_"))
         assert any(f"http://127.0.0.1:{port}/docs" in line for line in lines)
+        assert f"Playground: http://127.0.0.1:{port}/" in lines
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
 from roomrender import __version__
@@ -18,6 +19,7 @@ from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
 from roomrender.dialects import PLUGS
 from roomrender.services import Services, build_services
+from roomrender.web import playground
 from roomrender.webhooks.delivery import Dispatcher
 
 
@@ -77,7 +79,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             background.close()
 
-    app = FastAPI(
+    # /docs loads Swagger UI from files in fastapi-offline, not from a CDN. No /redoc: ReDoc
+    # fetches its logo from its own CDN whatever it is given.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="roomrender",
         version=__version__,
         description=(
@@ -85,6 +90,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             "under /api/v1; Luw-compatible under /v2."
         ),
         lifespan=lifespan,
+        # Swagger UI would otherwise ask validator.swagger.io about our schema.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
     app.state.metrics = metrics_registry(services.queue)
@@ -102,6 +109,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app, dialects)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
+    app.include_router(playground.router)
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
     if settings.cors_origins:

@@ -66,10 +66,12 @@ def serve(
     base = settings.public_base_url.rstrip("/")
     console.print(f"roomrender serving on [bold]{base}[/bold]  (engine: {services.engine.name}, "
                   f"data: {settings.data_dir.resolve()})")
+    console.print(f"Playground: [bold]{base}/[/bold]")
     console.print(f"API docs: [bold]{base}/docs[/bold]")
     if services.keys.count() == 0:
         key, plaintext = services.keys.create("default", settings.first_key_credits)
-        console.print("First start: created an API key (shown once, only its hash is kept):")
+        console.print("First start: created an API key (shown once, only its hash is kept).")
+        console.print(f"To try it, open [bold]{base}/[/bold] and paste this key:")
         print(plaintext, flush=True)
     uvicorn.run(create_app(settings, services=services, workers=workers), host=settings.host,
                 port=settings.port, log_level=log_level)

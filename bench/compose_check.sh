@@ -376,7 +376,8 @@ missing = adopted - bucket
 if missing:
     problems.append(f"{len(missing)} adopted outputs missing from the bucket")
 outputs_in_bucket = {key for key in bucket if key.startswith("out-")}
-print(json.dumps({"succeeded_once": len(rows) - len([p for p in problems if " output rows" in p]),
+print(json.dumps({"jobs": len(rows), "succeeded": sum(row[2] == "succeeded" for row in rows),
+                  "with_exactly_their_output_rows": sum(int(outputs.get(r[0], 0)) == jobs[r[0]]["n"] for r in rows),
                   "ran_again": len(reran), "held_by_killed_worker": len(held),
                   "adopted_outputs": len(adopted), "in_bucket": len(adopted & bucket),
                   "unadopted_outputs_in_bucket": len(outputs_in_bucket - adopted),
@@ -386,6 +387,9 @@ EOF
 ) || { echo "$verdict" >&2; die "exactly-once check failed"; }
     figure "exactly once" "$verdict"
     figure "killed container" "$("$DOCKER" inspect -f '{{.State.Status}} (exit {{.State.ExitCode}}, restarts {{.RestartCount}})' "$victim")"
+    local survivor
+    survivor=$("${COMPOSE[@]}" ps -q worker | grep -v "^$victim" | awk 'NR == 1')
+    figure "health" "api $("$DOCKER" inspect -f '{{.State.Health.Status}}' "$api"), surviving worker $("$DOCKER" inspect -f '{{.State.Health.Status}}' "$survivor"), postgres $("$DOCKER" inspect -f '{{.State.Health.Status}}' "$PG")"
 
     echo
     echo "== bench/compose_check.sh on $(uname -m), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -249,6 +249,7 @@ check_ports() {
 container_of() { "${COMPOSE[@]}" ps -q "$1" | awk 'NR == 1'; }
 
 main() {
+    LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
     pick_docker
     ensure_daemon
     pick_compose
@@ -393,6 +394,7 @@ EOF
 
     echo
     echo "== bench/compose_check.sh on $(uname -m), $(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "   load average at the start: $LOAD_START, at the end: $(cut -d" " -f1-3 /proc/loadavg)"
     for name in "${ORDER[@]}"; do printf -- '- %s: %s\n' "$name" "${FIGURES[$name]}"; done
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end check of the container image and deploy/compose.yaml on this machine (not part of
-# `make test`; needs root or the docker group, and a few minutes):
+# `make test`; a few minutes):
 #
 #   1. a Debian bookworm base image from debootstrap + `docker import` (cached: kept between runs);
 #   2. the roomrender image (Dockerfile, CPU flavor), and two stand-ins for images this machine
@@ -13,7 +13,10 @@
 #      SIGKILLed (`docker kill`) while it holds a claim; every job must succeed exactly once, with
 #      its images downloadable from the store (presigned URLs) and in the bucket;
 #   5. everything torn down (also on failure or Ctrl-C). The images stay for the next run
-#      (CHECK_REMOVE_IMAGES=1 removes all but the base).
+#      (CHECK_REMOVE_IMAGES=1 removes all but the base, and the build cache).
+#
+# Needs root (debootstrap, and dockerd when none is running) or, once the base image exists, the
+# docker group; python3 (standard library only) on the host.
 #
 # Settings (environment): CHECK_JOBS (80), CHECK_WORKERS (2), CHECK_PG_PORT (55432),
 # CHECK_S3_PORT (59000), CHECK_API_PORT (58000), CHECK_BASE_IMAGE (roomrender-base:bookworm),
@@ -58,8 +61,10 @@ cleanup() {
             || log "compose down failed; see: docker ps -a --filter label=com.docker.compose.project=$PROJECT"
     fi
     if [ "${CHECK_REMOVE_IMAGES:-0}" = 1 ]; then
+        log "removing the images (all but $BASE_IMAGE) and the build cache"
         timeout 120 "$DOCKER" image rm "$IMAGE" roomrender-check/postgres roomrender-check/moto \
             >/dev/null 2>&1 || true
+        timeout 300 "$DOCKER" builder prune -af >/dev/null 2>&1 || true
     fi
     if [ -n "$STARTED_DOCKERD" ]; then
         log "stopping the dockerd this check started"

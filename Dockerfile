@@ -3,9 +3,9 @@
 #   docker build -t roomrender:cpu .                            # preview engine (no torch, no GPU)
 #   docker build -t roomrender:cuda --build-arg FLAVOR=cuda .   # + the diffusers engine, CUDA torch
 #
-# FLAVOR=cuda installs TORCH_SPEC first (from TORCH_INDEX when given, e.g.
-# https://download.pytorch.org/whl/cu126 for another CUDA; PyPI's Linux x86_64 torch wheels are
-# CUDA builds already), then `.[diffusers]`. Run it with `--gpus` (NVIDIA Container Toolkit);
+# FLAVOR=cuda installs TORCH_SPEC first, then `.[diffusers]`. With TORCH_INDEX empty torch comes
+# from PyPI, whose Linux x86_64 torch 2.13.0 is the CUDA 13.0 build (NVIDIA driver 580+); for an
+# older driver, give a download.pytorch.org index of an older CUDA (e.g. .../whl/cu126). Run it with `--gpus` (NVIDIA Container Toolkit);
 # the CUDA runtime comes in torch's wheels, the driver from the host.
 #
 # pip settings for the build (a private index, a proxy's CA bundle) go in as BuildKit secrets,

@@ -24,13 +24,14 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 
 def apt_sources() -> None:
     """deb822 stanzas for the Debian archives this machine's apt reads (same hosts, same suites)."""
     entries: list[tuple[str, list[str]]] = []
     for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-        for stanza in open(path).read().split("\n\n"):
+        for stanza in Path(path).read_text().split("\n\n"):
             fields: dict[str, str] = {}
             for line in stanza.splitlines():
                 if line.startswith("#") or ":" not in line:
@@ -45,7 +46,7 @@ def apt_sources() -> None:
                     entries.append((uri, suites))
     for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
         try:
-            lines = open(path).read().splitlines()
+            lines = Path(path).read_text().splitlines()
         except OSError:
             continue
         for line in lines:
@@ -133,7 +134,7 @@ def _job_body(index: int, image: str) -> dict:
 
 
 def submit(base: str, key: str, image_path: str, count: int, out: str) -> None:
-    image = "data:image/jpeg;base64," + base64.b64encode(open(image_path, "rb").read()).decode()
+    image = "data:image/jpeg;base64," + base64.b64encode(Path(image_path).read_bytes()).decode()
 
     def one(index: int) -> dict:
         body = _job_body(index, image)
@@ -145,12 +146,12 @@ def submit(base: str, key: str, image_path: str, count: int, out: str) -> None:
     start = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         jobs = list(pool.map(one, range(count)))
-    json.dump(jobs, open(out, "w"))
+    Path(out).write_text(json.dumps(jobs))
     print(f"submitted {len(jobs)} jobs in {time.monotonic() - start:.1f} s")
 
 
 def wait_done(base: str, key: str, jobs_file: str, timeout: float) -> None:
-    jobs = json.load(open(jobs_file))
+    jobs = json.loads(Path(jobs_file).read_text())
     start = time.monotonic()
     final: dict[str, dict] = {}
     while time.monotonic() - start < timeout and len(final) < len(jobs):
@@ -195,7 +196,7 @@ def strip_ports(source: str, out: str) -> None:
     without its `ports:` blocks, dropping each one's more indented lines and list items."""
     kept: list[str] = []
     block: int | None = None
-    for line in open(source).read().splitlines():
+    for line in Path(source).read_text().splitlines():
         indent = len(line) - len(line.lstrip())
         if block is not None:
             if line.strip() and (indent > block or (indent == block and line.lstrip().startswith("- "))):
@@ -205,11 +206,11 @@ def strip_ports(source: str, out: str) -> None:
             block = indent
             continue
         kept.append(line)
-    open(out, "w").write("\n".join(kept) + "\n")
+    Path(out).write_text("\n".join(kept) + "\n")
 
 
 def _certificates(path: str) -> dict[bytes, str]:
-    text = open(path, errors="replace").read()
+    text = Path(path).read_text(errors="replace")
     found = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, re.S)
     return {base64.b64decode("".join(body.split())): body.split()[0] for body in found}
 

@@ -1,0 +1,69 @@
+"""Per-request metrics and log fields: an ASGI middleware around every route.
+
+Requests are counted by dialect (from the path prefix), route template (`/v1/jobs/{job_id}`,
+never the raw path), method and status, and by API key, named by its public prefix (never the
+key): labels stay few whatever clients send. Latency is the time to the response's headers, so
+an event stream or a large download counts what the server did, not how long the client read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from roomrender import logs, metrics
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Where `require_key` leaves the caller's key prefix (`request.state`).
+KEY_PREFIX_STATE = "key_prefix"
+NO_KEY = "none"
+UNMATCHED = "unmatched"
+
+
+class RequestTelemetry:
+    def __init__(self, app: ASGIApp, dialects: Sequence[tuple[str, str]]) -> None:
+        """`dialects`: (path prefix, dialect name) pairs; other paths are dialect `other`."""
+        self.app = app
+        self.dialects = sorted(dialects, key=lambda pair: len(pair[0]), reverse=True)
+
+    def dialect_of(self, path: str) -> str:
+        for prefix, name in self.dialects:
+            if path == prefix or path.startswith(prefix + "/"):
+                return name
+        return "other"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        dialect = self.dialect_of(scope["path"])
+        started = time.perf_counter()
+        answered: list[Any] = []
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not answered:
+                answered.extend((message["status"], time.perf_counter() - started))
+            await send(message)
+
+        in_progress = metrics.HTTP_IN_PROGRESS.labels(dialect)
+        in_progress.inc()
+        try:
+            with logs.bound(dialect=dialect):
+                await self.app(scope, receive, timed_send)
+        finally:
+            in_progress.dec()
+            status, seconds = answered if answered else (500, time.perf_counter() - started)
+            self._record(scope, dialect, status, seconds)
+
+    @staticmethod
+    def _record(scope: Scope, dialect: str, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        key = (scope.get("state") or {}).get(KEY_PREFIX_STATE) or NO_KEY
+        metrics.HTTP_REQUESTS.labels(dialect, route, method, str(status)).inc()
+        metrics.HTTP_SECONDS.labels(dialect, route, method).observe(seconds)
+        metrics.KEY_REQUESTS.labels(key, dialect, f"{status // 100}xx").inc()
+        metrics.KEY_SECONDS.labels(key, dialect).observe(seconds)

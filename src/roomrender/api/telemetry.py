@@ -28,6 +28,7 @@ class RequestTelemetry:
         """`dialects`: (path prefix, dialect name) pairs; other paths are dialect `other`."""
         self.app = app
         self.dialects = sorted(dialects, key=lambda pair: len(pair[0]), reverse=True)
+        self._paths: dict[Any, str] | None = None
 
     def dialect_of(self, path: str) -> str:
         for prefix, name in self.dialects:
@@ -58,9 +59,24 @@ class RequestTelemetry:
             status, seconds = answered if answered else (500, time.perf_counter() - started)
             self._record(scope, dialect, status, seconds)
 
-    @staticmethod
-    def _record(scope: Scope, dialect: str, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or UNMATCHED
+    def route_template(self, scope: Scope) -> str:
+        """The matched route's path template. FastAPI's routes leave themselves in the scope;
+        plain Starlette routes (the hot paths answered ahead of FastAPI) only their endpoint."""
+        route = scope.get("route")
+        if route is not None:
+            return str(getattr(route, "path", UNMATCHED))
+        if "endpoint" not in scope:
+            return UNMATCHED
+        if self._paths is None:
+            self._paths = {}
+            for candidate in getattr(scope["app"], "routes", []):
+                endpoint = getattr(candidate, "endpoint", None) or getattr(candidate, "app", None)
+                if endpoint is not None and hasattr(candidate, "path"):
+                    self._paths.setdefault(endpoint, candidate.path)
+        return self._paths.get(scope["endpoint"], UNMATCHED)
+
+    def _record(self, scope: Scope, dialect: str, status: int, seconds: float) -> None:
+        route = self.route_template(scope)
         method = scope["method"] if scope["method"] in METHODS else "other"
         key = (scope.get("state") or {}).get(KEY_PREFIX_STATE) or NO_KEY
         metrics.HTTP_REQUESTS.labels(dialect, route, method, str(status)).inc()

@@ -63,6 +63,8 @@ class _ClaimTracker:
         self.job_ids = [row.id for row in claim.rows]
         self.canceled: set[str] = set()
         self.handed_back = False
+        # What its log lines are about (a hand-back is logged from another thread).
+        self.log_fields: dict[str, Any] = dict(logs.fields())
         self._pending: dict[str, float] = {}
         self._last_write = 0.0
         self._lock = threading.Lock()
@@ -97,8 +99,9 @@ class _ClaimTracker:
         released = self.queue.release(self.claim.token)
         if released:
             metrics.JOBS_HANDED_BACK.labels(self.claim.rows[0].engine).inc(len(released))
-            log.info("handed %d running job(s) back to the queue: %s", len(released),
-                     ", ".join(released))
+            with logs.bound(**self.log_fields):
+                log.info("handed %d running job(s) back to the queue: %s", len(released),
+                         ", ".join(released))
 
 
 class Worker:

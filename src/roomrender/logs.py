@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar, copy_context
+from contextvars import ContextVar, Token, copy_context
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -37,6 +37,15 @@ def fields() -> Mapping[str, Any]:
 def add(**more: Any) -> None:
     """Bind fields for the rest of the current context (a request's task, a thread)."""
     _fields.set({**_fields.get(), **{k: v for k, v in more.items() if v is not None}})
+
+
+def push(**more: Any) -> Token[Mapping[str, Any]]:
+    """Bind fields until `pop` (a `bound` without the context manager, for hot paths)."""
+    return _fields.set({**_fields.get(), **more})
+
+
+def pop(token: Token[Mapping[str, Any]]) -> None:
+    _fields.reset(token)
 
 
 @contextmanager

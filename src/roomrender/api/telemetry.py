@@ -29,6 +29,10 @@ class RequestTelemetry:
         self.app = app
         self.dialects = sorted(dialects, key=lambda pair: len(pair[0]), reverse=True)
         self._paths: dict[Any, str] | None = None
+        # The metrics' children by label values: one dict lookup per request instead of a
+        # `labels()` call per metric (they cost a third of the middleware).
+        self._children: dict[tuple[str, str, str, int, str], tuple[Any, Any, Any, Any]] = {}
+        self._in_progress: dict[str, Any] = {}
 
     def dialect_of(self, path: str) -> str:
         for prefix, name in self.dialects:
@@ -49,12 +53,15 @@ class RequestTelemetry:
                 answered.extend((message["status"], time.perf_counter() - started))
             await send(message)
 
-        in_progress = metrics.HTTP_IN_PROGRESS.labels(dialect)
+        in_progress = self._in_progress.get(dialect)
+        if in_progress is None:
+            in_progress = self._in_progress[dialect] = metrics.HTTP_IN_PROGRESS.labels(dialect)
         in_progress.inc()
+        token = logs.push(dialect=dialect)
         try:
-            with logs.bound(dialect=dialect):
-                await self.app(scope, receive, timed_send)
+            await self.app(scope, receive, timed_send)
         finally:
+            logs.pop(token)
             in_progress.dec()
             status, seconds = answered if answered else (500, time.perf_counter() - started)
             self._record(scope, dialect, status, seconds)
@@ -79,7 +86,16 @@ class RequestTelemetry:
         route = self.route_template(scope)
         method = scope["method"] if scope["method"] in METHODS else "other"
         key = (scope.get("state") or {}).get(KEY_PREFIX_STATE) or NO_KEY
-        metrics.HTTP_REQUESTS.labels(dialect, route, method, str(status)).inc()
-        metrics.HTTP_SECONDS.labels(dialect, route, method).observe(seconds)
-        metrics.KEY_REQUESTS.labels(key, dialect, f"{status // 100}xx").inc()
-        metrics.KEY_SECONDS.labels(key, dialect).observe(seconds)
+        labels = (dialect, route, method, status, key)
+        children = self._children.get(labels)
+        if children is None:
+            children = self._children[labels] = (
+                metrics.HTTP_REQUESTS.labels(dialect, route, method, str(status)),
+                metrics.HTTP_SECONDS.labels(dialect, route, method),
+                metrics.KEY_REQUESTS.labels(key, dialect, f"{status // 100}xx"),
+                metrics.KEY_SECONDS.labels(key, dialect))
+        requests, latency, key_requests, key_latency = children
+        requests.inc()
+        latency.observe(seconds)
+        key_requests.inc()
+        key_latency.observe(seconds)

@@ -140,7 +140,7 @@ def prediction_json(job: Job, base_url: str, *, waited_out: bool = False) -> dic
         if job.started_at is not None:
             metrics["predict_time"] = round((job.finished_at - job.started_at).total_seconds(), 6)
         metrics["total_time"] = round((job.finished_at - job.created_at).total_seconds(), 6)
-    return {
+    prediction: dict[str, Any] = {
         "id": job.id,
         "model": ref,
         "version": version,
@@ -157,6 +157,9 @@ def prediction_json(job: Job, base_url: str, *, waited_out: bool = False) -> dic
         "urls": {"get": base, "cancel": f"{base}/cancel", "stream": f"{base}/stream"},
         "metrics": metrics,
     }
+    # Replicate's schema has these as date-times, not nullable: absent until they happen.
+    return {name: value for name, value in prediction.items()
+            if value is not None or name not in ("started_at", "completed_at")}
 
 
 def output_items(job: Job) -> list[Any]:

@@ -310,6 +310,13 @@ def test_files_that_are_not_images_or_carry_metadata_are_refused(client, auth, r
     tagged = client.post("/v1/files", headers=auth, data={"metadata": '{"customer": 1}'},
                          files={"content": ("a.jpg", room_jpeg, "image/jpeg")})
     assert tagged.status_code == 422 and "metadata" in tagged.json()["detail"]
+    # The Node client sends its metadata as a JSON part, `{}` when there is none.
+    as_part = client.post("/v1/files", headers=auth, files=[
+        ("content", ("a.jpg", room_jpeg, "image/jpeg")), ("metadata", ("blob", b"{}", "application/json"))])
+    assert as_part.status_code == 201, as_part.text
+    tagged_part = client.post("/v1/files", headers=auth, files=[
+        ("content", ("a.jpg", room_jpeg, "image/jpeg")), ("metadata", ("blob", b'{"a": 1}', "application/json"))])
+    assert tagged_part.status_code == 422
     assert client.post("/v1/files", headers=auth, data={"x": "y"}).status_code == 400
 
 
@@ -365,3 +372,22 @@ def test_a_job_whose_results_expired_is_data_removed(app_with_fake, room):
     removed = client.get(done["urls"]["get"], headers=auth).json()
     assert removed["status"] == JobStatus.succeeded.value
     assert removed["data_removed"] is True and removed["output"] is None
+
+
+def test_no_credits_answers_402_insufficient_credit(client, services, room):
+    _, poor = services.keys.create("poor", credits=0)
+    answer = create(client, {"Authorization": f"Bearer {poor}"}, image=room, prompt="x")
+    assert answer.status_code == 402
+    assert answer.json()["title"] == "Insufficient credit" and answer.json()["status"] == 402
+
+
+def test_replicates_other_resources_answer_a_404_its_clients_read(client, auth):
+    answer = client.post("/v1/deployments/acme/room/predictions", headers=auth, json={"input": {}})
+    assert answer.status_code == 404 and answer.json()["title"] == "Not found"
+
+
+def test_the_openapi_document_describes_the_replicate_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/predictions", "/v1/predictions/{prediction_id}", "/v1/predictions/{prediction_id}/cancel",
+            "/v1/models/{owner}/{name}/predictions", "/v1/files", "/v1/webhooks/default/secret",
+            "/v1/jobs"} <= set(paths)

@@ -361,7 +361,10 @@ def webhook_body(context: WebhookContext) -> BodyRenderer:
 
 PLUG = DialectPlug(
     name=DIALECT, routers=[router, resources_router], render_error=replicate_error,
-    error_prefixes=("/v1/predictions", "/v1/models", "/v1/files", "/v1/webhooks/default"),
+    # Replicate's paths under /v1; those this server does not serve (deployments, trainings,
+    # ...) answer a 404 a Replicate client can read.
+    error_prefixes=("/v1/predictions", "/v1/models", "/v1/files", "/v1/webhooks/default",
+                    "/v1/deployments", "/v1/trainings", "/v1/collections", "/v1/hardware"),
     webhook_body=webhook_body,
 )
 

@@ -89,13 +89,7 @@ async def create_file(request: Request, key: Key) -> JSONResponse:
     content = form.get("content")
     if not isinstance(content, UploadFile):
         raise BadRequest("the multipart body needs the file as its `content` part")
-    metadata = form.get("metadata")
-    if isinstance(metadata, str) and metadata.strip() not in ("", "{}"):
-        try:
-            json.loads(metadata)
-        except ValueError:
-            raise BadRequest("metadata must be a JSON object") from None
-        raise Unsupported("file metadata is not kept by this server; upload the file without it")
+    await _refuse_metadata(form.get("metadata"))
     limit = svc.settings.max_input_bytes
     data = await content.read(limit + 1)
     if len(data) > limit:
@@ -105,6 +99,20 @@ async def create_file(request: Request, key: Key) -> JSONResponse:
     stored = await run_in_threadpool(svc.jobs.store_upload, key, data, (name or "")[:255] or None)
     return JSONResponse(file_json(stored, hashlib.sha256(data).hexdigest(), svc.settings.public_base_url),
                         status_code=201)
+
+
+async def _refuse_metadata(part: UploadFile | str | None) -> None:
+    """Metadata (a form field, or a JSON part as the Node client sends it) is not kept here: an
+    empty object is fine, anything else is refused rather than dropped."""
+    text = (await part.read()).decode("utf-8", "replace") if isinstance(part, UploadFile) else part
+    if not text or not text.strip():
+        return
+    try:
+        metadata = json.loads(text)
+    except ValueError:
+        raise BadRequest("metadata must be a JSON object") from None
+    if metadata:
+        raise Unsupported("file metadata is not kept by this server; upload the file without it")
 
 
 async def _own_file(request: Request, key: ApiKey, file_id: str) -> StoredFile:

@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from roomrender.api.deps import Key, describe_validation_errors, services
+from roomrender.api.deps import Key, services
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.replicate_models import (
     ModelVersion,
@@ -52,7 +52,7 @@ from roomrender.api.replicate_wire import (
     replicate_error,
 )
 from roomrender.canonical.errors import JobNotCancelable, NotFound, Unsupported
-from roomrender.canonical.models import GenerationRequest, Job
+from roomrender.canonical.models import GenerationRequest, Job, JobStatus
 from roomrender.jobs.keys import ApiKey
 from roomrender.webhooks.bodies import BodyRenderer
 
@@ -82,8 +82,8 @@ WAIT_POLL_SECONDS = 0.1
 PAGE_SIZE = 100
 STREAM_POLL_SECONDS = 0.25
 STREAM_KEEPALIVE_SECONDS = 15.0
-# An input value echoed back longer than this (a data: URI) is shortened in the prediction.
-ECHO_MAX_CHARS = 512
+# A data: URI given as an input is echoed back in the prediction shortened to this.
+ECHO_DATA_URI_CHARS = 64
 
 
 # -- reading a request -----------------------------------------------------------------------
@@ -139,8 +139,10 @@ def resolve_version(reference: str) -> tuple[ReplicateModel, ModelVersion]:
 
 
 def _echo(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > ECHO_MAX_CHARS:
-        return f"{value[:64]}... ({len(value)} characters; not kept by this server)"
+    """An input value as the prediction gives it back: whole, but for a data: URI (the image is
+    kept as the job's input file, not twice)."""
+    if isinstance(value, str) and value.startswith("data:") and len(value) > ECHO_DATA_URI_CHARS:
+        return f"{value[:ECHO_DATA_URI_CHARS]}... ({len(value)} characters; not kept by this server)"
     if isinstance(value, list):
         return [_echo(item) for item in value]
     return value
@@ -168,7 +170,7 @@ def to_request(model: ReplicateModel, version: ModelVersion, body: dict[str, Any
             path = [str(part) for part in item["loc"]]
             name = wire_name(model, path[0]) if path else ""
             problems.append({"type": str(item["type"]), "field": ".".join(["input", name, *path[1:]]),
-                             "description": describe_validation_errors([{"msg": item["msg"]}])})
+                             "description": str(item["msg"])})
         raise invalid(problems) from None
 
 
@@ -321,22 +323,24 @@ async def stream_prediction(request: Request, prediction_id: str, key: Key) -> S
     base = _base(request)
 
     async def events() -> AsyncIterator[str]:
-        job, number, sent_logs, quiet = first, 0, "", 0.0
+        job, number, quiet = first, 0, 0.0
+        sent: set[str] = set()
         while True:
-            logs = prediction_json(job, base)["logs"]
-            fresh = logs[len(sent_logs):] if logs.startswith(sent_logs) else logs
-            if fresh.strip():
+            # The log lines not sent yet (a progress line is new at every percent).
+            fresh = [line for line in prediction_json(job, base)["logs"].splitlines() if line not in sent]
+            if fresh:
                 number += 1
-                yield _event(number, "logs", fresh.rstrip("\n"))
-                sent_logs, quiet = logs, 0.0
+                yield _event(number, "logs", "\n".join(fresh))
+                sent.update(fresh)
+                quiet = 0.0
             if job.status.is_terminal:
                 for item in output_items(job):
                     number += 1
                     yield _event(number, "output", item if isinstance(item, str) else json.dumps(item))
-                if job.status.value == "failed":
+                if job.status == JobStatus.failed:
                     number += 1
                     yield _event(number, "error", json.dumps({"detail": job.error_message}))
-                done = {} if job.status.value == "succeeded" else {"reason": job.status.value}
+                done = {} if job.status == JobStatus.succeeded else {"reason": job.status.value}
                 yield _event(number + 1, "done", json.dumps(done))
                 return
             if quiet >= STREAM_KEEPALIVE_SECONDS:

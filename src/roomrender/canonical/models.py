@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +41,10 @@ OutputFormat = Literal["png", "jpeg", "webp"]
 Area = Literal["wall", "floor", "ceiling"]
 WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
 TERMINAL_EVENTS: list[str] = ["job.succeeded", "job.failed", "job.canceled"]
+# A control map an engine can also return: the straight-line map of the input (what the lines
+# ControlNet is conditioned on).
+ControlMap = Literal["lines"]
+CLIENT_DATA_MAX_BYTES = 16 * 1024
 
 
 class Expand(BaseModel):
@@ -80,6 +85,8 @@ class GenerationRequest(BaseModel):
     remove: bool = False
     keep_structure: bool = False
     fill_room: bool = False
+    # Also return this control map of the input, as the first output, labelled with its name.
+    control_map: ControlMap | None = None
 
     n: int = Field(1, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
@@ -96,6 +103,17 @@ class GenerationRequest(BaseModel):
     webhook: str | None = Field(None, max_length=2048)
     webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS))  # type: ignore[arg-type]
     priority: int = Field(0, ge=-10, le=10)
+    # The submitting dialect's record of the request as its client sent it (a Replicate
+    # prediction's model, version and input), kept with the job and given back; the core never
+    # reads it.
+    client_data: dict[str, Any] | None = None
+
+    @field_validator("client_data")
+    @classmethod
+    def _client_data_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > CLIENT_DATA_MAX_BYTES:
+            raise ValueError(f"client_data must be at most {CLIENT_DATA_MAX_BYTES} bytes of JSON")
+        return value
 
     @field_validator("scale")
     @classmethod
@@ -205,4 +223,6 @@ def missing_input(request: GenerationRequest) -> str | None:
             if rule is _NEEDS_IMAGE:
                 return f"the task {request.task.value!r} needs an input image"
             return rule.message
+    if request.control_map is not None and not request.image:
+        return f"control_map {request.control_map!r} is a map of the input image: it needs an image"
     return None

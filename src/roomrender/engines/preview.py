@@ -175,6 +175,12 @@ class PreviewEngine:
                 "preview engine (image processing, no AI). Start it with ROOMRENDER_ENGINE=diffusers.",
                 code="needs_diffusers_engine",
             )
+        if request.control_map is not None:
+            raise Unsupported(
+                f"control_map {request.control_map!r} (the line map the diffusers engine conditions "
+                "on) needs the diffusers engine; this server runs the preview engine",
+                code="needs_diffusers_engine",
+            )
         if request.task == Task.edit and not request.remove:
             raise Unsupported(
                 "editing a masked area by prompt or material needs the diffusers engine; the preview "

@@ -255,9 +255,10 @@ class DiffusersEngine:
         results = prepared.results
         for (index, plan), raw in zip(prepared.plans, images, strict=True):
             if prepared.spec.kind == "segmentation":
-                results[index] = plan.segments
+                rendered = list(plan.segments)
             else:
-                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
+                rendered = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
+            results[index] = self.planner.control_output(plan) + rendered
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],

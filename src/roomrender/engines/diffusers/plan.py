@@ -57,6 +57,8 @@ class Plan:
     # What the result is composited over, at the target size: (original, mask of what changes).
     keep: tuple[Image.Image, Image.Image] | None = None
     segments: list[RenderedImage] = field(default_factory=list)
+    # The control map the request asked to get back (`control_map`), at the working size.
+    control_map: Image.Image | None = None
 
 
 class Planner:
@@ -108,12 +110,19 @@ class Planner:
             self.pre.segment(images)
         if "depth" in needs:
             self.pre.depth(images)
-        if "lines" in needs:
+        if "lines" in needs or any(job.request.control_map == "lines" for job in batch):
             self.pre.lines(images)
         if "canny" in needs:
             self.pre.canny(images)
 
     def plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
+        plan = self._plan(job, spec)
+        if job.request.control_map == "lines":
+            # The same (cached) map the lines ControlNet is given, whatever the task.
+            plan.control_map = self.pre.lines([self._work_image(job, spec)])[0]
+        return plan
+
+    def _plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
         request = job.request
         settings = self.call_settings(request)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - 16)
@@ -222,6 +231,13 @@ class Planner:
         return Plan(request, settings, target, work, build_prompt(request), seed, request.n,
                     init=canvas.resize(work, Image.Resampling.LANCZOS), mask=work_mask,
                     keep=(canvas_target, keep_mask))
+
+    def control_output(self, plan: Plan) -> list[RenderedImage]:
+        """The asked control map at the output size, labelled with its name (or nothing)."""
+        if plan.control_map is None or plan.request.control_map is None:
+            return []
+        resized = plan.control_map.resize(plan.target_size, Image.Resampling.BILINEAR)
+        return [RenderedImage(resized, label=plan.request.control_map)]
 
     def finish(self, plan: Plan, image: Image.Image) -> Image.Image:
         """The generated image at the asked size, composited over what the mask keeps."""

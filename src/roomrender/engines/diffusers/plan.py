@@ -164,7 +164,7 @@ class Planner:
         if spec.mask == "furniture":
             return mask_furniture(labels)
         if spec.mask == "area":
-            return mask_area(labels, job.request.area or "wall")
+            return mask_area(labels, job.request.surface or "wall")
         raise InvalidRequest(f"the mask {spec.mask!r} is not known here")
 
     def _control(self, kind: str, image: Image.Image) -> Image.Image:

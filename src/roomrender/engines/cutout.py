@@ -1,0 +1,151 @@
+"""Cutting a subject out of a plain background with classical image processing (no model).
+
+How: the background's colour is the median of the image's border, and its tolerance follows how
+much the border varies around it. The background is the region of pixels within that tolerance
+that is connected to the border (a flood fill, run on a copy at most WORK_SIDE pixels a side).
+The edge is then made soft at full size from each pixel's colour distance to the background, and
+the background's colour is taken out of the edge pixels, so no fringe of it stays on the subject.
+
+Its limits: it separates a subject from a plain or nearly plain background (a product shot, a
+studio photo). A border of several colours or a texture (a room, a street) is refused with a clear
+error rather than cut wrongly. A hole in the subject that shows the background without reaching
+the border (the gap in a chair's back) keeps the background's colour; a part of the subject of the
+background's own colour that touches the border is cut away. The diffusers engine's cutout
+segments any photo with a model instead.
+
+An image that is transparent already (a product PNG cut out beforehand) keeps its own alpha.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from roomrender.canonical.errors import Unsupported
+
+WORK_SIDE = 384
+BORDER = 2
+# The border's colours around their median: a background whose spread is wider is not plain.
+MAX_SPREAD = 0.08
+# The share of the border a plain background must cover (a subject may touch the border).
+MIN_BORDER_SHARE = 0.6
+# Distances to the background colour (RGB in 0..1): below LOW a pixel may be background; the
+# soft edge ramps from the tolerance to the tolerance plus RAMP.
+LOW_MIN, LOW_MAX, RAMP = 0.06, 0.2, 0.1
+# Alpha below this counts as transparent when reading an image's own transparency.
+TRANSPARENT = 250
+
+
+class BackgroundNotPlain(Unsupported):
+    code = "background_not_plain"
+
+
+def given_alpha(image: Image.Image) -> np.ndarray | None:
+    """The image's own transparency (0..1), when it has some."""
+    if image.mode not in ("RGBA", "LA", "PA") and not (image.mode == "P" and "transparency" in image.info):
+        return None
+    alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+    if alpha.min() >= TRANSPARENT:
+        return None
+    return alpha.astype(np.float32) / 255.0
+
+
+def _border(rgb: np.ndarray) -> np.ndarray:
+    return np.concatenate([rgb[:BORDER].reshape(-1, 3), rgb[-BORDER:].reshape(-1, 3),
+                           rgb[:, :BORDER].reshape(-1, 3), rgb[:, -BORDER:].reshape(-1, 3)])
+
+
+def backdrop(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """The background's colour and its tolerance, from the border; BackgroundNotPlain when the
+    border is not mostly one colour."""
+    border = _border(rgb)
+    color = np.median(border, axis=0)
+    distance = np.linalg.norm(border - color, axis=1)
+    spread = float(np.median(distance))
+    low = float(np.clip(4.0 * spread, LOW_MIN, LOW_MAX))
+    share = float((distance < low).mean())
+    if spread > MAX_SPREAD or share < MIN_BORDER_SHARE:
+        raise BackgroundNotPlain(
+            "the preview engine cuts a subject out of a plain background only (classical image "
+            f"processing): this image's border is not one colour ({share:.0%} of it matches its "
+            "median colour). The diffusers engine segments any photo.")
+    return color.astype(np.float32), low
+
+
+def _spread_along_rows(reached: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Every run of candidate pixels along a row that holds a reached pixel, reached whole."""
+    height, width = candidate.shape
+    runs = np.zeros((height, width + 1), dtype=bool)
+    runs[:, :width] = candidate
+    flat = runs.ravel()
+    starts = flat & ~np.concatenate(([False], flat[:-1]))
+    run_id = np.cumsum(starts) * flat
+    hit = np.zeros(int(run_id.max()) + 1, dtype=bool)
+    seeds = np.zeros((height, width + 1), dtype=bool)
+    seeds[:, :width] = reached & candidate
+    hit[run_id[seeds.ravel()]] = True
+    hit[0] = False
+    spread: np.ndarray = hit[run_id].reshape(height, width + 1)[:, :width]
+    return spread
+
+
+def connected_to_border(candidate: np.ndarray) -> np.ndarray:
+    """The candidate pixels 4-connected to the image's border (a flood fill from it): runs along
+    rows and columns in turn until nothing more is reached."""
+    reached = np.zeros_like(candidate)
+    reached[0], reached[-1], reached[:, 0], reached[:, -1] = (
+        candidate[0], candidate[-1], candidate[:, 0], candidate[:, -1])
+    count = -1
+    while int(reached.sum()) != count:
+        count = int(reached.sum())
+        reached = _spread_along_rows(reached, candidate)
+        reached = _spread_along_rows(reached.T, candidate.T).T
+    return reached
+
+
+def _small(image: Image.Image) -> Image.Image:
+    scale = min(1.0, WORK_SIDE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR) if size != image.size else image
+
+
+def _cut(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The subject's alpha (0..1) at the image's size, and the background's colour (None when
+    the image brought its own alpha)."""
+    own = given_alpha(image)
+    if own is not None:
+        return own, None
+    rgb_image = image.convert("RGB")
+    small = np.asarray(_small(rgb_image), dtype=np.float32) / 255.0
+    color, low = backdrop(small)
+    background = connected_to_border(np.linalg.norm(small - color, axis=2) < low)
+    if background.all():
+        raise BackgroundNotPlain("no subject was found: the whole image has the background's colour")
+    # The low-resolution decision at full size: 1 in the background, 0 in the subject, in
+    # between along their edge, where each pixel's colour distance decides instead.
+    soft = np.asarray(Image.fromarray(np.where(background, 255, 0).astype(np.uint8), "L")
+                      .resize(rgb_image.size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+    rgb = np.asarray(rgb_image, dtype=np.float32) / 255.0
+    ramp = np.clip((np.linalg.norm(rgb - color, axis=2) - low) / RAMP, 0.0, 1.0)
+    edge = (soft > 0.0) & (soft < 1.0)
+    alpha = np.where(edge, ramp, (soft < 0.5).astype(np.float32)).astype(np.float32)
+    return alpha, color
+
+
+def cutout_alpha(image: Image.Image) -> np.ndarray:
+    """The subject's alpha (0..1) at the image's size."""
+    return _cut(image)[0]
+
+
+def cut_out(image: Image.Image) -> Image.Image:
+    """The subject on a transparent background (RGBA), the background's colour taken out of
+    its soft edge."""
+    alpha, color = _cut(image)
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if color is not None:
+        # An edge pixel is alpha * subject + (1 - alpha) * background: solve for the subject.
+        partial = (alpha > 0.05) & (alpha < 1.0)
+        a = alpha[partial][:, None]
+        rgb[partial] = np.clip((rgb[partial] - (1.0 - a) * color) / a, 0.0, 1.0)
+    out = np.dstack([rgb, alpha])
+    return Image.fromarray((out * 255.0 + 0.5).astype(np.uint8), "RGBA")

@@ -30,6 +30,13 @@ def boxes(request: GenerationRequest, width: int, height: int) -> tuple[Box, Box
     return request.placement, request.area_box or default_area(request.placement, width, height)
 
 
+def grow(box: Box, margin: float, width: int, height: int) -> Box:
+    """`box` and `margin` of its size around it, within the photo."""
+    dx, dy = round(box.w * margin), round(box.h * margin)
+    left, top = max(0, box.x - dx), max(0, box.y - dy)
+    return Box(x=left, y=top, w=min(width, box.right + dx) - left, h=min(height, box.bottom + dy) - top)
+
+
 def crop_to_subject(cutout: Image.Image) -> Image.Image:
     """The RGBA cut-out cropped to its visible pixels."""
     found = cutout.getchannel("A").point(lambda v: 255 if v > 8 else 0).getbbox()

@@ -178,3 +178,25 @@ def test_recolor_still_takes_a_surface_and_refuses_a_box(services):
     with pytest.raises(InvalidRequest, match="wall, floor or ceiling"):
         services.jobs.submit(owner(services), GenerationRequest(
             task="recolor", image=data_uri(make_room_photo()), color="#A3B18A", area=AREA))  # type: ignore[arg-type]
+
+
+def test_the_native_api_places_a_product(client, auth, services):
+    product = client.post("/v1/uploads", headers=auth, files={"file": ("chair.png", png(product_photo()))})
+    assert product.status_code == 201, product.text
+    created = client.post("/v1/jobs", headers=auth, json={
+        "task": "place", "image": data_uri(ROOM_PNG, "image/png"), "product_image": product.json()["id"],
+        "placement": PLACEMENT, "area": AREA})
+    assert created.status_code == 202, created.text
+    drain(services)
+    job = client.get(created.headers["Location"], headers=auth).json()
+    assert job["status"] == "succeeded" and job["task"] == "place"
+    placed = as_array(Image.open(io.BytesIO(client.get(job["outputs"][0]["url"]).content)))
+    assert np.abs(placed[125:160, 105:175] - RED).max() <= 30
+
+    outside = client.post("/v1/jobs", headers=auth, json={
+        "task": "place", "image": data_uri(ROOM_PNG, "image/png"), "product_image": product.json()["id"],
+        "placement": {"x": 290, "y": 200, "w": 60, "h": 60}})
+    assert outside.status_code == 400
+    assert outside.json()["error"]["code"] == "invalid_box"
+    catalog = {task["id"]: task["supported"] for task in client.get("/v1/catalog").json()["tasks"]}
+    assert catalog["place"] is True and catalog["cutout"] is True

@@ -3,8 +3,9 @@
 How: the background's colour is the median of the image's border, and its tolerance follows how
 much the border varies around it. The background is the region of pixels within that tolerance
 that is connected to the border (a flood fill, run on a copy at most WORK_SIDE pixels a side).
-The edge is then made soft at full size from each pixel's colour distance to the background, and
-the background's colour is taken out of the edge pixels, so no fringe of it stays on the subject.
+Along their edge, at full size, each pixel's alpha is where its colour lies between the
+background's and the subject's nearby, and the background's colour is taken out of the edge
+pixels, so no fringe of it stays on the subject.
 
 Its limits: it separates a subject from a plain or nearly plain background (a product shot, a
 studio photo). A border of several colours or a texture (a room, a street) is refused with a clear
@@ -19,7 +20,7 @@ An image that is transparent already (a product PNG cut out beforehand) keeps it
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from roomrender.canonical.errors import Unsupported
 
@@ -31,7 +32,11 @@ MAX_SPREAD = 0.08
 MIN_BORDER_SHARE = 0.6
 # Distances to the background colour (RGB in 0..1): below LOW a pixel may be background; the
 # soft edge ramps from the tolerance to the tolerance plus RAMP.
-LOW_MIN, LOW_MAX, RAMP = 0.06, 0.2, 0.1
+LOW_MIN, LOW_MAX, RAMP = 0.06, 0.2, 0.25
+# The width of the soft edge band, in pixels of the low-resolution decision.
+EDGE_BLUR = 1.5
+# In the edge band, a pixel this far along from the background's colour to the subject's is opaque.
+OPAQUE = 0.85
 # Alpha below this counts as transparent when reading an image's own transparency.
 TRANSPARENT = 250
 
@@ -122,14 +127,41 @@ def _cut(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if background.all():
         raise BackgroundNotPlain("no subject was found: the whole image has the background's colour")
     # The low-resolution decision at full size: 1 in the background, 0 in the subject, in
-    # between along their edge, where each pixel's colour distance decides instead.
+    # between along their edge, where each pixel's colour decides instead. The blur makes that
+    # band a few pixels wide on both sides, so that it covers the photo's own soft edge.
+    radius = EDGE_BLUR * max(1.0, rgb_image.width / background.shape[1])
     soft = np.asarray(Image.fromarray(np.where(background, 255, 0).astype(np.uint8), "L")
-                      .resize(rgb_image.size, Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-    rgb = np.asarray(rgb_image, dtype=np.float32) / 255.0
-    ramp = np.clip((np.linalg.norm(rgb - color, axis=2) - low) / RAMP, 0.0, 1.0)
+                      .resize(rgb_image.size, Image.Resampling.BILINEAR)
+                      .filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32) / 255.0
     edge = (soft > 0.0) & (soft < 1.0)
-    alpha = np.where(edge, ramp, (soft < 0.5).astype(np.float32)).astype(np.float32)
+    alpha = (soft < 0.5).astype(np.float32)
+    alpha[edge] = _edge_alpha(rgb_image, soft <= 0.0, edge, color, low, radius)
     return alpha, color
+
+
+def _edge_alpha(image: Image.Image, subject: np.ndarray, edge: np.ndarray, background: np.ndarray,
+                low: float, radius: float) -> np.ndarray:
+    """The alpha of the edge band's pixels: where each lies between the background's colour and
+    the subject's colour nearby (an average of the sure subject around it), a pixel being
+    alpha * subject + (1 - alpha) * background. Where no subject colour is near, or it is too
+    close to the background's to tell, the distance to the background decides."""
+    rgb = np.asarray(image, dtype=np.float32) / 255.0
+    weight = Image.fromarray(np.where(subject, 255, 0).astype(np.uint8), "L")
+    spread = ImageFilter.GaussianBlur(radius * 2)
+    near = np.asarray(weight.filter(spread), dtype=np.float32)[edge] / 255.0
+    colour_sum = np.asarray(Image.fromarray((rgb * subject[..., None] * 255 + 0.5).astype(np.uint8), "RGB")
+                            .filter(spread), dtype=np.float32)[edge] / 255.0
+    pixels = rgb[edge] - background
+    ramp = np.clip((np.linalg.norm(pixels, axis=1) - low) / RAMP, 0.0, 1.0)
+    known = near > 0.02
+    line = colour_sum[known] / near[known, None] - background
+    length = np.einsum("ij,ij->i", line, line)
+    projected = np.einsum("ij,ij->i", pixels[known], line) / np.maximum(length, 1e-6)
+    alpha: np.ndarray = ramp.copy()
+    usable = length > (2 * low) ** 2
+    # The subject's own colours vary around their average: most of the way there is opaque.
+    alpha[np.nonzero(known)[0][usable]] = np.clip(projected[usable] / OPAQUE, 0.0, 1.0)
+    return alpha
 
 
 def cutout_alpha(image: Image.Image) -> np.ndarray:

@@ -200,3 +200,20 @@ def test_the_native_api_places_a_product(client, auth, services):
     assert outside.json()["error"]["code"] == "invalid_box"
     catalog = {task["id"]: task["supported"] for task in client.get("/v1/catalog").json()["tasks"]}
     assert catalog["place"] is True and catalog["cutout"] is True
+
+
+def test_a_soft_edge_becomes_a_soft_alpha_without_a_fringe_of_the_background():
+    from PIL import ImageFilter
+
+    from roomrender.engines.cutout import cut_out
+
+    photo = Image.new("RGB", (200, 150), (245, 245, 242))
+    ImageDraw.Draw(photo).ellipse((40, 30, 160, 120), fill=(40, 90, 180))
+    cut = np.asarray(cut_out(photo.filter(ImageFilter.GaussianBlur(1.5))), dtype=np.int32)
+    across = cut[75, 30:52]  # from the background into the subject, through its blurred edge
+    alpha = across[:, 3]
+    assert alpha[0] == 0 and alpha[-1] == 255
+    assert np.all(np.diff(alpha) >= 0) and ((alpha > 0) & (alpha < 255)).sum() >= 3
+    # The edge pixels keep the subject's colour, not a mix with the background's.
+    visible = across[alpha > 40, :3]
+    assert np.abs(visible - (40, 90, 180)).max() <= 25

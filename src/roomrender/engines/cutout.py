@@ -114,14 +114,14 @@ def _small(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.BILINEAR) if size != image.size else image
 
 
-def _cut(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """The subject's alpha (0..1) at the image's size, and the background's colour (None when
-    the image brought its own alpha)."""
+def _cut(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's alpha (0..1) at the image's size, and its colours (0..1) with the
+    background's taken out of the edge."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     own = given_alpha(image)
     if own is not None:
-        return own, None
-    rgb_image = image.convert("RGB")
-    small = np.asarray(_small(rgb_image), dtype=np.float32) / 255.0
+        return own, rgb
+    small = np.asarray(_small(image.convert("RGB")), dtype=np.float32) / 255.0
     color, low = backdrop(small)
     background = connected_to_border(np.linalg.norm(small - color, axis=2) < low)
     if background.all():
@@ -129,39 +129,41 @@ def _cut(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     # The low-resolution decision at full size: 1 in the background, 0 in the subject, in
     # between along their edge, where each pixel's colour decides instead. The blur makes that
     # band a few pixels wide on both sides, so that it covers the photo's own soft edge.
-    radius = EDGE_BLUR * max(1.0, rgb_image.width / background.shape[1])
+    radius = EDGE_BLUR * max(1.0, image.width / background.shape[1])
     soft = np.asarray(Image.fromarray(np.where(background, 255, 0).astype(np.uint8), "L")
-                      .resize(rgb_image.size, Image.Resampling.BILINEAR)
+                      .resize(image.size, Image.Resampling.BILINEAR)
                       .filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32) / 255.0
     edge = (soft > 0.0) & (soft < 1.0)
     alpha = (soft < 0.5).astype(np.float32)
-    alpha[edge] = _edge_alpha(rgb_image, soft <= 0.0, edge, color, low, radius)
-    return alpha, color
+    alpha[edge], rgb[edge] = _edge(rgb, soft <= 0.0, edge, color, low, radius)
+    return alpha, rgb
 
 
-def _edge_alpha(image: Image.Image, subject: np.ndarray, edge: np.ndarray, background: np.ndarray,
-                low: float, radius: float) -> np.ndarray:
-    """The alpha of the edge band's pixels: where each lies between the background's colour and
-    the subject's colour nearby (an average of the sure subject around it), a pixel being
-    alpha * subject + (1 - alpha) * background. Where no subject colour is near, or it is too
-    close to the background's to tell, the distance to the background decides."""
-    rgb = np.asarray(image, dtype=np.float32) / 255.0
+def _edge(rgb: np.ndarray, subject: np.ndarray, edge: np.ndarray, background: np.ndarray,
+          low: float, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """The edge band's alpha and colours. A pixel there is `a * subject + (1 - a) * background`,
+    the subject's colour taken as the average of the sure subject around it: `a` is where the
+    pixel lies between the two, and the subject's part is the pixel with the background's taken
+    out. Where no subject colour is near, or it is too close to the background's to tell, the
+    distance to the background decides `a` and the colour stays."""
     weight = Image.fromarray(np.where(subject, 255, 0).astype(np.uint8), "L")
     spread = ImageFilter.GaussianBlur(radius * 2)
     near = np.asarray(weight.filter(spread), dtype=np.float32)[edge] / 255.0
     colour_sum = np.asarray(Image.fromarray((rgb * subject[..., None] * 255 + 0.5).astype(np.uint8), "RGB")
                             .filter(spread), dtype=np.float32)[edge] / 255.0
-    pixels = rgb[edge] - background
-    ramp = np.clip((np.linalg.norm(pixels, axis=1) - low) / RAMP, 0.0, 1.0)
-    known = near > 0.02
-    line = colour_sum[known] / near[known, None] - background
+    pixels = rgb[edge]
+    offset = pixels - background
+    share = np.clip((np.linalg.norm(offset, axis=1) - low) / RAMP, 0.0, 1.0)
+    line = colour_sum / np.maximum(near, 1e-6)[:, None] - background
     length = np.einsum("ij,ij->i", line, line)
-    projected = np.einsum("ij,ij->i", pixels[known], line) / np.maximum(length, 1e-6)
-    alpha: np.ndarray = ramp.copy()
-    usable = length > (2 * low) ** 2
+    told = (near > 0.02) & (length > (2 * low) ** 2)
+    share[told] = np.clip(np.einsum("ij,ij->i", offset[told], line[told]) / length[told], 0.0, 1.0)
+    seen = share > 0.05
+    colours = pixels.copy()
+    colours[seen] = np.clip(background + offset[seen] / share[seen, None], 0.0, 1.0)
     # The subject's own colours vary around their average: most of the way there is opaque.
-    alpha[np.nonzero(known)[0][usable]] = np.clip(projected[usable] / OPAQUE, 0.0, 1.0)
-    return alpha
+    alpha: np.ndarray = np.where(told, np.clip(share / OPAQUE, 0.0, 1.0), share)
+    return alpha, colours
 
 
 def cutout_alpha(image: Image.Image) -> np.ndarray:
@@ -172,12 +174,6 @@ def cutout_alpha(image: Image.Image) -> np.ndarray:
 def cut_out(image: Image.Image) -> Image.Image:
     """The subject on a transparent background (RGBA), the background's colour taken out of
     its soft edge."""
-    alpha, color = _cut(image)
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    if color is not None:
-        # An edge pixel is alpha * subject + (1 - alpha) * background: solve for the subject.
-        partial = (alpha > 0.05) & (alpha < 1.0)
-        a = alpha[partial][:, None]
-        rgb[partial] = np.clip((rgb[partial] - (1.0 - a) * color) / a, 0.0, 1.0)
+    alpha, rgb = _cut(image)
     out = np.dstack([rgb, alpha])
     return Image.fromarray((out * 255.0 + 0.5).astype(np.uint8), "RGBA")

@@ -255,9 +255,9 @@ class Planner:
         assert self.cut is not None
         request = job.request
         room = job.image.convert("RGB")
-        _, area = boxes(request, *room.size)
+        placement, area = boxes(request, *room.size)
         [cutout] = self.cut(spec, [job.images["product_image"]])
-        product, box = scaled_product(cutout, request.placement or area)
+        product, box = scaled_product(cutout, placement)
         composed = paste(room, product, box)
         changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))
         crop = self.place_crop(request, *room.size)

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from roomrender.canonical.boxes import Box
+
 
 class Task(StrEnum):
     restyle = "restyle"
@@ -23,6 +25,8 @@ class Task(StrEnum):
     expand = "expand"
     segment = "segment"
     text_to_image = "text_to_image"
+    cutout = "cutout"
+    place = "place"
 
 
 class JobStatus(StrEnum):
@@ -80,7 +84,8 @@ class GenerationRequest(BaseModel):
     palette: str | None = None
     materials: list[str] = Field(default_factory=list)
     color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
-    area: Area | None = None
+    # What may change: a named surface (recolor), or a box in pixels of the photo (place).
+    area: Area | Box | None = None
     exact_color: bool = False
     remove: bool = False
     keep_structure: bool = False
@@ -115,6 +120,10 @@ class GenerationRequest(BaseModel):
             raise ValueError(f"client_data must be at most {CLIENT_DATA_MAX_BYTES} bytes of JSON")
         return value
 
+    # place: the product photo and where it goes (origin top-left, pixels of the room photo).
+    product_image: str | None = None
+    placement: Box | None = None
+
     @field_validator("scale")
     @classmethod
     def _scale_is_known(cls, value: int | None) -> int | None:
@@ -126,12 +135,22 @@ class GenerationRequest(BaseModel):
         """The image references this request carries, by field name."""
         refs = {
             name: getattr(self, name)
-            for name in ("image", "mask", "reference_image")
+            for name in ("image", "mask", "reference_image", "product_image")
             if getattr(self, name)
         }
         for index, ref in enumerate(self.extra_images):
             refs[f"extra_images.{index}"] = ref
         return refs
+
+    @property
+    def surface(self) -> Area | None:
+        """`area` when it names a surface (wall, floor, ceiling)."""
+        return self.area if isinstance(self.area, str) else None
+
+    @property
+    def area_box(self) -> Box | None:
+        """`area` when it is a box in pixels."""
+        return self.area if isinstance(self.area, Box) else None
 
 
 @dataclass(frozen=True)
@@ -213,6 +232,11 @@ TASK_INPUTS: dict[Task, tuple[InputRule, ...]] = {
     Task.expand: (_NEEDS_IMAGE,),
     Task.segment: (_NEEDS_IMAGE,),
     Task.text_to_image: (InputRule(("prompt",), "text_to_image needs a prompt"),),
+    Task.cutout: (_NEEDS_IMAGE,),
+    Task.place: (_NEEDS_IMAGE,
+                 InputRule(("product_image",), "place needs a product_image: the product's photo"),
+                 InputRule(("placement",), "place needs a placement {x, y, w, h}: where the product "
+                                           "goes, in pixels of the room photo")),
 }
 
 
@@ -225,4 +249,14 @@ def missing_input(request: GenerationRequest) -> str | None:
             return rule.message
     if request.control_map is not None and not request.image:
         return f"control_map {request.control_map!r} is a map of the input image: it needs an image"
+    return _shape_problem(request)
+
+
+def _shape_problem(request: GenerationRequest) -> str | None:
+    if request.task == Task.place and request.surface is not None:
+        return "for place, area is a box {x, y, w, h} in pixels: the part of the photo that may change"
+    if request.task == Task.recolor and request.area_box is not None:
+        return "for recolor, area is wall, floor or ceiling"
+    if request.task == Task.cutout and request.output_format == "jpeg":
+        return "a cutout is transparent: its output_format must be png or webp, not jpeg"
     return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from roomrender.canonical.boxes import placement_problem
 from roomrender.canonical.errors import (
     Conflict,
     InsufficientCredits,
@@ -175,6 +176,7 @@ class JobService:
                 size = (stored.width, stored.height)
         request = self._with_resolved(request, resolved)
         self._check_output_size(request, size)
+        self._check_boxes(request, size)
 
         now = time.time()
         job_id = str(uuid.uuid4())
@@ -237,6 +239,16 @@ class JobService:
                 "are produced (use a smaller image or scale)",
                 code="output_too_large",
             )
+
+    @staticmethod
+    def _check_boxes(request: GenerationRequest, size: tuple[int | None, int | None]) -> None:
+        """A placement (and its area) must fit the photo: only known once the photo is read."""
+        width, height = size
+        if request.placement is None or width is None or height is None:
+            return
+        problem = placement_problem(request.placement, request.area_box, width, height)
+        if problem is not None:
+            raise InvalidRequest(problem, code="invalid_box")
 
     def _check_credits(self, owner: ApiKey, cost: int) -> None:
         if not self.ledger.balance(owner.id).covers(cost):

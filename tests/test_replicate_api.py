@@ -391,3 +391,13 @@ def test_the_openapi_document_describes_the_replicate_routes(client):
     assert {"/v1/predictions", "/v1/predictions/{prediction_id}", "/v1/predictions/{prediction_id}/cancel",
             "/v1/models/{owner}/{name}/predictions", "/v1/files", "/v1/webhooks/default/secret",
             "/v1/jobs"} <= set(paths)
+
+
+def test_every_canonical_task_has_a_roomrender_model(client, auth):
+    from roomrender.canonical.models import Task
+
+    for task in Task:
+        name = task.value.replace("_", "-")
+        answer = client.get(f"/v1/models/roomrender/{name}", headers=auth)
+        assert answer.status_code == 200, (task, answer.text)
+        assert answer.json()["latest_version"]["openapi_schema"]["components"]["schemas"]["Input"]

@@ -24,7 +24,7 @@ from roomrender.canonical.models import TASK_INPUTS, GenerationRequest, Task
 from roomrender.catalog import load_data_file, room_types, styles
 
 # Canonical fields that hold image references (a /v1/files URL there becomes an upload id).
-IMAGE_FIELDS = ("image", "mask", "reference_image")
+IMAGE_FIELDS = ("image", "mask", "reference_image", "product_image")
 IMAGE_LIST_FIELDS = ("extra_images",)
 OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "image": {"type": "string", "format": "uri", "title": "Output"},

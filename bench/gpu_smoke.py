@@ -1,7 +1,7 @@
 """GPU smoke run of the diffusers engine: every task once through the real worker, timed.
 
 Full-size SD 1.5 architectures (UNet, VAE, text encoder, the inpainting UNet, four ControlNets,
-the x4 upscaler, UperNet, DPT, an IP-Adapter with its CLIP vision encoder) are built with random
+the x4 upscaler, UperNet, DPT, an IP-Adapter with its CLIP vision encoder, ViTMatte) are built with random
 weights into a temporary models folder (nothing is downloaded), then each task runs at 512x512
 through `build_services` + the worker, cold (loading included) and warm. The images are noise;
 the timings and the memory are what a real checkpoint of the same architecture costs.
@@ -39,8 +39,19 @@ def room_photo(size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(samples.room_photo(size, size, "PNG")).decode()
 
 
+def product_photo(size: int) -> str:
+    """A product on a white studio background, as a PNG data URI."""
+    product = Image.new("RGB", (size, size), (250, 250, 250))
+    product.paste((150, 90, 50), (size // 5, size // 4, size * 4 // 5, size * 3 // 4))
+    buffer = io.BytesIO()
+    product.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
     room = room_photo(size)
+    product = product_photo(size)
+    q = size // 4
     mask = Image.new("L", (size, size), 0)
     mask.paste(255, (size // 4, size // 4, size // 2, size // 2))
     buffer = io.BytesIO()
@@ -58,6 +69,9 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "expand": ({"image": room, "expand": {"left": 0.25, "right": 0.25}}, (size * 3 // 2, size)),
         "segment": ({"image": room}, None),
         "text_to_image": ({"prompt": "a bright kitchen", "width": size, "height": size}, (size, size)),
+        "cutout": ({"image": product}, (size, size)),
+        "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
+                   "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
     }
 
 

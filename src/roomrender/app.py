@@ -95,7 +95,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version=__version__,
         description=(
             "Self-hosted AI interior-design rendering. Native API under /v1; Spacely-compatible "
-            "under /api/v1; Luw-compatible under /v2."
+            "under /api/v1; Luw-compatible under /v2; Replicate-compatible predictions under "
+            "/v1/predictions, /v1/models and /v1/files."
         ),
         lifespan=lifespan,
         # Swagger UI would otherwise ask validator.swagger.io about our schema.
@@ -110,8 +111,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(ops.router)
     leading: list[BaseRoute] = []
     for plug in PLUGS:
-        if plug.prefix is not None and plug.render_error is not None:
-            dialects.register(plug.prefix, plug.render_error)
+        if plug.render_error is not None:
+            for prefix in ([plug.prefix] if plug.prefix is not None else []) + list(plug.error_prefixes):
+                dialects.register(prefix, plug.render_error)
         for router in plug.routers:
             app.include_router(router)
         leading.extend(plug.leading_routes)

@@ -250,16 +250,27 @@ def submit(
     out: Annotated[Path, typer.Option(help="where results are saved")] = Path("."),
     server: Annotated[str, typer.Option(envvar="ROOMRENDER_URL")] = "http://127.0.0.1:8000",
     key: Annotated[str | None, typer.Option(envvar="ROOMRENDER_API_KEY", help="API key")] = None,
+    product: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                 help="--task place: the product's photo")] = None,
+    placement: Annotated[str | None, typer.Option(
+        help="--task place: where the product goes, x,y,w,h in pixels of the photo")] = None,
+    area: Annotated[str | None, typer.Option(
+        help="--task place: the only part of the photo that may change, x,y,w,h")] = None,
 ) -> None:
     """Send a photo to a running server; with --wait, show progress and save the results."""
     if not key:
         console.print("an API key is needed: --key or ROOMRENDER_API_KEY")
         raise typer.Exit(2)
+    boxes = {name: _box(name, value) for name, value in (("placement", placement), ("area", area)) if value}
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server, headers=headers, timeout=60) as client:
         upload = client.post("/v1/uploads", files={"file": (image.name, image.read_bytes())})
         _raise_for(upload)
-        body: dict[str, Any] = {"task": task, "image": upload.json()["id"], "n": n}
+        body: dict[str, Any] = {"task": task, "image": upload.json()["id"], "n": n, **boxes}
+        if product is not None:
+            product_upload = client.post("/v1/uploads", files={"file": (product.name, product.read_bytes())})
+            _raise_for(product_upload)
+            body["product_image"] = product_upload.json()["id"]
         if task in ("restyle", "stage"):
             body["style"] = style
         for name, value in (("room_type", room), ("prompt", prompt), ("seed", seed)):
@@ -298,6 +309,19 @@ def submit(
             _raise_for(response)
             path.write_bytes(response.content)
             console.print(f"saved {path} ({output['width']}x{output['height']})")
+
+
+def _box(name: str, value: str) -> dict[str, int]:
+    """`x,y,w,h` → a box in pixels."""
+    parts = value.split(",")
+    try:
+        numbers = [int(part.strip()) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 4:
+        raise typer.BadParameter(f"{value!r} is not x,y,w,h in whole pixels, e.g. 120,200,160,120",
+                                 param_hint=f"--{name}")
+    return dict(zip(("x", "y", "w", "h"), numbers, strict=True))
 
 
 def _raise_for(response: httpx.Response) -> None:

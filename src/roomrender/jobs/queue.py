@@ -428,11 +428,22 @@ class JobQueue:
                 jobs.c.owner_id == owner_id, jobs.c.idempotency_key == key)).first()
 
     def page(self, owner_id: str, *, limit: int, offset: int,
-             status: JobStatus | None = None) -> tuple[list[Any], int]:
-        """The key's job rows, newest first, and how many it has in all."""
+             status: JobStatus | None = None, dialect: str | None = None,
+             before: tuple[float, str] | None = None,
+             created_after: float | None = None) -> tuple[list[Any], int]:
+        """The key's job rows, newest first, and how many it has in all (of this `dialect`;
+        `before`: only those after this (created_at, id) in that order, a page's cursor)."""
         condition = [jobs.c.owner_id == owner_id]
         if status is not None:
             condition.append(jobs.c.status == status.value)
+        if dialect is not None:
+            condition.append(jobs.c.dialect == dialect)
+        if created_after is not None:
+            condition.append(jobs.c.created_at >= created_after)
+        if before is not None:
+            created_at, job_id = before
+            condition.append((jobs.c.created_at < created_at)
+                             | ((jobs.c.created_at == created_at) & (jobs.c.id < job_id)))
         with self.db.connect() as connection:
             total = connection.execute(
                 select(func.count()).select_from(jobs).where(*condition)).scalar_one()

@@ -27,6 +27,7 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     "controlnet": [("", True)],
     "segmentation": [("", True)],
     "depth": [("", True)],
+    "matting": [("", True)],
 }
 CONFIG_NAMES = ("config.json", "scheduler_config.json", "tokenizer_config.json", "vocab.json",
                 "tokenizer.json")

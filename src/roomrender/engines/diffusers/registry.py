@@ -23,15 +23,19 @@ PIPELINES = frozenset({
     "StableDiffusionControlNetImg2ImgPipeline",
     "StableDiffusionUpscalePipeline",
     "segmentation",
+    "matting",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
-# upscaler, or segmentation (no diffusion).
-PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "segmentation"})
-MODEL_KINDS = frozenset({"sd", "sd_upscale", "controlnet", "segmentation", "depth", "ip_adapter", "lora"})
+# upscaler, segmentation or matting (no diffusion).
+PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "segmentation", "matting"})
+MODEL_KINDS = frozenset({"sd", "sd_upscale", "controlnet", "segmentation", "depth", "ip_adapter", "lora",
+                         "matting"})
+# Kinds that run no diffusion: the engine answers their planned images as they are.
+NO_DIFFUSION = frozenset({"segmentation", "matting"})
 # Pipelines that a few-step (LCM) mode can run: the SD 1.5 ones.
-FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "segmentation"}
+FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "segmentation", "matting"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
-MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside"})
+MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
 INPUT_MODELS = {"segmentation": "segmentation", "segmentation_without_furniture": "segmentation",
                 "depth": "depth"}
@@ -90,6 +94,9 @@ class TaskSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     # None: speed="fast" only halves the steps.
     fast: FastSpec | None = None
+    # The matting model that cuts a subject out (cutout's image, place's product); the coarse
+    # subject mask it refines comes from the segmentation model.
+    matting: str | None = None
 
     def model_keys(self) -> list[str]:
         """Every model this task needs, the preprocessors' included, in a stable order."""
@@ -97,8 +104,9 @@ class TaskSpec:
         wanted = [self.base, *(c.model for c in self.controlnets), self.ip_adapter]
         wanted += [INPUT_MODELS.get(c.input) for c in self.controlnets]
         wanted.append(MASK_MODELS.get(self.mask or ""))
-        if self.kind == "segmentation":
+        if self.kind == "segmentation" or self.matting:
             wanted.append("segmentation")
+        wanted.append(self.matting)
         for key in wanted:
             if key and key not in keys:
                 keys.append(key)
@@ -174,8 +182,11 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec],
         ip_adapter=entry.pop("ip_adapter", None), steps=int(entry.pop("steps", 30)),
         guidance=float(entry.pop("guidance", 7.5)), strength=float(entry.pop("strength", 1.0)),
         scheduler=entry.pop("scheduler", None), extra=entry, fast=_fast(f"task {name!r}", fast, models),
+        matting=entry.pop("matting", None),
     )
-    if kind != "segmentation" and not spec.base:
+    if kind == "matting" and not spec.matting:
+        raise RegistryError(f"task {name!r}: a matting task needs a `matting` model")
+    if kind not in NO_DIFFUSION and not spec.base:
         raise RegistryError(f"task {name!r} needs a base model")
     for key in spec.model_keys() + spec.optional_keys():
         if key not in models:

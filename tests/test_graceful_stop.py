@@ -26,6 +26,7 @@ from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LEASE_SECONDS = 60
+REPLICATE_INTERIOR_VERSION = "76604baddc85b1b4616e1c6475eca080da339c8875bd4996705440484a6eac38"
 pytestmark = pytest.mark.slow
 
 
@@ -193,18 +194,24 @@ def test_a_stopped_api_process_drains_requests_and_ends_event_streams(settings, 
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
 
+    # A Replicate prediction too, queued behind the job: its stream stays open as well.
+    prediction = httpx.post(f"{base}/v1/predictions", headers=auth, timeout=10, json={
+        "version": REPLICATE_INTERIOR_VERSION,
+        "input": {"image": data_uri(make_room_photo()), "prompt": "a calm room"}})
+    assert prediction.status_code == 201, prediction.text
+
     streamed: dict[str, Any] = {"text": ""}
+    replicate_streamed: dict[str, Any] = {"text": ""}
     streaming = threading.Event()
 
-    def follow() -> None:
+    def follow(url: str, into: dict[str, Any]) -> None:
         try:
-            with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", headers=auth,
-                              timeout=httpx.Timeout(30)) as stream:
+            with httpx.stream("GET", url, headers=auth, timeout=httpx.Timeout(30)) as stream:
                 for text in stream.iter_text():
-                    streamed["text"] += text
+                    into["text"] += text
                     streaming.set()
         except Exception as failed:  # what a client would see: the test fails on it below
-            streamed["error"] = repr(failed)
+            into["error"] = repr(failed)
 
     uploaded: dict[str, Any] = {}
     sending = threading.Event()
@@ -219,7 +226,10 @@ def test_a_stopped_api_process_drains_requests_and_ends_event_streams(settings, 
         except Exception as failed:
             uploaded["error"] = repr(failed)
 
-    threads = [threading.Thread(target=follow), threading.Thread(target=upload)]
+    threads = [threading.Thread(target=follow, args=(f"{base}/v1/jobs/{job_id}/events", streamed)),
+               threading.Thread(target=follow, args=(prediction.json()["urls"]["stream"],
+                                                     replicate_streamed)),
+               threading.Thread(target=upload)]
     for thread in threads:
         thread.start()
     assert streaming.wait(15) and sending.wait(15)
@@ -236,6 +246,10 @@ def test_a_stopped_api_process_drains_requests_and_ends_event_streams(settings, 
     assert "error" not in streamed, streamed
     assert streamed["text"].rstrip().endswith("the server is shutting down; reconnect to follow the job")
     assert "event: end" not in streamed["text"]
+    assert "error" not in replicate_streamed, replicate_streamed
+    assert replicate_streamed["text"].rstrip().endswith(
+        "the server is shutting down; reconnect to follow the prediction")
+    assert "event: done" not in replicate_streamed["text"]
     assert took < 15
     assert server.process.returncode in (0, -signal.SIGTERM)
     # The in-process worker had no grace: the job waits in the queue for the next worker.

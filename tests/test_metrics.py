@@ -151,6 +151,8 @@ def test_requests_are_counted_by_dialect_route_template_and_key_prefix(client, a
     assert client.get("/api/v1/generate/poll-result", params={"refId": "x"}).status_code == 401
     assert client.post("/v2/generate", data={"processing_url": "x"}).status_code == 401
     assert client.get(f"/not/a/route/{job_id}").status_code == 404
+    assert client.get("/v1/predictions/abc").status_code == 401  # Replicate's, under /v1 too
+    assert client.get("/v1/deployments/abc", headers=auth).status_code == 404
     after, _, text = scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -168,6 +170,10 @@ def test_requests_are_counted_by_dialect_route_template_and_key_prefix(client, a
     assert delta("roomrender_http_requests_total", dialect="luw", route="/v2/generate",
                  method="POST", status="401") == 1
     assert delta("roomrender_http_requests_total", dialect="other", route="unmatched",
+                 method="GET", status="404") == 1
+    assert delta("roomrender_http_requests_total", dialect="replicate",
+                 route="/v1/predictions/{prediction_id}", method="GET", status="401") == 1
+    assert delta("roomrender_http_requests_total", dialect="replicate", route="unmatched",
                  method="GET", status="404") == 1
     assert delta("roomrender_http_request_seconds_count", dialect="native",
                  route="/v1/jobs/{job_id}", method="GET") == 3

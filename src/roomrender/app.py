@@ -123,8 +123,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(playground.router)
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
-    app.add_middleware(RequestTelemetry, dialects=[
-        (router.prefix, plug.name) for plug in PLUGS for router in plug.routers if router.prefix])
+    app.add_middleware(RequestTelemetry, plugs=PLUGS)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], max_age=600)

@@ -1,7 +1,8 @@
 """Per-request metrics and log fields: an ASGI middleware around every route.
 
-Requests are counted by dialect (from the path prefix), route template (`/v1/jobs/{job_id}`,
-never the raw path), method and status, and by API key, named by its public prefix (never the
+Requests are counted by dialect (the plug whose route answered; for a path no route matched,
+the plug that owns its prefix), route template (`/v1/jobs/{job_id}`, never the raw path), method
+and status, and by API key, named by its public prefix (never the
 key): labels stay few whatever clients send. Latency is the time to the response's headers, so
 an event stream or a large download counts what the server did, not how long the client read.
 """
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomrender import logs, metrics
+from roomrender.api.plug import DialectPlug
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Where `require_key` leaves the caller's key prefix (`request.state`).
@@ -24,10 +26,21 @@ UNMATCHED = "unmatched"
 
 
 class RequestTelemetry:
-    def __init__(self, app: ASGIApp, dialects: Sequence[tuple[str, str]]) -> None:
-        """`dialects`: (path prefix, dialect name) pairs; other paths are dialect `other`."""
+    def __init__(self, app: ASGIApp, plugs: Sequence[DialectPlug]) -> None:
         self.app = app
-        self.dialects = sorted(dialects, key=lambda pair: len(pair[0]), reverse=True)
+        # Route template -> dialect; and, for paths no route matched, (prefix, dialect) pairs,
+        # longest first: a plug's own prefixes, else those of its routers (native: /v1).
+        self.by_route: dict[str, str] = {}
+        owned: list[tuple[str, str]] = []
+        for plug in plugs:
+            for route in [*plug.leading_routes, *(r for router in plug.routers for r in router.routes)]:
+                path = getattr(route, "path", None)
+                if path:
+                    self.by_route.setdefault(path, plug.name)
+            prefixes = [*([plug.prefix] if plug.prefix else []), *plug.error_prefixes]
+            owned += [(prefix, plug.name) for prefix in
+                      prefixes or [router.prefix for router in plug.routers if router.prefix]]
+        self.dialects = sorted(owned, key=lambda pair: len(pair[0]), reverse=True)
         self._paths: dict[Any, str] | None = None
         # The metrics' children by label values: one dict lookup per request instead of a
         # `labels()` call per metric (they cost a third of the middleware).
@@ -84,6 +97,7 @@ class RequestTelemetry:
 
     def _record(self, scope: Scope, dialect: str, status: int, seconds: float) -> None:
         route = self.route_template(scope)
+        dialect = self.by_route.get(route, dialect)
         method = scope["method"] if scope["method"] in METHODS else "other"
         key = (scope.get("state") or {}).get(KEY_PREFIX_STATE) or NO_KEY
         labels = (dialect, route, method, status, key)

@@ -121,7 +121,8 @@ _ENDS = {"job.succeeded": "succeeded", "job.failed": "failed", "job.canceled": "
 class JobMetricsHook:
     """A `JobQueue` hook: counts submissions and ends, and observes a job's wait, run and latency
     from its row when it ends. It runs in the transaction of the change, so the process that moved
-    the job records it, once."""
+    the job records it, once (a commit that fails after it ran, the database going away at that
+    moment, would be counted all the same)."""
 
     def __call__(self, connection: Any, row: Any, event: str) -> None:
         if event == "job.queued":

@@ -118,16 +118,20 @@ def test_jobs_batches_and_outcomes_after_a_few_jobs(client, auth, services, room
     assert value(after, "roomrender_jobs", status="succeeded", task="restyle") == 3
     assert value(after, "roomrender_jobs", status="failed", task="restyle") == 1
     assert value(after, "roomrender_jobs", status="canceled", task="restyle") == 1
-    # run() records each time the worker goes round its loop.
+    # An empty state is listed at 0, so an idle queue shows 0 rather than nothing.
+    assert after[("roomrender_jobs", frozenset({("status", "queued"), ("task", "restyle")}))] == 0
+    # run() records each time a worker goes round its loop, idle too (the queue is empty now).
+    idle = services.new_worker()
     stop = threading.Event()
-    loop = threading.Thread(target=worker.run, args=(stop,))
+    loop = threading.Thread(target=idle.run, args=(stop,))
     loop.start()
     time.sleep(0.2)
     stop.set()
     loop.join(5)
     seen, _, _ = scrape(client)
-    assert value(seen, "roomrender_worker_last_seen_timestamp_seconds",
-                 worker=worker.worker_id) >= started
+    assert value(seen, "roomrender_worker_last_seen_timestamp_seconds", worker=idle.worker_id) >= started
+    # Its heartbeat counter is listed at 0 before its first heartbeat.
+    assert seen[("roomrender_worker_heartbeats_total", frozenset({("worker", idle.worker_id)}))] == 0
 
 
 def test_heartbeats_are_counted_per_worker(client, auth, services, room_jpeg):

@@ -143,8 +143,9 @@ class JobMetricsHook:
 
 def worker_seen(worker_id: str, heartbeat: bool = False) -> None:
     WORKER_LAST_SEEN.labels(worker_id).set(time.time())
+    beats = WORKER_HEARTBEATS.labels(worker_id)  # listed at 0 before the first heartbeat
     if heartbeat:
-        WORKER_HEARTBEATS.labels(worker_id).inc()
+        beats.inc()
 
 
 def batch_ran(engine: str, rows: Sequence[Any], seconds: float) -> None:

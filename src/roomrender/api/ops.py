@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from roomrender.api.deps import services
+from roomrender.canonical.models import JobStatus
 from roomrender.db.database import check_schema
 from roomrender.jobs.queue import JobQueue
 from roomrender.webhooks.outbox import Outbox
@@ -24,7 +25,9 @@ router = APIRouter(tags=["operations"])
 
 
 class JobsCollector(Collector):
-    """Job counts by status and task, read from the database so every process agrees."""
+    """Job counts by status and task, read from the database so every process agrees. Every
+    status of a task that has jobs is listed, at 0 when none is in it (an idle queue shows 0,
+    not nothing)."""
 
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
@@ -32,8 +35,10 @@ class JobsCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("roomrender_jobs", "Jobs by status and task",
                                   labels=["status", "task"])
-        for status, task, count in self.queue.counts():
-            gauge.add_metric([status, task], count)
+        counts = {(status, task): count for status, task, count in self.queue.counts()}
+        for task in sorted({task for _status, task in counts}):
+            for status in JobStatus:
+                gauge.add_metric([status.value, task], counts.get((status.value, task), 0))
         yield gauge
 
 

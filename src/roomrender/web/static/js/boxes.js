@@ -137,7 +137,7 @@ export function BoxLayer({ width, height, boxes, onChange }) {
   const box = (which, shape) => html`<div key=${which}
     class=${`box box-${which}${which === 'area' && !boxes.area ? ' default' : ''}`}
     style=${percent(shape, width, height)} tabindex="0" role="group" aria-roledescription="box"
-    aria-label=${LABELS[which]} aria-describedby="box-keys"
+    aria-label=${LABELS[which]} aria-describedby=${`${which}-box box-keys`}
     onPointerDown=${start(which, 'move')} onKeyDown=${key(which)}>
     <span class="box-tag" aria-hidden="true">${LABELS[which]}</span>
     ${CORNERS.map((corner) => html`<span key=${corner} class=${`box-handle ${corner}`}
@@ -146,14 +146,15 @@ export function BoxLayer({ width, height, boxes, onChange }) {
 
   return html`<div ref=${layer} class="box-layer" onPointerMove=${move} onPointerUp=${end}
     onPointerCancel=${end} onLostPointerCapture=${end}>
-    ${box('area', areaOf(boxes, width, height))}
     ${box('placement', boxes.placement)}
+    ${box('area', areaOf(boxes, width, height))}
   </div>`;
 }
 
 // What the boxes are, in photo pixels, with a way back to the default area.
 export function BoxBar({ width, height, boxes, onChange }) {
-  return html`<div class="box-bar" role="group" aria-label="Boxes, in pixels of the photo">
+  return html`<div class="box-bar" role="group" aria-label="Boxes, in pixels of the photo"
+    aria-live="polite">
     <span class="box-read"><span class="box-key placement" aria-hidden="true"></span>
       Product <code id="placement-box">${describe(boxes.placement)}</code></span>
     <span class="box-read"><span class="box-key area" aria-hidden="true"></span>

@@ -1,13 +1,16 @@
 """The playground at `/`, used as a person uses it: Debian's Chromium, driven by Playwright,
 against a real uvicorn on 127.0.0.1. Enter a key, upload a photo, restyle with live progress,
-drag the before/after slider, paint a mask for `edit`, cancel a queued job, see a failed job's
-message and a refused key's; and the page asks nothing of any host but the server.
+drag the before/after slider, paint a mask for `edit`, cut out a subject onto a checkerboard, drag
+the boxes of `place` (mouse, keyboard, finger), cancel a queued job, see a failed job's message
+and a refused key's; and the page asks nothing of any host but the server.
 
 ROOMRENDER_SCREENSHOTS=<folder> also saves the desktop and phone screenshots the README shows."""
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -15,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
 from playwright.sync_api import (
     Browser,
     FilePayload,
@@ -27,6 +32,7 @@ from playwright.sync_api import (
 )
 
 from roomrender.app import create_app
+from roomrender.canonical.boxes import Box, default_area
 from roomrender.config import Settings
 from roomrender.engines.base import Engine
 from roomrender.samples import room_photo
@@ -119,8 +125,9 @@ def visit(browser: Browser) -> Iterator[Visitor]:
     contexts = []
     visits: list[Visit] = []
 
-    def open_page(base: str, viewport: ViewportSize = DESKTOP, path: str = "/") -> Visit:
-        context = browser.new_context(viewport=viewport)
+    def open_page(base: str, viewport: ViewportSize = DESKTOP, path: str = "/",
+                  touch: bool = False) -> Visit:
+        context = browser.new_context(viewport=viewport, has_touch=touch)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
@@ -160,6 +167,36 @@ def upload_photo(page: Page, width: int = 640, height: int = 420) -> None:
                           "buffer": room_photo(width, height)}
     page.set_input_files("#photo-file", files=[photo])
     page.get_by_text(f"{width} × {height}", exact=True).first.wait_for()
+
+
+def upload_png(page: Page, selector: str, image: Image.Image, name: str) -> None:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    payload: FilePayload = {"name": name, "mimeType": "image/png", "buffer": buffer.getvalue()}
+    page.set_input_files(selector, files=[payload])
+    page.get_by_text(f"{image.width} × {image.height}", exact=True).first.wait_for()
+
+
+def shape_on_backdrop(width: int, height: int, colour: tuple[int, int, int]) -> Image.Image:
+    """A product shot: one coloured shape on a plain light backdrop."""
+    image = Image.new("RGB", (width, height), (238, 238, 236))
+    ImageDraw.Draw(image).ellipse((width * 0.2, height * 0.15, width * 0.8, height * 0.9), fill=colour)
+    return image
+
+
+def shown_box(page: Page, which: str) -> Box:
+    """A box as the page shows it under the photo: "x 224, y 210, 192 × 168 px"."""
+    text = page.locator(f"#{which}-box").inner_text()
+    found = re.fullmatch(r"x (\d+), y (\d+), (\d+) × (\d+) px", text)
+    assert found, text
+    x, y, w, h = map(int, found.groups())
+    return Box(x=x, y=y, w=w, h=h)
+
+
+def fetch_image(url: str) -> Image.Image:
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    return Image.open(io.BytesIO(response.content))
 
 
 def pick(page: Page, label: str) -> None:
@@ -282,6 +319,131 @@ def test_paint_a_mask_and_run_edit(live: Starter, visit: Visitor) -> None:
     jobs = server.services.jobs.list(server.services.keys.list()[0], limit=5).jobs
     assert [job.task.value for job in jobs] == ["edit"]
     assert jobs[0].request.remove and jobs[0].request.mask
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_cutout_shows_its_transparency_on_a_checkerboard(live: Starter, visit: Visitor) -> None:
+    with live() as server:
+        page = visit(server.base).page
+        connect(page, server.key)
+        upload_png(page, "#photo-file", shape_on_backdrop(480, 360, (40, 90, 200)), "vase.png")
+        pick(page, "Cut out")
+        page.get_by_text("Nothing to set for this task.").wait_for()
+        page.get_by_role("button", name="Generate").click()
+        page.locator(".strip .badge", has_text="Done").wait_for()
+        page.wait_for_function("() => document.querySelector("
+                               "'img-comparison-slider img[slot=second]')?.naturalWidth > 0")
+        after = page.locator("img-comparison-slider img[slot=second]")
+        # The transparent pixels show the checkerboard behind the result, also in the slider.
+        assert "conic-gradient" in after.evaluate("img => getComputedStyle(img).backgroundImage")
+        assert page.locator("img-comparison-slider img[slot=first]").evaluate(
+            "img => img.naturalWidth") == 480
+        src = after.get_attribute("src")
+        assert src is not None
+        result = fetch_image(src)
+
+    assert result.mode == "RGBA" and result.size == (480, 360)
+    assert result.getpixel((0, 0))[3] == 0 and result.getpixel((479, 359))[3] == 0
+    red, green, blue, alpha = result.getpixel((240, 190))
+    assert alpha == 255 and blue > 150 > red
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_place_a_product_in_the_boxes_dragged_by_mouse_and_keyboard(live: Starter,
+                                                                     visit: Visitor) -> None:
+    with live() as server:
+        page = visit(server.base).page
+        connect(page, server.key)
+        upload_photo(page, 640, 420)
+        pick(page, "Place a product")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_role("alert").filter(has_text="Choose a product photo first.").wait_for()
+        upload_png(page, "#product-file", shape_on_backdrop(240, 300, (200, 30, 40)), "chair.png")
+
+        # The area starts as the server's default around the product, and is not sent as such.
+        start = shown_box(page, "placement")
+        assert shown_box(page, "area") == default_area(start, 640, 420)
+        assert page.locator(".box-bar").get_by_text("(default)").is_visible()
+
+        # The mouse drags the product box up and to the left.
+        photo = page.get_by_role("img", name="Your photo").bounding_box()
+        product = page.get_by_role("group", name="Product", exact=True).bounding_box()
+        assert photo is not None and product is not None
+        scale = 640 / photo["width"]
+        x, y = product["x"] + product["width"] / 2, product["y"] + product["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x - 150, y - 60, steps=10)
+        page.mouse.up()
+        placement = shown_box(page, "placement")
+        assert abs(placement.x - (start.x - 150 * scale)) <= 1
+        assert abs(placement.y - (start.y - 60 * scale)) <= 1
+        assert (placement.w, placement.h) == (start.w, start.h)
+
+        # The keyboard moves the area right two steps (1% of the photo's width each) and makes it
+        # one step (1% of its height) taller.
+        moved = default_area(placement, 640, 420)
+        page.get_by_role("group", name="May change").focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Shift+ArrowDown")
+        area = shown_box(page, "area")
+        assert area == Box(x=moved.x + 12, y=moved.y, w=moved.w, h=moved.h + 4)
+        assert area.contains(placement)
+        page.get_by_role("button", name="Reset").wait_for()
+
+        page.get_by_label("Seed", exact=True).fill("3")
+        page.get_by_role("button", name="Generate").click()
+        page.locator(".strip .badge", has_text="Done").wait_for()
+        page.wait_for_function("() => document.querySelector("
+                               "'img-comparison-slider img[slot=second]')?.naturalWidth > 0")
+        src = page.locator("img-comparison-slider img[slot=second]").get_attribute("src")
+        assert src is not None
+        result = fetch_image(src).convert("RGB")
+
+    job = server.services.jobs.list(server.services.keys.list()[0], limit=5).jobs[0]
+    assert job.task.value == "place" and job.request.seed == 3
+    assert job.request.placement == placement and job.request.area == area
+    room = Image.open(io.BytesIO(room_photo(640, 420))).convert("RGB")
+    # The product stands on the placement's bottom edge; outside the area nothing changed.
+    red, green, blue = result.getpixel((placement.x + placement.w // 2, placement.bottom - 10))
+    assert red > 150 and green < 90 and blue < 90
+    for outside in [(area.x - 5, area.y - 5), (area.right + 5, area.bottom - 1), (630, 10)]:
+        assert result.getpixel(outside) == room.getpixel(outside)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_place_boxes_follow_a_finger_on_a_phone(live: Starter, visit: Visitor) -> None:
+    with live(workers=0) as server:
+        page = visit(server.base, viewport=PHONE, touch=True).page
+        connect(page, server.key)
+        upload_photo(page, 640, 420)
+        pick(page, "Place a product")
+        start = shown_box(page, "placement")
+        page.get_by_role("group", name="Product", exact=True).scroll_into_view_if_needed()
+        handle = page.locator(".box-placement .box-handle.se").bounding_box()
+        photo = page.get_by_role("img", name="Your photo").bounding_box()
+        assert handle is not None and photo is not None
+        scale = 640 / photo["width"]
+        x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+        scrolled = page.evaluate("scrollY")
+        # A finger on the bottom-right corner, pulled left and up: the box gets smaller and the
+        # page does not scroll.
+        touch = page.context.new_cdp_session(page)
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for step in range(1, 9):
+            touch.send("Input.dispatchTouchEvent", {
+                "type": "touchMove", "touchPoints": [{"x": x - 5 * step, "y": y - 3 * step}]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        resized = shown_box(page, "placement")
+        assert (resized.x, resized.y) == (start.x, start.y)
+        assert abs(resized.w - (start.w - 40 * scale)) <= 1
+        assert abs(resized.h - (start.h - 24 * scale)) <= 1
+        assert page.evaluate("scrollY") == scrolled
+        assert shown_box(page, "area") == default_area(resized, 640, 420)
 
 
 @pytest.mark.slow

@@ -182,3 +182,28 @@ def test_keys_take_turns_within_a_priority(settings):
     assert order[0] == urgent.id
     assert order[1:3] == [flood[0].id, single.id]
     assert order[3:] == [job.id for job in flood[1:]]
+
+
+def test_a_jobs_progress_never_goes_back_when_an_engine_counts_again(settings, monkeypatch):
+    from roomrender import worker as worker_module
+    from roomrender.engines.base import BatchContext, EngineJob, JobResult
+    from roomrender.engines.preview import PreviewEngine
+
+    class PhasedEngine(PreviewEngine):
+        """Preprocessing counts to 80%, then the images count from zero again."""
+
+        def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+            ids = [job.job_id for job in batch]
+            for fraction in (0.4, 0.8, 0.3, 0.6, 0.9):
+                context.progress(ids, fraction)
+            return super().generate(batch, context)
+
+    monkeypatch.setattr(worker_module, "PROGRESS_WRITE_SECONDS", 0.0)
+    services = build_services(settings, engine=PhasedEngine())
+    seen: list[float] = []
+    services.queue.add_hook(lambda _c, row, event: seen.append(row.progress) if event == "job.progress" else None)
+    owner = services.keys.create("t")[0]
+    job = services.jobs.submit(owner, GenerationRequest(task="restyle", image=data_uri(make_room_photo())))
+    drain(services)
+    assert services.jobs.get(owner, job.id).status == JobStatus.succeeded
+    assert seen == [0.4, 0.8, 0.9, 1.0], seen  # the 0.3 and 0.6 of the second phase are not shown

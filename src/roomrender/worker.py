@@ -66,12 +66,19 @@ class _ClaimTracker:
         # What its log lines are about (a hand-back is logged from another thread).
         self.log_fields: dict[str, Any] = dict(logs.fields())
         self._pending: dict[str, float] = {}
+        self._highest: dict[str, float] = {}
         self._last_write = 0.0
         self._lock = threading.Lock()
 
     def report(self, job_id: str, fraction: float) -> None:
         with self._lock:
-            self._pending[job_id] = fraction
+            # A job's progress never goes back: an engine may run in phases that each count
+            # from zero (a slow preprocessing pass, then one image after another).
+            highest = max(fraction, self._highest.get(job_id, 0.0))
+            if highest == self._highest.get(job_id):
+                return
+            self._highest[job_id] = highest
+            self._pending[job_id] = highest
             due = time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS
         if due:
             self.flush()

@@ -3,6 +3,7 @@
 import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Api, isTerminal, loadCatalog } from './api.js';
+import { initialBoxes } from './boxes.js';
 import { TaskControls, TaskPicker } from './controls.js';
 import { History } from './history.js';
 import { html } from './html.js';
@@ -46,6 +47,8 @@ const firstTask = (catalog) => (catalog.tasks.find((t) => t.supported) || catalo
 function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   const [input, setInput] = useState(null);
   const [reference, setReference] = useState(null);
+  const [product, setProduct] = useState(null);
+  const [boxes, setBoxes] = useState(null);
   const [task, setTask] = useState(() => firstTask(catalog));
   const [params, setParams] = useState(DEFAULTS);
   const [view, setView] = useState('photo');
@@ -64,6 +67,12 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   const reveal = useRef(false);
   const info = taskInfo(task);
   const masking = needsMask(task, params) && !info.noImage;
+  const placing = info.controls.includes('boxes') && !info.noImage;
+  // The boxes belong to one photo: a new photo (or size) starts from the default boxes.
+  const photoKey = input && input.width ? `${input.preview} ${input.width}x${input.height}` : null;
+  const placed = photoKey && (boxes && boxes.photo === photoKey ? boxes
+    : { ...initialBoxes(input.width, input.height), photo: photoKey });
+  const setPlaced = (next) => setBoxes({ placement: next.placement, area: next.area, photo: photoKey });
 
   const explain = (error) => {
     if (error.status === 401) onUnauthorized(error);
@@ -158,6 +167,10 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
     if (info.controls.includes('reference') && !(reference && reference.status === 'ready')) {
       return 'Choose a reference photo first.';
     }
+    if (info.controls.includes('product') && !(product && product.status === 'ready')) {
+      return product && product.status === 'error' ? product.error : 'Choose a product photo first.';
+    }
+    if (placing && !placed) return 'The photo is still loading.';
     if (info.controls.includes('prompt') && info.noImage && !params.prompt.trim()) {
       return 'Write a prompt first.';
     }
@@ -171,7 +184,9 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
     if (blocked) return;
     setBusy(true);
     try {
-      const refs = { image: input && input.ref, reference: reference && reference.ref };
+      const refs = { image: input && input.ref, reference: reference && reference.ref,
+        product: product && product.ref,
+        boxes: placing ? { placement: placed.placement, area: placed.area } : null };
       if (masking) {
         const blob = await maskBlob(canvasRef.current);
         if (!blob) {
@@ -228,7 +243,7 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   const pickTask = (id) => {
     setTask(id);
     setSubmitError('');
-    if (needsMask(id, params)) setView('photo');
+    if (needsMask(id, params) || taskInfo(id).controls.includes('boxes')) setView('photo');
   };
   const dimensions = (image) => setInput((current) => (current && !current.width
     ? { ...current, width: image.naturalWidth, height: image.naturalHeight } : current));
@@ -255,7 +270,8 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
       <section class="step" aria-labelledby="step-options">
         <h2 id="step-options"><span class="step-n">3</span>${info.label}</h2>
         <${TaskControls} task=${task} params=${params} set=${setParam} catalog=${catalog}
-          reference=${reference} onReference=${(source) => choose(setReference, source)} />
+          reference=${reference} onReference=${(source) => choose(setReference, source)}
+          product=${product} onProduct=${(source) => choose(setProduct, source)} />
       </section>
       <div class="generate">
         <button type="button" class="primary big" onClick=${generate} disabled=${busy}
@@ -268,6 +284,7 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
     <${Viewer} view=${view} setView=${setView} input=${input} noImage=${info.noImage}
       masking=${masking} onDimensions=${dimensions} onDrop=${dropped}
       mask=${{ brush, setBrush, erasing, setErasing, canvasRef, painted, onPainted: setPainted }}
+      placing=${placing} boxes=${placed} onBoxes=${setPlaced}
       job=${job} before=${before} followError=${followError} onCancel=${cancel} onReuse=${reuse} />
     <${History} jobs=${jobs} error=${historyError} current=${job && job.id}
       onOpen=${(j) => open(j)} onRefresh=${refreshHistory} />

@@ -72,7 +72,10 @@ function Segmented({ legend, name, options, value, onChange }) {
   </fieldset>`;
 }
 
-export function TaskControls({ task, params, set, catalog, reference, onReference }) {
+const PLACEHOLDERS = { edit: 'a green velvet armchair', place: 'on the rug, soft afternoon light' };
+
+export function TaskControls({ task, params, set, catalog, reference, onReference, product,
+  onProduct }) {
   const info = taskInfo(task);
   const has = (control) => info.controls.includes(control);
   const value = (name) => (event) => set(name, event.currentTarget.value);
@@ -84,6 +87,16 @@ export function TaskControls({ task, params, set, catalog, reference, onReferenc
       <${PhotoPicker} id="reference-file" what="a reference photo" input=${reference}
         onFile=${(file) => onReference(file)} onUrl=${(url) => onReference(url)} />
     </div>`}
+    ${has('product') && html`<div class="field">
+      <span class="label">Product photo</span>
+      <${PhotoPicker} id="product-file" what="a product photo" input=${product}
+        onFile=${(file) => onProduct(file)} onUrl=${(url) => onProduct(url)} />
+      <p class="hint">Best on a plain background: the product is cut out of it.</p>
+    </div>`}
+    ${has('boxes') && html`<p class="hint box-hint">Drag the <strong>Product</strong> box on the photo
+      to where it goes, its corners to size it. Only the <strong>May change</strong> box may
+      change (by default, a quarter of the product's size around it).</p>`}
+    ${info.controls.length === 0 && html`<p class="muted small">Nothing to set for this task.</p>`}
     ${has('mask') && html`<p class="hint mask-hint">${info.mask === 'required' || params.area === 'mask'
       ? 'Paint the area on the photo with the brush.' : 'Or choose “Painted area” to paint exactly where.'}</p>`}
     ${has('remove') && html`<label class="check">
@@ -119,7 +132,7 @@ export function TaskControls({ task, params, set, catalog, reference, onReferenc
     ${has('prompt') && html`<${Field} label=${task === 'edit' ? 'What to put there' : 'Prompt'} id="prompt"
       hint=${removing ? 'Not used while removing.' : 'Optional: details to add, in plain words.'}>
       <textarea id="prompt" rows="2" maxlength="2000" disabled=${removing}
-        placeholder=${task === 'edit' ? 'a green velvet armchair' : 'warm light, oak floor, linen curtains'}
+        placeholder=${PLACEHOLDERS[task] || 'warm light, oak floor, linen curtains'}
         value=${params.prompt} onInput=${value('prompt')}></textarea>
     <//>`}
     ${has('scale') && html`<${Segmented} legend="Scale" name="scale"

@@ -56,16 +56,19 @@ function fileName(job, index, output) {
   return `roomrender-${job.task}-${job.id}-${index + 1}.${extension}`;
 }
 
-function Compare({ before, output }) {
+// A transparent result (a cutout) lies on a checkerboard, so what is transparent shows as such.
+function Compare({ before, output, transparent }) {
   const [broken, setBroken] = useState(false);
   useEffect(() => setBroken(false), [before && before.url]);
   const aspect = output.width / output.height;
   const same = before && !broken && before.width
     && Math.abs(before.width / before.height - aspect) < 0.02;
   const fit = `max-width:min(100%, calc(var(--view-height) * ${aspect.toFixed(4)}))`;
+  const after = transparent ? 'checker' : undefined;
   if (!same) {
     return html`<div class="compare" style=${fit}>
-      <img class="result-image" src=${output.url} alt="Result" width=${output.width}
+      <img class=${`result-image${transparent ? ' checker' : ''}`} src=${output.url} alt="Result"
+        width=${output.width}
         height=${output.height} />
     </div>`;
   }
@@ -73,7 +76,8 @@ function Compare({ before, output }) {
     <img-comparison-slider class="slider" value="50" aria-label="Before and after: move to compare">
       <img slot="first" src=${before.url} alt="Before" width=${output.width} height=${output.height}
         onError=${() => setBroken(true)} />
-      <img slot="second" src=${output.url} alt="After" width=${output.width} height=${output.height} />
+      <img slot="second" class=${after} src=${output.url} alt="After" width=${output.width}
+        height=${output.height} />
       <span slot="handle" class="handle" aria-hidden="true">
         <svg viewBox="0 0 24 24"><path d="M9 6l-6 6 6 6M15 6l6 6-6 6" /></svg>
       </span>
@@ -87,13 +91,14 @@ function Results({ job, before, onReuse }) {
   const [index, setIndex] = useState(0);
   useEffect(() => setIndex(0), [job.id]);
   const output = job.outputs[Math.min(index, job.outputs.length - 1)];
+  const transparent = Boolean(taskInfo(job.task).transparent);
   return html`<div class="results">
-    <${Compare} before=${before} output=${output} />
+    <${Compare} before=${before} output=${output} transparent=${transparent} />
     <div class="result-bar">
       ${job.outputs.length > 1 && html`<div class="result-thumbs" role="group" aria-label="Results">
         ${job.outputs.map((o, i) => html`<button type="button" key=${o.url} aria-pressed=${i === index}
           aria-label=${`Result ${i + 1}`} onClick=${() => setIndex(i)}>
-          <img src=${o.url} alt="" /></button>`)}
+          <img class=${transparent ? 'checker' : undefined} src=${o.url} alt="" /></button>`)}
       </div>`}
       <span class="muted small">${output.width} × ${output.height}</span>
       <span class="spacer"></span>

@@ -18,6 +18,10 @@ export const TASKS = {
   style_transfer: { label: 'Style transfer', blurb: 'Borrow the look of another photo',
     controls: ['reference', 'prompt', 'strength', 'n', 'seed'] },
   segment: { label: 'Segment', blurb: 'Label walls, floor and furniture', controls: [] },
+  cutout: { label: 'Cut out', blurb: 'The subject on a transparent background', controls: [],
+    transparent: true },
+  place: { label: 'Place a product', blurb: 'Put a product photo into the room',
+    controls: ['product', 'boxes', 'prompt', 'seed'] },
   text_to_image: { label: 'Text to image', blurb: 'A room from words alone', noImage: true,
     controls: ['prompt', 'style', 'room_type', 'n', 'seed'] },
 };
@@ -65,6 +69,11 @@ export function jobBody(id, params, refs) {
       ['left', 'right', 'top', 'bottom'].map((side) => [side, Number(params[side]) / 100]));
   }
   if (has('reference')) body.reference_image = refs.reference;
+  if (has('product')) body.product_image = refs.product;
+  if (has('boxes') && refs.boxes) {
+    body.placement = refs.boxes.placement;
+    if (refs.boxes.area) body.area = refs.boxes.area;
+  }
   if (refs.mask) body.mask = refs.mask;
   return body;
 }

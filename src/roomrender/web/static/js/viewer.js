@@ -1,6 +1,7 @@
 // The big view: the photo (with the mask brush when the task paints one) or the job's result.
 import { html } from './html.js';
 import { isTerminal } from './api.js';
+import { BoxBar, BoxLayer } from './boxes.js';
 import { JobPanel } from './job.js';
 import { MaskCanvas, clearMask } from './mask.js';
 
@@ -36,7 +37,7 @@ function BrushBar({ brush, setBrush, erasing, setErasing, canvasRef, onPainted }
   </div>`;
 }
 
-function PhotoView({ input, noImage, masking, mask, onDimensions }) {
+function PhotoView({ input, noImage, masking, mask, onDimensions, placing, boxes, onBoxes }) {
   if (noImage) {
     return html`<div class="empty"><p><strong>No photo needed.</strong></p>
       <p class="muted">This task starts from the prompt alone.</p></div>`;
@@ -48,16 +49,22 @@ function PhotoView({ input, noImage, masking, mask, onDimensions }) {
   const aspect = input.width && input.height ? input.width / input.height : 4 / 3;
   return html`<div class="photo-stage">
     ${masking && html`<${BrushBar} ...${mask} />`}
-    <div class=${`canvas-wrap${masking ? ' masking' : ''}`}
+    ${placing && boxes && html`<${BoxBar} width=${input.width} height=${input.height} boxes=${boxes}
+      onChange=${onBoxes} />`}
+    <div class=${`canvas-wrap${masking ? ' masking' : ''}${placing ? ' placing' : ''}`}
       style=${`max-width:min(100%, calc(var(--view-height) * ${aspect.toFixed(4)}))`}>
       <img src=${input.preview} alt="Your photo" onLoad=${(e) => onDimensions(e.currentTarget)} />
       ${masking && input.width && html`<${MaskCanvas} key=${input.preview} width=${input.width}
         height=${input.height} brush=${mask.brush} erasing=${mask.erasing}
         canvasRef=${mask.canvasRef} onPainted=${mask.onPainted} />`}
+      ${placing && boxes && html`<${BoxLayer} width=${input.width} height=${input.height}
+        boxes=${boxes} onChange=${onBoxes} />`}
     </div>
     ${masking && html`<p class="hint center">${mask.painted
       ? 'Painted. Press Generate, or keep painting.'
       : 'Paint over what should change: drag with the mouse, a pen or a finger.'}</p>`}
+    ${placing && html`<p class="hint center" id="box-keys">Drag a box to move it, a corner to resize
+      it. Keys: arrows move the selected box, Shift+arrows resize it.</p>`}
   </div>`;
 }
 

@@ -16,6 +16,8 @@ from roomrender.api import files, ops
 from roomrender.api import webhooks as webhooks_api
 from roomrender.api.errors import DialectErrors, install_error_handlers
 from roomrender.api.ops import metrics_registry
+from roomrender.api.shutdown import Draining
+from roomrender.api.telemetry import RequestTelemetry
 from roomrender.config import Settings
 from roomrender.dialects import PLUGS
 from roomrender.services import Services, build_services
@@ -59,7 +61,9 @@ class Background:
         finally:
             dispatcher.close()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        # In-process workers get their stop grace, then a moment to hand back and store.
+        timeout = self.services.settings.worker_stop_grace_seconds + 10 if timeout is None else timeout
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout)
@@ -70,14 +74,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     settings = settings or Settings()
     services = services or build_services(settings)
     background = Background(services, workers, janitor, webhooks)
+    draining = Draining()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        restore_signals = draining.watch_signals()
         background.start()
         try:
             yield
         finally:
+            draining.set()
             background.close()
+            restore_signals()
 
     # /docs loads Swagger UI from files in fastapi-offline, not from a CDN. No /redoc: ReDoc
     # fetches its logo from its own CDN whatever it is given.
@@ -95,7 +103,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
-    app.state.metrics = metrics_registry(services.queue)
+    app.state.metrics = metrics_registry(services.queue, services.outbox)
+    app.state.draining = draining
     app.state.background = background
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
@@ -114,6 +123,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(playground.router)
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
+    app.add_middleware(RequestTelemetry, plugs=PLUGS)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], max_age=600)

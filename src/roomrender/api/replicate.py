@@ -51,6 +51,7 @@ from roomrender.api.replicate_wire import (
     prediction_json,
     replicate_error,
 )
+from roomrender.api.shutdown import shutting_down
 from roomrender.canonical.errors import JobNotCancelable, NotFound, Unsupported
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus
 from roomrender.jobs.keys import ApiKey
@@ -204,8 +205,8 @@ async def create(request: Request, key: ApiKey, model: ReplicateModel, version: 
         deadline = time.monotonic() + wait
         while not job.status.is_terminal and time.monotonic() < deadline:
             await asyncio.sleep(WAIT_POLL_SECONDS)
-            if await request.is_disconnected():
-                break
+            if await request.is_disconnected() or shutting_down(request):
+                break  # shutting down: answer now with the prediction as it is (202)
             job = await run_in_threadpool(svc.jobs.get, key, job.id)
     waited_out = bool(wait) and not job.status.is_terminal
     payload = prediction_json(job, _base(request), waited_out=waited_out)
@@ -349,6 +350,9 @@ async def stream_prediction(request: Request, prediction_id: str, key: Key) -> S
             await asyncio.sleep(STREAM_POLL_SECONDS)
             quiet += STREAM_POLL_SECONDS
             if await request.is_disconnected():
+                return
+            if shutting_down(request):  # ends cleanly; the client reconnects elsewhere
+                yield "retry: 1000\n: the server is shutting down; reconnect to follow the prediction\n\n"
                 return
             job = await run_in_threadpool(svc.jobs.get, key, prediction_id)
 

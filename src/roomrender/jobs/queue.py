@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -347,6 +348,29 @@ class JobQueue:
             self.ledger.refund(connection, row.owner_id, row.cost)
             self.emit(connection, [job_id], f"job.{status.value}")
         return True
+
+    def release(self, token: str) -> list[str]:
+        """Hand a claim's running jobs back to the queue at once (a worker stopping): the ids
+        queued again. The run is not counted as an attempt, since the job did not fail; a job
+        back at no attempt forgets its start. It keeps its turn, so it runs next. Jobs whose
+        cancellation was asked for are canceled instead. The claim's token is stale afterwards:
+        whatever the stopping worker still records for these jobs matches no row."""
+        now = time.time()
+        mine = (jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value)
+        with self.db.begin() as connection:
+            released = list(connection.execute(
+                update(jobs)
+                .where(*mine, jobs.c.cancel_requested.is_(False))
+                .values(status=JobStatus.queued.value, claim_token=None, lease_owner=None,
+                        lease_expires_at=None, progress=0.0, updated_at=now,
+                        attempts=jobs.c.attempts - 1,
+                        started_at=case((jobs.c.attempts <= 1, None), else_=jobs.c.started_at))
+                .returning(jobs.c.id)
+            ).scalars())
+            to_cancel = connection.execute(select(jobs.c.id).where(*mine)).scalars().all()
+        for job_id in to_cancel:
+            self.cancel_running(job_id, token)
+        return released
 
     def requeue_expired(self, now: float | None = None) -> None:
         """Jobs whose worker stopped heartbeating go back to the queue, or fail after the last try."""

@@ -18,7 +18,8 @@ from roomrender.canonical.errors import (
     InvalidImage,
     InvalidRequest,
 )
-from roomrender.netsafety import check_url
+from roomrender.netsafety import check_url_form
+from roomrender.safehttp import deadline, pinned_client
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_REDIRECTS = 3
@@ -93,13 +94,18 @@ def decode_data_uri(uri: str, limits: ImageLimits) -> bytes:
         raise InvalidRequest("the data URI is not valid base64") from bad
 
 
-def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool) -> bytes:
-    """GET `url` with a timeout and a size cap, re-checking the address on every redirect."""
+def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool,
+          ca_file: str | None = None) -> bytes:
+    """GET `url` within `timeout` seconds in all (connecting, redirects and every byte) and
+    `limits.max_bytes`; every connection, redirect hops included, goes to an address checked
+    public at that moment (`roomrender.safehttp`)."""
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False,
-                      headers={"User-Agent": "roomrender/0.1"}) as client:
+    # identity: a compressed body could inflate far past the size cap between two checks.
+    headers = {"User-Agent": "roomrender/0.1", "Accept-Encoding": "identity"}
+    with pinned_client(allow_private=allow_private, timeout=timeout, ca_file=ca_file,
+                       max_connections=2, headers=headers) as client, deadline(timeout):
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, allow_private=allow_private)
+            check_url_form(current)
             try:
                 with client.stream("GET", current) as response:
                     if response.is_redirect and "location" in response.headers:
@@ -123,7 +129,7 @@ def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool)
                             )
                     return bytes(body)
             except httpx.TimeoutException as slow:
-                raise FetchFailed(f"fetching {url} timed out after {timeout:g} s") from slow
-            except httpx.HTTPError as failed:
+                raise FetchFailed(f"fetching {url} took longer than {timeout:g} s") from slow
+            except (httpx.HTTPError, httpx.InvalidURL) as failed:
                 raise FetchFailed(f"fetching {url} failed: {failed}") from failed
     raise FetchFailed(f"fetching {url} was redirected more than {MAX_REDIRECTS} times")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpx
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from roomrender.canonical.errors import (
@@ -21,6 +22,7 @@ from roomrender.canonical.errors import (
 from roomrender.netsafety import check_url_form
 from roomrender.safehttp import deadline, pinned_client
 
+EIGHT_BIT_MODES = ("RGB", "RGBA", "L")
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_REDIRECTS = 3
 
@@ -70,14 +72,40 @@ def check_image(data: bytes, limits: ImageLimits, *, what: str = "image") -> Che
         raise InvalidImage(f"the {what} is not an image (JPEG, PNG or WebP expected)") from unknown
     except (OSError, SyntaxError, ValueError) as broken:
         raise InvalidImage(f"the {what} could not be decoded: {broken}") from broken
-    if image.getexif().get(0x0112, 1) == 1:
+    rotated = image.getexif().get(0x0112, 1) != 1
+    if not rotated and image.mode in EIGHT_BIT_MODES:
         return CheckedImage(data, ACCEPTED_FORMATS[image_format], width, height)
-    image = ImageOps.exif_transpose(image)
-    if image.mode not in ("RGB", "RGBA", "L"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    if rotated:
+        image = ImageOps.exif_transpose(image)
+    image = to_eight_bit(image)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return CheckedImage(buffer.getvalue(), "image/png", image.width, image.height)
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """`image` in L, RGB or RGBA, its tones kept: 16- and 32-bit greyscale scaled down (a plain
+    convert() clips everything above 255 to white), palettes and CMYK converted."""
+    mode = image.mode
+    if mode in EIGHT_BIT_MODES:
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        levels = np.asarray(image).astype(np.int64)
+        if mode.startswith("I;16") or levels.max(initial=0) > 255:
+            levels = np.clip(levels, 0, 65535) * 255 // 65535
+        return Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8), "L")
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.max() <= 1.0:
+            values = values * 255.0
+        return Image.fromarray(np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8), "L")
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.convert("RGBA" if "A" in image.getbands() or mode in ("La", "RGBa", "PA")
+                         else "RGB")
 
 
 def decode_data_uri(uri: str, limits: ImageLimits) -> bytes:

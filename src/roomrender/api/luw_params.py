@@ -132,21 +132,27 @@ def flag(params: dict[str, Any], name: str) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise InvalidRequest(f"{name} must be true or false, not {value!r}")
+    raise InvalidRequest(f"{name} must be true or false, not {str(value)[:40]!r}")
 
 
 def integer(params: dict[str, Any], name: str) -> int | None:
+    """A whole number sent as a JSON number or as text ("90", "90.0")."""
     value = params.get(name)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise InvalidRequest(f"{name} must be a whole number")
+    if isinstance(value, int):
+        return value
+    shown = str(value)[:40]
     try:
-        number = float(value) if isinstance(value, (int, float)) else float(str(value).strip())
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a whole number, not {value!r}") from None
+        number = value if isinstance(value, float) else float(str(value).strip())
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"{name} must be a whole number, not {shown!r}") from None
     if not number.is_integer():
-        raise InvalidRequest(f"{name} must be a whole number, not {value!r}")
+        raise InvalidRequest(f"{name} must be a whole number, not {shown!r}")
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())  # exact, past float precision too
     return int(number)
 
 
@@ -190,7 +196,7 @@ def style_id(name: str) -> str:
     found = style_ids().get(name)
     if found is None:
         raise InvalidRequest(
-            f"unknown style {name!r} (names are case-sensitive); accepted: "
+            f"unknown style {name[:64]!r} (names are case-sensitive); accepted: "
             + ", ".join(style_ids())
         )
     return found
@@ -203,7 +209,7 @@ def room_id(name: str) -> str:
         folded = {key.casefold(): value for key, value in room_ids().items()}
         found = folded.get(name.casefold())
     if found is None:
-        raise InvalidRequest(f"unknown knows value {name!r}; accepted: " + ", ".join(room_ids()))
+        raise InvalidRequest(f"unknown knows value {name[:64]!r}; accepted: " + ", ".join(room_ids()))
     return found
 
 
@@ -216,11 +222,11 @@ def model_task(model: str | None) -> Task:
         return MODELS[model]
     if model in OTHER_MODELS:
         raise Unsupported(
-            f"the model {model!r} is not supported by this server; supported models: "
+            f"the model {model[:64]!r} is not supported by this server; supported models: "
             + ", ".join(MODELS),
             code="model_not_supported",
         )
-    raise InvalidRequest(f"unknown model {model!r}; supported models: " + ", ".join(MODELS))
+    raise InvalidRequest(f"unknown model {model[:64]!r}; supported models: " + ", ".join(MODELS))
 
 
 def to_request(params: dict[str, Any]) -> GenerationRequest:
@@ -285,7 +291,7 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
     output_format = text(params, "format")
     if output_format is not None:
         if output_format.lower() not in FORMATS:
-            raise InvalidRequest(f"format must be jpg, png or webp, not {output_format!r}")
+            raise InvalidRequest(f"format must be jpg, png or webp, not {output_format[:64]!r}")
         fields["output_format"] = FORMATS[output_format.lower()]
     # Not a Luw parameter: roomrender's own, for several images in one job.
     count = integer(params, "num_images") if "num_images" in params else integer(params, "n")

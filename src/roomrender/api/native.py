@@ -22,6 +22,7 @@ from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
+from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
 router = APIRouter(prefix="/v1", tags=["native"])
@@ -123,8 +124,8 @@ def create_job(
 def list_jobs(
     request: Request,
     key: Key,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
     status: JobStatus | None = None,
 ) -> JSONResponse:
     svc = services(request)

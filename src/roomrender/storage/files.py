@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from roomrender.canonical.errors import Conflict
 from roomrender.db.tables import files
 from roomrender.storage.base import Storage
+from roomrender.storage.local import is_safe_key
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,18 @@ class FileStore:
             raise
         return StoredFile(new.key, self.storage.url(new.key), new.content_type, new.width,
                           new.height, len(new.data), expires_at, owner_id, kind)
+
+    def save_all(self, owner_id: str, news: list[NewFile], *, kind: str) -> list[StoredFile]:
+        """Store every file or none: when one cannot be stored, those stored before it are
+        deleted again and the error raised."""
+        stored: list[StoredFile] = []
+        try:
+            for new in news:
+                stored.append(self.save(owner_id, new, kind=kind))
+        except BaseException:
+            self.discard([item.key for item in stored])
+            raise
+        return stored
 
     def save_pending(self, groups: Mapping[str, tuple[str, list[NewFile]]], *, kind: str,
                      expires_at: float) -> dict[str, Exception]:
@@ -154,6 +167,8 @@ class FileStore:
     # -- reading --------------------------------------------------------------------------
 
     def lookup(self, key: str) -> StoredFile | None:
+        if not is_safe_key(key):
+            return None  # no stored file has such a key; not worth a query (nor storable)
         with self.db.connect() as connection:
             row = connection.execute(select(files).where(files.c.key == key)).first()
         if row is None:

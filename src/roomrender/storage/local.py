@@ -13,7 +13,7 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def is_safe_key(key: str) -> bool:
-    return bool(_SAFE_KEY.match(key)) and ".." not in key
+    return bool(_SAFE_KEY.fullmatch(key)) and ".." not in key
 
 
 class LocalStorage:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from roomrender.db.tables import files
 from roomrender.canonical.models import GenerationRequest
+from roomrender.db.tables import files
 from tests.conftest import data_uri, make_room_photo
 
 SURROGATE = '"\\ud800x"'  # a lone surrogate, as a JSON escape
@@ -28,7 +28,7 @@ def spacely(api_key: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("field", ["prompt", "style", "image", "webhook", "palette", "negative_prompt"])
 def test_a_lone_surrogate_in_a_native_string_is_a_400(client, auth, field):
-    body = '{"task": "text_to_image", "prompt": "a room", "%s": %s}' % (field, SURROGATE)
+    body = '{"task": "text_to_image", "prompt": "a room", "' + field + '": ' + SURROGATE + "}"
     answer = raw_json(client, "/v1/jobs", auth, body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["code"] in ("invalid_request", "url_refused")
@@ -36,15 +36,15 @@ def test_a_lone_surrogate_in_a_native_string_is_a_400(client, auth, field):
 
 def test_a_lone_surrogate_in_vendor_strings_is_a_400_in_their_shapes(client, auth, spacely):
     answer = raw_json(client, "/api/v1/generate/text-to-image", spacely,
-                      '{"prompt": %s}' % SURROGATE)
+                      '{"prompt": ' + SURROGATE + "}")
     assert answer.status_code == 400 and "error" in answer.json()
     answer = raw_json(client, "/api/v1/generate/empty-room", spacely,
-                      '{"imageUrl": %s}' % SURROGATE)
+                      '{"imageUrl": ' + SURROGATE + "}")
     assert answer.status_code == 400 and "error" in answer.json()
-    for body in ('{"processing_url": %s}' % SURROGATE,
-                 '{"model": "interior", "image": %s}' % SURROGATE,
-                 '{"model": "interior", "image": "http://x.test/a.jpg", "prompt": %s}' % SURROGATE,
-                 '{"model": "interior", "image": "http://x.test/a.jpg", "webhook": %s}' % SURROGATE):
+    for body in ('{"processing_url": ' + SURROGATE + "}",
+                 '{"model": "interior", "image": ' + SURROGATE + "}",
+                 '{"model": "interior", "image": "http://x.test/a.jpg", "prompt": ' + SURROGATE + "}",
+                 '{"model": "interior", "image": "http://x.test/a.jpg", "webhook": ' + SURROGATE + "}"):
         answer = raw_json(client, "/v2/generate", auth, body)
         assert answer.status_code in (400, 404), (body, answer.text)
         assert answer.json()["status"] is False

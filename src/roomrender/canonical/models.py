@@ -10,7 +10,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-
 # Length limits of the free values of a request, whichever dialect it came in.
 MAX_URL_LENGTH = 2048
 MAX_NAME_LENGTH = 64

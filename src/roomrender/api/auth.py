@@ -4,8 +4,8 @@ every dialect accepts both so one key works everywhere."""
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 
+from roomrender.api.reads import in_read_thread
 from roomrender.canonical.errors import Unauthorized
 from roomrender.jobs.keys import ApiKey, KeyStore
 
@@ -24,8 +24,8 @@ async def require_key(request: Request) -> ApiKey:
     store: KeyStore = request.app.state.services.keys
     hit, key = store.cached(plaintext) if plaintext else (True, None)
     if not hit:
-        # Only a cache miss touches the database, off the event loop.
-        key = await run_in_threadpool(store.authenticate, plaintext)
+        # Only a cache miss touches the database, off the event loop (never behind slow routes).
+        key = await in_read_thread(store.authenticate, plaintext)
     if key is None:
         if plaintext is None:
             raise Unauthorized("an API key is required: send Authorization: Bearer <key>")

@@ -13,14 +13,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roomrender.api.deps import describe_validation_errors
 from roomrender.canonical.errors import (
+    BodyTooLarge,
     Conflict,
     ImageTooLarge,
     InsufficientCredits,
     InvalidRequest,
     NotFound,
+    RateLimited,
     RoomrenderError,
     ServerFault,
     Unauthorized,
+    Unavailable,
 )
 
 log = logging.getLogger("roomrender.api")
@@ -48,8 +51,20 @@ STATUSES: dict[type[RoomrenderError], int] = {
     NotFound: 404,
     Conflict: 409,
     ImageTooLarge: 413,
+    BodyTooLarge: 413,
+    RateLimited: 429,
     ServerFault: 500,
+    Unavailable: 503,
 }
+
+
+def retry_headers(error: RoomrenderError) -> dict[str, str]:
+    """`Retry-After` for errors that pass (a rate limit, an unavailable store), else none."""
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, Unavailable):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 def http_status(error: RoomrenderError) -> int:
@@ -66,8 +81,9 @@ def native_error(error: RoomrenderError) -> Response:
     body: dict[str, object] = {"code": error.code, "message": error.message}
     if error.details is not None:
         body["details"] = error.details
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
-    return JSONResponse({"error": body}, status_code=http_status(error), headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else {}
+    return JSONResponse({"error": body}, status_code=http_status(error),
+                        headers=headers | retry_headers(error))
 
 
 class DialectErrors:

@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
-from roomrender.api.errors import HttpError, http_status
+from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.api.luw_params import (
     WEBHOOK_EVENTS,
     FilePart,
@@ -28,6 +28,7 @@ from roomrender.api.luw_params import (
     to_request,
 )
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
+from roomrender.api.reads import read
 from roomrender.canonical.errors import (
     Conflict,
     ImageTooLarge,
@@ -97,7 +98,7 @@ def luw_error(error: RoomrenderError) -> Response:
                 "response": error.message}
     else:
         body = {"status": False, "error": error.message}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=retry_headers(error))
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ async def _job_answer(request: Request, key: ApiKey, processing_url: str | None)
         raise InvalidRequest("processing_url is required (the value /v2/generate answered)")
     svc = services(request)
     try:
-        job = await run_in_threadpool(svc.jobs.get, key, processing_url)
+        job = await read(svc.db, svc.jobs.get, key, processing_url)
     except NotFound:
         raise NotFound(f"no generation with processing_url {processing_url!r}") from None
     return JSONResponse(result_body(job, svc.storage))

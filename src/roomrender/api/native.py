@@ -173,7 +173,7 @@ def _sse(event: str, data: dict[str, Any]) -> str:
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
     svc = services(request)
-    first = await run_in_threadpool(svc.jobs.get, key, job_id)  # 404 before the stream starts
+    first = await read(svc.db, svc.jobs.get, key, job_id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[str]:
         job, last_seen, quiet = first, None, 0.0
@@ -192,7 +192,7 @@ async def job_events(request: Request, job_id: str, key: Key) -> StreamingRespon
             quiet += EVENT_POLL_SECONDS
             if await request.is_disconnected():
                 return
-            job = await run_in_threadpool(svc.jobs.get, key, job_id)
+            job = await read(svc.db, svc.jobs.get, key, job_id)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from roomrender.api.auth import presented_key, require_key
 from roomrender.api.deps import describe_validation_errors, services
-from roomrender.api.errors import http_status
+from roomrender.api.errors import http_status, retry_headers
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.spacely_resources import pick, resources
 from roomrender.canonical.errors import (
@@ -90,10 +90,11 @@ class SpacelyError(BaseModel):
 
 
 def spacely_status(error: RoomrenderError) -> int:
-    """Spacely documents 400, 401 and 500 only: every other client error is a 400."""
+    """Spacely documents 400, 401, 500 and, past its rate limit, 429: every other client error
+    is a 400."""
     status = http_status(error)
-    if status == 401:
-        return 401
+    if status in (401, 429):
+        return status
     if status >= 500:
         return 500
     return 400
@@ -101,7 +102,7 @@ def spacely_status(error: RoomrenderError) -> int:
 
 def spacely_error(error: RoomrenderError) -> Response:
     return JSONResponse({"error": {"code": error.code, "message": error.message}},
-                        status_code=spacely_status(error))
+                        status_code=spacely_status(error), headers=retry_headers(error))
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -110,10 +111,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
           "an image, a task this server's engine does not support, insufficient credits "
           "(code `insufficient_credits`), or an unknown refId"},
     401: {"model": SpacelyError, "description": "X-API-KEY missing or invalid"},
+    429: {"model": SpacelyError, "description": "Past the key's rate limit (`Retry-After` says "
+          "when to retry), or as many jobs in flight as the key may have"},
     500: {"model": SpacelyError, "description": "Server error"},
     # Stands in for FastAPI's 422, which this dialect never sends.
     "default": {"model": SpacelyError, "description": "Every error has this shape; its status is "
-                "400, 401 or 500 as listed"},
+                "400, 401, 429 or 500 as listed"},
 }
 
 

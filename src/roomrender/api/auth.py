@@ -19,7 +19,7 @@ def presented_key(request: Request) -> str | None:
 
 
 async def require_key(request: Request) -> ApiKey:
-    """FastAPI dependency: the live key of this request, or 401."""
+    """FastAPI dependency: the live key of this request, or 401; 429 past its rate limit."""
     plaintext = presented_key(request)
     store: KeyStore = request.app.state.services.keys
     hit, key = store.cached(plaintext) if plaintext else (True, None)
@@ -30,4 +30,7 @@ async def require_key(request: Request) -> ApiKey:
         if plaintext is None:
             raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
         raise Unauthorized("the API key is not valid or was revoked")
+    rates = getattr(request.app.state, "request_rates", None)
+    if rates is not None:
+        await rates.check(key)
     return key

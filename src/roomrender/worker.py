@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from roomrender.canonical.errors import Unavailable
 from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.engines.base import (
@@ -86,6 +87,54 @@ class _ClaimTracker:
         self.canceled |= stopped
 
 
+class Trouble:
+    """A loop's failures in a row (the database or the storage unavailable, say): it waits
+    longer after each, up to `max_seconds`, and logs once when trouble starts (or changes), once
+    when it ends, instead of a traceback every poll."""
+
+    def __init__(self, name: str, *, base_seconds: float, max_seconds: float = 10.0) -> None:
+        self.name = name
+        self.base_seconds = max(base_seconds, 0.05)
+        self.max_seconds = max_seconds
+        self.failures = 0
+        self._kind: str | None = None
+        self._new = False
+        self._lock = threading.Lock()
+
+    @property
+    def failing(self) -> bool:
+        return self.failures > 0
+
+    def failed(self, problem: BaseException) -> None:
+        kind = f"{type(problem).__name__}: {getattr(problem, 'code', '')}"
+        with self._lock:
+            self.failures += 1
+            self._new = True
+            if kind == self._kind:
+                return
+            self._kind = kind
+        if isinstance(problem, Unavailable):
+            log.warning("%s: %s; retrying, less often, until it passes", self.name, problem)
+        else:
+            log.error("%s: %s; retrying, less often, until it passes", self.name, problem,
+                      exc_info=problem)
+
+    def failing_since_last_check(self) -> bool:
+        """Whether a failure was reported since the last call (by a finishing thread too)."""
+        with self._lock:
+            new, self._new = self._new, False
+        return new
+
+    def cleared(self) -> None:
+        with self._lock:
+            failures, self.failures, self._kind = self.failures, 0, None
+        if failures:
+            log.warning("%s: working again after %d failed tries", self.name, failures)
+
+    def delay(self) -> float:
+        return min(self.max_seconds, self.base_seconds * 2 ** min(self.failures, 16))
+
+
 class Worker:
     def __init__(self, settings: Settings, files: FileStore, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
@@ -99,6 +148,7 @@ class Worker:
         self.pipelines = pipelines or list(settings.worker_pipelines) or None
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
         self._finisher: ThreadPoolExecutor | None = None
+        self.trouble = Trouble(f"worker {self.worker_id}", base_seconds=settings.worker_poll_seconds)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
 
@@ -113,10 +163,15 @@ class Worker:
             while not stop.is_set():
                 try:
                     worked = self.run_once()
-                except Exception:
-                    log.exception("worker loop error")
+                except Exception as failure:
+                    self.trouble.failed(failure)
                     worked = False
-                if not worked:
+                else:
+                    if not self.trouble.failing_since_last_check():
+                        self.trouble.cleared()
+                if self.trouble.failing:
+                    stop.wait(self.trouble.delay())
+                elif not worked:
                     stop.wait(self.settings.worker_poll_seconds)
         finally:
             self._finisher.shutdown(wait=True)
@@ -215,12 +270,18 @@ class Worker:
         if not ready:
             return
         stored: dict[str, list[dict[str, Any]]] = {}
+        waiting: list[str] = []
         for job_id, outcome in self._store(ready, claim).items():
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, Unavailable):
+                waiting.append(job_id)
+                self.trouble.failed(outcome)
+            elif isinstance(outcome, Exception):
                 self.queue.fail(job_id, "storage_failed",
                                 f"the outputs could not be stored: {outcome}", token=claim.token)
             else:
                 stored[job_id] = outcome
+        # The storage is full or read-only: these jobs run again once it takes files again.
+        self.queue.release(waiting, claim.token)
         expires_at = (time.time() + self.settings.result_ttl_seconds
                       if self.settings.result_ttl_seconds else None)
         succeeded = self.queue.succeed_many(claim.token, stored, expires_at)
@@ -256,7 +317,8 @@ class Worker:
                                          expires_at=time.time() + PENDING_OUTPUT_SECONDS)
         for job_id, items in encoded.items():
             if job_id in failed:
-                log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
+                if not isinstance(failed[job_id], Unavailable):
+                    log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
                 outcome[job_id] = failed[job_id]
                 continue
             outcome[job_id] = [{"key": new.key, "width": new.width, "height": new.height,

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roomrender.api.deps import describe_validation_errors
@@ -130,6 +131,15 @@ def install_error_handlers(app: FastAPI, dialects: DialectErrors) -> None:
         if error.headers:
             response.headers.update(error.headers)
         return response
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, error: OperationalError) -> Response:
+        # A full disk under SQLite, a database that went away: the request may be retried.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    error.orig)
+        wire = Unavailable("the database cannot be reached or written now; retry later",
+                           code="database_unavailable")
+        return dialects.render(request, wire)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:

@@ -43,15 +43,22 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and its schema is current")
+@router.get("/readyz", summary="The database answers, its schema is current, and files can be "
+            "stored")
 def readyz(request: Request) -> JSONResponse:
-    db = services(request).db
+    svc = services(request)
     try:
-        with db.connect() as connection:
+        with svc.db.connect() as connection:
             connection.execute(text("SELECT 1"))
-        check_schema(db)
+        check_schema(svc.db)
     except Exception as problem:
-        return JSONResponse({"status": "unavailable", "reason": str(problem)}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": str(problem),
+                             "code": "database_unavailable"}, status_code=503)
+    try:
+        svc.files.probe()
+    except Exception as problem:
+        return JSONResponse({"status": "unavailable", "reason": str(problem),
+                             "code": "storage_unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

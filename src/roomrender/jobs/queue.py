@@ -314,6 +314,23 @@ class JobQueue:
                       "job.succeeded")
         return succeeded
 
+    def release(self, job_ids: Sequence[str], token: str) -> int:
+        """Running jobs of a claim go back to the queue as they were, the attempt not counted:
+        the server, not the job, could not go on (its storage is full, say)."""
+        if not job_ids:
+            return 0
+        with self.db.begin() as connection:
+            result = connection.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(list(job_ids)), jobs.c.claim_token == token,
+                       jobs.c.status == JobStatus.running.value)
+                .values(status=JobStatus.queued.value, claim_token=None, lease_owner=None,
+                        lease_expires_at=None, progress=0.0, updated_at=time.time(),
+                        attempts=func.max(jobs.c.attempts - 1, 0) if self.db.dialect.name == "sqlite"
+                        else func.greatest(jobs.c.attempts - 1, 0))
+            )
+        return result.rowcount or 0
+
     def fail(self, job_id: str, code: str, message: str, *, token: str | None = None) -> bool:
         """Fail a queued or running job (a claim's, when `token` is given) and refund it."""
         return self._end(job_id, JobStatus.failed, token=token, error_code=code,

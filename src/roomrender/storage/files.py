@@ -8,6 +8,7 @@ without a job expires unless a job adopts it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +164,13 @@ class FileStore:
             ).scalars())
         self.discard(keys)
         return len(keys)
+
+    def probe(self) -> None:
+        """Store and delete a tiny file: StorageUnavailable (or the store's error) when files
+        cannot be written now."""
+        key = f"probe-{uuid.uuid4().hex}.bin"
+        self.storage.put(key, b"ready?", "application/octet-stream")
+        self.storage.delete(key)
 
     # -- reading --------------------------------------------------------------------------
 

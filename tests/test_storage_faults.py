@@ -60,7 +60,7 @@ class FillableDisk(LocalStorage):
 
 
 def leftovers(root: Path) -> list[Path]:
-    return [path for path in root.rglob(".tmp-*")]
+    return list(root.rglob(".tmp-*"))
 
 
 def test_a_full_disk_then_space_again_loses_nothing(client, auth, services, caplog):

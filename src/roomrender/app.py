@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 from roomrender import __version__
 from roomrender.api import files, ops
 from roomrender.api import webhooks as webhooks_api
-from roomrender.api.errors import DialectErrors, install_error_handlers
+from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
 from roomrender.api.guards import BodyLimit, RequestRates
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             app.include_router(router)
         leading.extend(plug.leading_routes)
     install_error_handlers(app, dialects)
+    honest_openapi(app)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
     app.router.routes[0:0] = leading

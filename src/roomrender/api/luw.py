@@ -53,7 +53,15 @@ from roomrender.storage.base import Storage
 from roomrender.swatches import palette_swatch
 from roomrender.webhooks.bodies import BodyRenderer
 
-router = APIRouter(prefix="/v2", tags=["luw"])
+# Luw's statuses; its bodies vary (`{"status": false, "error": ...}`, `insert_coin`, ...).
+WIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description} for status, description in {
+        400: "Invalid request: `{\"status\": false, \"error\": \"...\"}`",
+        401: "Wrong credentials or expired token", 402: "Not enough credits (`insert_coin`)",
+        403: "A signed URL refused", 404: "No such generation", 405: "Method not allowed",
+        410: "A signed URL expired or used", 429: "Past the key's limits (`Retry-After`)",
+        500: "Server error (also storage or database unavailable)"}.items()}
+router = APIRouter(prefix="/v2", tags=["luw"], responses=WIRE_RESPONSES)
 
 AUTH_MESSAGE = "Wrong credentials or expired token"
 # Luw answers with these; other statuses of canonical errors are folded into 400 / 500.

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
 from roomrender.canonical.errors import InvalidRequest
@@ -25,7 +26,8 @@ from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
-router = APIRouter(prefix="/v1", tags=["native"])
+router = APIRouter(prefix="/v1", tags=["native"],
+                   responses=native_responses(401, 404, *COMMON_STATUSES))
 EVENT_POLL_SECONDS = 0.5
 EVENT_KEEPALIVE_SECONDS = 15.0
 
@@ -106,7 +108,7 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut,
+@router.post("/jobs", status_code=202, response_model=JobOut, responses=native_responses(402, 409),
              summary="Submit a job; answers at once with its id and status URLs")
 def create_job(
     request: Request,
@@ -157,7 +159,7 @@ async def _poll_job(request: Request) -> JSONResponse:
 FAST_ROUTES = [Route("/v1/jobs/{job_id}", _poll_job, methods=["GET"])]
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=native_responses(409),
              summary="Cancel a queued job at once, a running one at its next step")
 def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     svc = services(request)

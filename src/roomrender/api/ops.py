@@ -12,10 +12,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from roomrender.api.deps import services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.db.database import check_schema
 from roomrender.jobs.queue import JobQueue
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=native_responses(*COMMON_STATUSES))
 
 
 class JobsCollector(Collector):

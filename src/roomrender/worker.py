@@ -132,7 +132,7 @@ class Trouble:
             log.warning("%s: working again after %d failed tries", self.name, failures)
 
     def delay(self) -> float:
-        return min(self.max_seconds, self.base_seconds * 2 ** min(self.failures, 16))
+        return float(min(self.max_seconds, self.base_seconds * 2.0 ** min(self.failures, 16)))
 
 
 class Worker:

@@ -98,7 +98,6 @@ class Trouble:
         self.max_seconds = max_seconds
         self.failures = 0
         self._kind: str | None = None
-        self._new = False
         self._lock = threading.Lock()
 
     @property
@@ -109,7 +108,6 @@ class Trouble:
         kind = f"{type(problem).__name__}: {getattr(problem, 'code', '')}"
         with self._lock:
             self.failures += 1
-            self._new = True
             if kind == self._kind:
                 return
             self._kind = kind
@@ -118,12 +116,6 @@ class Trouble:
         else:
             log.error("%s: %s; retrying, less often, until it passes", self.name, problem,
                       exc_info=problem)
-
-    def failing_since_last_check(self) -> bool:
-        """Whether a failure was reported since the last call (by a finishing thread too)."""
-        with self._lock:
-            new, self._new = self._new, False
-        return new
 
     def cleared(self) -> None:
         with self._lock:
@@ -148,6 +140,8 @@ class Worker:
         self.pipelines = pipelines or list(settings.worker_pipelines) or None
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
         self._finisher: ThreadPoolExecutor | None = None
+        self._finishing = 0  # batches being stored on the finisher thread
+        self._finishing_lock = threading.Lock()
         self.trouble = Trouble(f"worker {self.worker_id}", base_seconds=settings.worker_poll_seconds)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
@@ -167,8 +161,8 @@ class Worker:
                     self.trouble.failed(failure)
                     worked = False
                 else:
-                    if not self.trouble.failing_since_last_check():
-                        self.trouble.cleared()
+                    if not worked and not self._finishing:
+                        self.trouble.cleared()  # the database answers, nothing left to store
                 if self.trouble.failing:
                     stop.wait(self.trouble.delay())
                 elif not worked:
@@ -232,8 +226,16 @@ class Worker:
             finish()
             return
         self._finish_slots.acquire()
+        with self._finishing_lock:
+            self._finishing += 1
         future = self._finisher.submit(finish)
-        future.add_done_callback(lambda _: self._finish_slots.release())
+
+        def finished(_: object) -> None:
+            with self._finishing_lock:
+                self._finishing -= 1
+            self._finish_slots.release()
+
+        future.add_done_callback(finished)
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
         batch: list[EngineJob] = []
@@ -282,6 +284,8 @@ class Worker:
                 stored[job_id] = outcome
         # The storage is full or read-only: these jobs run again once it takes files again.
         self.queue.release(waiting, claim.token)
+        if stored and not waiting:
+            self.trouble.cleared()
         expires_at = (time.time() + self.settings.result_ttl_seconds
                       if self.settings.result_ttl_seconds else None)
         succeeded = self.queue.succeed_many(claim.token, stored, expires_at)

@@ -20,6 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
 from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.api.luw_params import (
+    GENERATE_OPENAPI,
+    RESULTS_OPENAPI,
+    UPLOAD_OPENAPI,
     WEBHOOK_EVENTS,
     FilePart,
     luw_data,
@@ -161,7 +164,8 @@ async def _job_answer(request: Request, key: ApiKey, processing_url: str | None)
 
 # -- generating ---------------------------------------------------------------------------
 
-@router.post("/generate", summary="Start a generation (or, with processing_url, poll one)")
+@router.post("/generate", summary="Start a generation (or, with processing_url, poll one)",
+             openapi_extra=GENERATE_OPENAPI)
 async def generate(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     if "processing_url" in params:
@@ -185,7 +189,7 @@ async def generate_poll(request: Request, key: Key) -> JSONResponse:
 
 
 @router.post("/results", summary="A generation's progress, then its output (processing_url in "
-                                  "the query, a form or JSON)")
+                                  "the query, a form or JSON)", openapi_extra=RESULTS_OPENAPI)
 async def results(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     return await _job_answer(request, key, text(params, "processing_url"))
@@ -208,7 +212,8 @@ def _upload_parts(key: str, owner_id: str, ttl: int) -> tuple[str, ...]:
     return (key, owner_id, str(ttl))
 
 
-@router.post("/upload", summary="Get a signed_url to PUT a file to, and its final_url")
+@router.post("/upload", summary="Get a signed_url to PUT a file to, and its final_url",
+             openapi_extra=UPLOAD_OPENAPI)
 async def create_upload(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     value = params.get("filename")

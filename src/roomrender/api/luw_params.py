@@ -49,6 +49,38 @@ TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
 
 
+def _params_schema(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAPI request body of these parameters, as JSON or a form (the wire takes both)."""
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"required": False, "content": {
+        "application/json": {"schema": schema},
+        "application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+_TEXT: dict[str, Any] = {"type": "string"}
+# What /v2/generate reads (documentation of the wire; `to_request` is the translation).
+GENERATE_OPENAPI = _params_schema({
+    "model": {"type": "string", "enum": sorted(MODELS) + sorted(OTHER_MODELS)},
+    "image": {"type": "string", "description": "an image URL (or a data URI, an upload's final_url)"},
+    "prompt": {"type": "string", "maxLength": 2000},
+    "styles": {"type": "string", "description": "comma-separated style names (/v2/styles)"},
+    "knows": {"type": "string", "description": "comma-separated room or building types"},
+    "style_transfer": _TEXT, "mask_image": _TEXT, "material_image": _TEXT,
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+    "precise": {"type": "integer", "minimum": 1, "maximum": 100},
+    "hd": {"type": "integer", "enum": list(HD_SCALES)},
+    "format": {"type": "string", "enum": sorted(FORMATS)},
+    "num_images": {"type": "integer", "minimum": 1, "maximum": 8},
+    "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},
+    "controlnet": {"type": "boolean"},
+    "webhook": {"type": "string", "maxLength": 2048},
+    "processing_url": {"type": "string", "description": "poll this generation instead"},
+    **{f"extra_image_{index}": _TEXT for index in range(1, MAX_EXTRA_IMAGES + 1)},
+})
+RESULTS_OPENAPI = _params_schema({"processing_url": {"type": "string"}})
+UPLOAD_OPENAPI = _params_schema({"filename": {"type": "string", "examples": ["room.jpg"]}})
+
+
 @dataclass(frozen=True)
 class FilePart:
     """A file sent in a multipart body."""

@@ -161,3 +161,25 @@ def test_local_storage_on_a_real_full_and_read_only_tmpfs(tiny_tmpfs: Path):
     subprocess.run(["mount", "-o", "remount,rw", str(tiny_tmpfs)], check=True)
     storage.put("other.png", b"x" * 10, "image/png")
     assert storage.get("small.png") == b"x" * 1000
+
+
+def test_a_database_that_cannot_be_written_is_a_503_in_each_dialect(client, auth, services,
+                                                                      monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def disk_full(*_args: object, **_kwargs: object) -> bool:
+        raise OperationalError("INSERT INTO jobs ...", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(services.queue, "enqueue", disk_full)
+    photo = data_uri(make_room_photo(64, 48))
+    native = client.post("/v1/jobs", headers=auth, json={"task": "restyle", "image": photo})
+    assert native.status_code == 503 and native.json()["error"]["code"] == "database_unavailable"
+    assert native.headers["retry-after"]
+    spacely = client.post("/api/v1/generate/standard", headers={"X-API-KEY": auth["Authorization"][7:]},
+                          json={"model": "spacely-v1", "imageUrl": photo, "spaceType": "bedroom",
+                                "spaceStyle": "modern", "renovateType": "residential"})
+    assert spacely.status_code == 500
+    assert spacely.json()["error"]["code"] == "database_unavailable"
+    luw = client.post("/v2/generate", headers=auth, json={"model": "interior", "image": photo,
+                                                          "styles": "Modern"})
+    assert luw.status_code == 500 and luw.json()["status"] is False

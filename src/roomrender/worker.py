@@ -31,6 +31,7 @@ from roomrender.engines.base import (
 from roomrender.jobs.queue import Claim, JobQueue
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile
+from roomrender.trouble import Trouble
 
 log = logging.getLogger("roomrender.worker")
 
@@ -87,46 +88,6 @@ class _ClaimTracker:
         self.canceled |= stopped
 
 
-class Trouble:
-    """A loop's failures in a row (the database or the storage unavailable, say): it waits
-    longer after each, up to `max_seconds`, and logs once when trouble starts (or changes), once
-    when it ends, instead of a traceback every poll."""
-
-    def __init__(self, name: str, *, base_seconds: float, max_seconds: float = 10.0) -> None:
-        self.name = name
-        self.base_seconds = max(base_seconds, 0.05)
-        self.max_seconds = max_seconds
-        self.failures = 0
-        self._kind: str | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def failing(self) -> bool:
-        return self.failures > 0
-
-    def failed(self, problem: BaseException) -> None:
-        kind = f"{type(problem).__name__}: {getattr(problem, 'code', '')}"
-        with self._lock:
-            self.failures += 1
-            if kind == self._kind:
-                return
-            self._kind = kind
-        if isinstance(problem, Unavailable):
-            log.warning("%s: %s; retrying, less often, until it passes", self.name, problem)
-        else:
-            log.error("%s: %s; retrying, less often, until it passes", self.name, problem,
-                      exc_info=problem)
-
-    def cleared(self) -> None:
-        with self._lock:
-            failures, self.failures, self._kind = self.failures, 0, None
-        if failures:
-            log.warning("%s: working again after %d failed tries", self.name, failures)
-
-    def delay(self) -> float:
-        return float(min(self.max_seconds, self.base_seconds * 2.0 ** min(self.failures, 16)))
-
-
 class Worker:
     def __init__(self, settings: Settings, files: FileStore, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
@@ -142,7 +103,8 @@ class Worker:
         self._finisher: ThreadPoolExecutor | None = None
         self._finishing = 0  # batches being stored on the finisher thread
         self._finishing_lock = threading.Lock()
-        self.trouble = Trouble(f"worker {self.worker_id}", base_seconds=settings.worker_poll_seconds)
+        self.trouble = Trouble(f"worker {self.worker_id}", base_seconds=settings.worker_poll_seconds,
+                               logger=log)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
 

@@ -38,6 +38,7 @@ from roomrender.canonical.errors import UrlRefused
 from roomrender.config import Settings
 from roomrender.netsafety import check_url_form
 from roomrender.safehttp import deadline, pinned_client
+from roomrender.trouble import Trouble
 from roomrender.webhooks.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox
 from roomrender.webhooks.signing import SecretStore, SigningSecrets, signed_headers
 
@@ -125,6 +126,8 @@ class Dispatcher:
                      "Content-Type": "application/json"},
         )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        self.trouble = Trouble(f"webhook dispatcher {self.id}", base_seconds=self.poll_seconds,
+                               logger=log)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -243,12 +246,14 @@ class Dispatcher:
             if free > 0 and batch_ready and time.monotonic() >= next_claim:
                 try:
                     claimed = self.claim(free)
-                except Exception:
-                    log.exception("claiming webhooks failed")
+                    self.trouble.cleared()
+                except Exception as failure:
+                    self.trouble.failed(failure)  # logged once, retried less and less often
                     claimed = []
                 in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
                 if len(claimed) < free:
-                    next_claim = time.monotonic() + self.poll_seconds
+                    wait_seconds = self.trouble.delay() if self.trouble.failing else self.poll_seconds
+                    next_claim = time.monotonic() + wait_seconds
             if not in_flight:
                 stop.wait(max(0.0, next_claim - time.monotonic()))
                 continue

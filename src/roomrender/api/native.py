@@ -19,7 +19,7 @@ from roomrender.api.deps import IdempotencyKey, Key, iso, services
 from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
-from roomrender.canonical.errors import InvalidRequest
+from roomrender.canonical.errors import ImageTooLarge
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
@@ -208,7 +208,7 @@ async def create_upload(request: Request, key: Key,
     limit = svc.settings.max_input_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise InvalidRequest(f"the upload is larger than {limit} bytes", code="image_too_large")
+        raise ImageTooLarge(f"the upload is larger than {limit} bytes")
     stored = await run_in_threadpool(svc.jobs.store_upload, key, data, file.filename)
     return JSONResponse({
         "id": stored.key, "url": stored.url, "content_type": stored.content_type,

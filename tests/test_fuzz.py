@@ -23,6 +23,7 @@ from schemathesis.checks import not_a_server_error, status_code_conformance
 from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.services import build_services
+from tests.databases import isolated_database
 
 # bench/fuzz.py raises it for a longer run, and reads the statuses seen in the report file.
 EXAMPLES_PER_OPERATION = int(os.environ.get("ROOMRENDER_FUZZ_EXAMPLES", "160"))
@@ -31,8 +32,13 @@ STATUSES: Counter[int] = Counter()
 
 
 def fuzzed_app(data_dir: Path):  # type: ignore[no-untyped-def]
-    """The app on its own SQLite database, with a key (returned) and one finished job."""
-    services = build_services(Settings(data_dir=data_dir, public_base_url="http://testserver",
+    """The app on its own database (SQLite, or a fresh PostgreSQL schema when
+    ROOMRENDER_TEST_DATABASE_URL names one), with a key (returned)."""
+    isolated = isolated_database()
+    database_url = isolated.__enter__()
+    atexit.register(isolated.__exit__, None, None, None)
+    services = build_services(Settings(data_dir=data_dir, database_url=database_url,
+                                       public_base_url="http://testserver",
                                        fetch_timeout_seconds=2.0))
     plaintext = services.keys.create("fuzz")[1]
     return create_app(services.settings, services=services, workers=0, janitor=False,

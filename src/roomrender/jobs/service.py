@@ -67,8 +67,8 @@ def looks_like_job_id(job_id: str) -> bool:
 
 
 def storable_text(text: str) -> str:
-    """`text` without lone surrogates, which no database encoding can store."""
-    return text.encode("utf-8", "replace").decode("utf-8")
+    """`text` without lone surrogates nor NUL characters, which databases cannot store."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def check_task_inputs(request: GenerationRequest) -> None:

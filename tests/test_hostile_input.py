@@ -192,3 +192,11 @@ def test_storage_failing_midway_leaves_no_file(client, auth, services, monkeypat
                                                       extra_images=[photo]))
     assert len(puts) == 2
     assert stored(services) == before
+
+
+def test_json_nested_too_deep_is_a_400_in_every_dialect(client, auth, spacely):
+    deep = "[" * 100_000 + "]" * 100_000
+    for path, headers in (("/v1/jobs", auth), ("/v2/generate", auth), ("/v2/results", auth),
+                          ("/api/v1/generate/text-to-image", spacely)):
+        answer = raw_json(client, path, headers, deep)
+        assert answer.status_code == 400, (path, answer.text[:200])

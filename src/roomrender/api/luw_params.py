@@ -121,8 +121,9 @@ async def read_params(request: Request) -> dict[str, Any]:
             content_type in ("", "text/plain") and looks_like_json):
         try:
             data = json.loads(body)
-        except ValueError as broken:
-            raise InvalidRequest(f"the JSON body could not be parsed: {broken}") from broken
+        except (ValueError, RecursionError) as broken:  # RecursionError: nested too deep
+            raise InvalidRequest(f"the JSON body could not be parsed: {str(broken)[:200]}"
+                                 ) from None
         if not isinstance(data, dict):
             raise InvalidRequest("the JSON body must be an object of parameters")
         params.update(data)

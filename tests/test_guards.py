@@ -157,3 +157,42 @@ def test_bad_key_limits_are_refused_when_the_key_is_made(services):
         services.keys.create("x", rate_limit="lots")
     with pytest.raises(ValueError):
         services.keys.create("x", max_active_jobs=0)
+
+
+@pytest.mark.slow
+def test_a_key_may_hold_only_so_many_event_streams(services, room_jpeg):
+    import time
+
+    import httpx
+
+    from tests.servers import free_port, run_uvicorn
+
+    settings = services.settings.model_copy(update={"max_event_streams_per_key": 2})
+    app = create_app(settings, services=services, workers=0, janitor=False, webhooks=False)
+    plaintext = services.keys.create("streams")[1]
+    bearer = {"Authorization": f"Bearer {plaintext}"}
+    other = {"Authorization": f"Bearer {services.keys.create('other')[1]}"}
+    with run_uvicorn(app, free_port()) as base, httpx.Client(base_url=base, timeout=10) as client:
+        job = client.post("/v1/jobs", headers=bearer, json={"task": "restyle",
+                                                            "image": data_uri(room_jpeg)}).json()
+        path = f"/v1/jobs/{job['id']}/events"
+        first = client.send(client.build_request("GET", path, headers=bearer), stream=True)
+        second = client.send(client.build_request("GET", path, headers=bearer), stream=True)
+        assert first.status_code == second.status_code == 200
+        third = client.get(path, headers=bearer)
+        assert third.status_code == 429 and third.json()["error"]["code"] == "too_many_streams"
+        assert third.headers["retry-after"]
+        # Another key is not held back; a closed stream gives its slot back.
+        other_job = client.post("/v1/jobs", headers=other, json={
+            "task": "restyle", "image": data_uri(room_jpeg)}).json()
+        with client.stream("GET", f"/v1/jobs/{other_job['id']}/events", headers=other) as mine:
+            assert mine.status_code == 200
+        first.close()
+        deadline = time.monotonic() + 5
+        while True:
+            with client.stream("GET", path, headers=bearer) as again:
+                if again.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "a closed stream kept its slot"
+            time.sleep(0.2)
+        second.close()

@@ -14,7 +14,7 @@ from roomrender import __version__
 from roomrender.api import files, ops
 from roomrender.api import webhooks as webhooks_api
 from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
-from roomrender.api.guards import BodyLimit, RequestRates
+from roomrender.api.guards import BodyLimit, RequestRates, StreamSlots
 from roomrender.api.ops import metrics_registry
 from roomrender.config import Settings
 from roomrender.dialects import PLUGS
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
     app.state.request_rates = RequestRates(settings.rate_limit, settings.rate_limit_storage)
+    app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], max_age=600)

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     # Queued and running jobs one key may have at once (None: no cap); per key too.
     max_active_jobs: int | None = None
+    # Event streams (/v1/jobs/{id}/events) one key may hold open on one API process.
+    max_event_streams_per_key: int = 16
 
     def resolved_database_url(self) -> str:
         if self.database_url:

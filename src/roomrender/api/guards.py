@@ -165,3 +165,28 @@ class RequestRates:
 def _async_url(url: str) -> str:
     """The `limits` storage URL of its asyncio implementation."""
     return url if url.startswith("async+") else f"async+{url}"
+
+
+class StreamSlots:
+    """Open event streams per key on this process: each polls the job until it ends, so one key
+    opening thousands would take the reads every other client needs."""
+
+    def __init__(self, per_key: int) -> None:
+        self.per_key = max(1, per_key)
+        self._open: dict[str, int] = {}
+
+    def take(self, key_id: str) -> None:
+        """RateLimited when the key has `per_key` streams open already; else one more is open
+        (give it back with `give_back`)."""
+        if self._open.get(key_id, 0) >= self.per_key:
+            raise RateLimited(f"this key has {self.per_key} event streams open already; close "
+                              "one, or poll GET /v1/jobs/{id}", code="too_many_streams",
+                              retry_after=5.0)
+        self._open[key_id] = self._open.get(key_id, 0) + 1
+
+    def give_back(self, key_id: str) -> None:
+        left = self._open.get(key_id, 1) - 1
+        if left > 0:
+            self._open[key_id] = left
+        else:
+            self._open.pop(key_id, None)

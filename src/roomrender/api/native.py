@@ -17,6 +17,7 @@ from starlette.routing import Route
 from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
 from roomrender.api.errors import COMMON_STATUSES, native_responses
+from roomrender.api.guards import StreamSlots
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
 from roomrender.canonical.errors import ImageTooLarge
@@ -176,8 +177,17 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
     svc = services(request)
     first = await read(svc.db, svc.jobs.get, key, job_id)  # 404 before the stream starts
+    slots: StreamSlots = request.app.state.stream_slots
+    slots.take(key.id)  # 429 past the key's open streams
 
     async def stream() -> AsyncIterator[str]:
+        try:
+            async for event in events():
+                yield event
+        finally:
+            slots.give_back(key.id)
+
+    async def events() -> AsyncIterator[str]:
         job, last_seen, quiet = first, None, 0.0
         while True:
             state = (job.status, job.percent, job.queue_position, len(job.outputs))

@@ -1,4 +1,5 @@
-"""How many image fetches run at once: on this process, and for one key.
+"""How many image fetches (and webhook host look-ups) run at once: on this process, and for one
+key.
 
 A fetch holds a thread for up to the fetch timeout. Without a bound, one key sending slow URLs
 could hold every thread of the API; past its share a key is told to retry (429), and past the

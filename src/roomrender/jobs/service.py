@@ -172,8 +172,11 @@ class JobService:
                 return self._replay(existing, digest)
         check_task_inputs(request)
         if request.webhook:
+            webhook = request.webhook
             try:
-                check_url(request.webhook, allow_private=self.settings.allow_private_urls)
+                # Resolving its host may take a while too: it counts as one of the key's fetches.
+                self.fetch_slots.run(owner.id, lambda: check_url(
+                    webhook, allow_private=self.settings.allow_private_urls))
             except UrlRefused as refused:
                 raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)

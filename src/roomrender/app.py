@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute
 from roomrender import __version__
 from roomrender.api import files, ops
 from roomrender.api import webhooks as webhooks_api
-from roomrender.api.errors import DialectErrors, install_error_handlers
+from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
+from roomrender.api.guards import BodyLimit, RequestRates, StreamSlots
 from roomrender.api.ops import metrics_registry
 from roomrender.api.shutdown import Draining
 from roomrender.api.telemetry import RequestTelemetry
@@ -118,13 +119,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             app.include_router(router)
         leading.extend(plug.leading_routes)
     install_error_handlers(app, dialects)
+    honest_openapi(app)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
     app.include_router(playground.router)
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
     app.add_middleware(RequestTelemetry, plugs=PLUGS)
+    app.state.request_rates = RequestRates(settings.rate_limit, settings.rate_limit_storage)
+    app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], max_age=600)
+    # Outermost: a body is cut off before anything reads it, authentication included.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -151,21 +151,37 @@ def webhooks(metrics_port: MetricsPort = None, metrics_host: MetricsHost = None)
 def keys_create(
     name: Annotated[str, typer.Option(help="who the key is for")],
     credits: Annotated[int | None, typer.Option(help="credits (omit for unlimited)")] = None,
+    rate_limit: Annotated[str | None, typer.Option(
+        help="requests this key may make, e.g. 100/second or 10/second;1000/hour "
+             "(omit for the server's ROOMRENDER_RATE_LIMIT)")] = None,
+    max_active_jobs: Annotated[int | None, typer.Option(
+        help="queued + running jobs this key may have at once "
+             "(omit for the server's ROOMRENDER_MAX_ACTIVE_JOBS)")] = None,
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
-    key, plaintext = _services(_settings()).keys.create(name, credits)
+    try:
+        key, plaintext = _services(_settings()).keys.create(
+            name, credits, rate_limit=rate_limit, max_active_jobs=max_active_jobs)
+    except ValueError as bad:
+        console.print(f"[red]error[/red]: {bad}")
+        raise typer.Exit(2) from None
     console.print(f"created key {key.id} ({key.name}), credits: "
-                  f"{'unlimited' if credits is None else credits}")
+                  f"{'unlimited' if credits is None else credits}, rate limit: "
+                  f"{rate_limit or 'the server default'}, active jobs: "
+                  f"{max_active_jobs or 'the server default'}")
     print(plaintext)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    table = Table("id", "name", "prefix", "credits left", "used", "revoked")
+    table = Table("id", "name", "prefix", "credits left", "used", "rate limit", "active jobs",
+                  "revoked")
     for key in _services(_settings()).keys.list():
         table.add_row(key.id, key.name, key.prefix,
                       "unlimited" if key.credits_available is None else str(key.credits_available),
-                      str(key.credits_used), "yes" if key.revoked_at else "")
+                      str(key.credits_used), key.rate_limit or "default",
+                      "default" if key.max_active_jobs is None else str(key.max_active_jobs),
+                      "yes" if key.revoked_at else "")
     console.print(table)
 
 

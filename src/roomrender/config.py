@@ -93,6 +93,25 @@ class Settings(BaseSettings):
     first_key_credits: int | None = None
     auto_migrate: bool | None = None
 
+    # -- limits on what one client can take -----------------------------------------------
+    # Outbound https (fetches, webhooks) checks certificates against this CA bundle instead of
+    # certifi's roots (a private CA).
+    outbound_ca_file: str = ""
+    # Image fetches in flight on this process, and for one key (past it: 429).
+    fetch_concurrency: int = 16
+    fetch_per_key: int = 4
+    # Every request body is cut off past this many bytes (413), while it streams in.
+    max_body_bytes: int = 64 * 1024 * 1024
+    # Requests per key, as the `limits` library writes them ("100/second", "10/second;500/minute");
+    # empty: no limit. Each key may have its own (`roomrender keys create --rate-limit`).
+    rate_limit: str = ""
+    # Where the counts live: memory:// (one process) or redis://host:port (shared by processes).
+    rate_limit_storage: str = "memory://"
+    # Queued and running jobs one key may have at once (None: no cap); per key too.
+    max_active_jobs: int | None = None
+    # Event streams (/v1/jobs/{id}/events) one key may hold open on one API process.
+    max_event_streams_per_key: int = 16
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

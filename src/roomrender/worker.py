@@ -22,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from roomrender import logs, metrics
+from roomrender.canonical.errors import Unavailable
 from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.engines.base import (
@@ -34,6 +35,7 @@ from roomrender.engines.base import (
 from roomrender.jobs.queue import Claim, JobQueue
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile
+from roomrender.trouble import Trouble
 
 log = logging.getLogger("roomrender.worker")
 
@@ -125,6 +127,10 @@ class Worker:
         self.pipelines = pipelines or list(settings.worker_pipelines) or None
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
         self._finisher: ThreadPoolExecutor | None = None
+        self._finishing = 0  # batches being stored on the finisher thread
+        self._finishing_lock = threading.Lock()
+        self.trouble = Trouble(f"worker {self.worker_id}", base_seconds=settings.worker_poll_seconds,
+                               logger=log)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
         # key id -> public prefix, for log lines (KeyStore.prefix_of).
@@ -150,10 +156,15 @@ class Worker:
                 metrics.worker_seen(self.worker_id)
                 try:
                     worked = self.run_once()
-                except Exception:
-                    log.exception("worker loop error")
+                except Exception as failure:
+                    self.trouble.failed(failure)
                     worked = False
-                if not worked:
+                else:
+                    if not worked and not self._finishing:
+                        self.trouble.cleared()  # the database answers, nothing left to store
+                if self.trouble.failing:
+                    stop.wait(self.trouble.delay())
+                elif not worked:
                     stop.wait(self.settings.worker_poll_seconds)
         finally:
             self._finisher.shutdown(wait=True)
@@ -250,8 +261,16 @@ class Worker:
             finish()
             return
         self._finish_slots.acquire()
+        with self._finishing_lock:
+            self._finishing += 1
         future = self._finisher.submit(logs.carried(finish))
-        future.add_done_callback(lambda _: self._finish_slots.release())
+
+        def finished(_: object) -> None:
+            with self._finishing_lock:
+                self._finishing -= 1
+            self._finish_slots.release()
+
+        future.add_done_callback(finished)
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
         batch: list[EngineJob] = []
@@ -288,12 +307,20 @@ class Worker:
         if not ready:
             return
         stored: dict[str, list[dict[str, Any]]] = {}
+        waiting: list[str] = []
         for job_id, outcome in self._store(ready, claim).items():
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, Unavailable):
+                waiting.append(job_id)
+                self.trouble.failed(outcome)
+            elif isinstance(outcome, Exception):
                 self.queue.fail(job_id, "storage_failed",
                                 f"the outputs could not be stored: {outcome}", token=claim.token)
             else:
                 stored[job_id] = outcome
+        # The storage is full or read-only: these jobs run again once it takes files again.
+        self.queue.release(claim.token, waiting)
+        if stored and not waiting:
+            self.trouble.cleared()
         expires_at = (time.time() + self.settings.result_ttl_seconds
                       if self.settings.result_ttl_seconds else None)
         succeeded = self.queue.succeed_many(claim.token, stored, expires_at)
@@ -331,8 +358,9 @@ class Worker:
                                          expires_at=time.time() + PENDING_OUTPUT_SECONDS)
         for job_id, items in encoded.items():
             if job_id in failed:
-                with logs.bound(**self._about(rows[job_id])):
-                    log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
+                if not isinstance(failed[job_id], Unavailable):
+                    with logs.bound(**self._about(rows[job_id])):
+                        log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
                 outcome[job_id] = failed[job_id]
                 continue
             outcome[job_id] = [{"key": new.key, "width": new.width, "height": new.height,

@@ -19,9 +19,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
-from roomrender.api.errors import HttpError, http_status
+from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.api.luw_params import (
+    GENERATE_OPENAPI,
     MODELS,
+    RESULTS_OPENAPI,
+    UPLOAD_OPENAPI,
     VIDEO_MODELS,
     WEBHOOK_EVENTS,
     FilePart,
@@ -31,6 +34,7 @@ from roomrender.api.luw_params import (
     to_request,
 )
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
+from roomrender.api.reads import read
 from roomrender.canonical.errors import (
     Conflict,
     ImageTooLarge,
@@ -55,7 +59,15 @@ from roomrender.storage.base import Storage
 from roomrender.swatches import palette_swatch
 from roomrender.webhooks.bodies import BodyRenderer
 
-router = APIRouter(prefix="/v2", tags=["luw"])
+# Luw's statuses; its bodies vary (`{"status": false, "error": ...}`, `insert_coin`, ...).
+WIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description} for status, description in {
+        400: "Invalid request: `{\"status\": false, \"error\": \"...\"}`",
+        401: "Wrong credentials or expired token", 402: "Not enough credits (`insert_coin`)",
+        403: "A signed URL refused", 404: "No such generation", 405: "Method not allowed",
+        410: "A signed URL expired or used", 429: "Past the key's limits (`Retry-After`)",
+        500: "Server error (also storage or database unavailable)"}.items()}
+router = APIRouter(prefix="/v2", tags=["luw"], responses=WIRE_RESPONSES)
 
 AUTH_MESSAGE = "Wrong credentials or expired token"
 # Luw answers with these; other statuses of canonical errors are folded into 400 / 500.
@@ -104,7 +116,7 @@ def luw_error(error: RoomrenderError) -> Response:
                 "response": error.message}
     else:
         body = {"status": False, "error": error.message}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=retry_headers(error))
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -151,7 +163,7 @@ async def _job_answer(request: Request, key: ApiKey, processing_url: str | None)
         raise InvalidRequest("processing_url is required (the value /v2/generate answered)")
     svc = services(request)
     try:
-        job = await run_in_threadpool(svc.jobs.get, key, processing_url)
+        job = await read(svc.db, svc.jobs.get, key, processing_url)
     except NotFound:
         raise NotFound(f"no generation with processing_url {processing_url!r}") from None
     return JSONResponse(result_body(job, svc.storage))
@@ -159,7 +171,8 @@ async def _job_answer(request: Request, key: ApiKey, processing_url: str | None)
 
 # -- generating ---------------------------------------------------------------------------
 
-@router.post("/generate", summary="Start a generation (or, with processing_url, poll one)")
+@router.post("/generate", summary="Start a generation (or, with processing_url, poll one)",
+             openapi_extra=GENERATE_OPENAPI)
 async def generate(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     if "processing_url" in params:
@@ -183,7 +196,7 @@ async def generate_poll(request: Request, key: Key) -> JSONResponse:
 
 
 @router.post("/results", summary="A generation's progress, then its output (processing_url in "
-                                  "the query, a form or JSON)")
+                                  "the query, a form or JSON)", openapi_extra=RESULTS_OPENAPI)
 async def results(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     return await _job_answer(request, key, text(params, "processing_url"))
@@ -221,7 +234,8 @@ def _upload_parts(key: str, owner_id: str, ttl: int) -> tuple[str, ...]:
     return (key, owner_id, str(ttl))
 
 
-@router.post("/upload", summary="Get a signed_url to PUT a file to, and its final_url")
+@router.post("/upload", summary="Get a signed_url to PUT a file to, and its final_url",
+             openapi_extra=UPLOAD_OPENAPI)
 async def create_upload(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     value = params.get("filename")

@@ -16,16 +16,20 @@ from starlette.routing import Route
 
 from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
+from roomrender.api.guards import StreamSlots
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
 from roomrender.api.shutdown import shutting_down
-from roomrender.canonical.errors import InvalidRequest
+from roomrender.canonical.errors import ImageTooLarge
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
+from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
-router = APIRouter(prefix="/v1", tags=["native"])
+router = APIRouter(prefix="/v1", tags=["native"],
+                   responses=native_responses(401, 404, *COMMON_STATUSES))
 EVENT_POLL_SECONDS = 0.5
 EVENT_KEEPALIVE_SECONDS = 15.0
 
@@ -106,7 +110,7 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut,
+@router.post("/jobs", status_code=202, response_model=JobOut, responses=native_responses(402, 409),
              summary="Submit a job; answers at once with its id and status URLs")
 def create_job(
     request: Request,
@@ -124,8 +128,8 @@ def create_job(
 def list_jobs(
     request: Request,
     key: Key,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
     status: JobStatus | None = None,
 ) -> JSONResponse:
     svc = services(request)
@@ -157,7 +161,7 @@ async def _poll_job(request: Request) -> JSONResponse:
 FAST_ROUTES = [Route("/v1/jobs/{job_id}", _poll_job, methods=["GET"])]
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=native_responses(409),
              summary="Cancel a queued job at once, a running one at its next step")
 def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     svc = services(request)
@@ -173,9 +177,18 @@ def _sse(event: str, data: dict[str, Any]) -> str:
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
     svc = services(request)
-    first = await run_in_threadpool(svc.jobs.get, key, job_id)  # 404 before the stream starts
+    first = await read(svc.db, svc.jobs.get, key, job_id)  # 404 before the stream starts
+    slots: StreamSlots = request.app.state.stream_slots
+    slots.take(key.id)  # 429 past the key's open streams
 
     async def stream() -> AsyncIterator[str]:
+        try:
+            async for event in events():
+                yield event
+        finally:
+            slots.give_back(key.id)
+
+    async def events() -> AsyncIterator[str]:
         job, last_seen, quiet = first, None, 0.0
         while True:
             state = (job.status, job.percent, job.queue_position, len(job.outputs))
@@ -197,7 +210,7 @@ async def job_events(request: Request, job_id: str, key: Key) -> StreamingRespon
                 # the job's current state first.
                 yield "retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
                 return
-            job = await run_in_threadpool(svc.jobs.get, key, job_id)
+            job = await read(svc.db, svc.jobs.get, key, job_id)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -211,7 +224,7 @@ async def create_upload(request: Request, key: Key,
     limit = svc.settings.max_input_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise InvalidRequest(f"the upload is larger than {limit} bytes", code="image_too_large")
+        raise ImageTooLarge(f"the upload is larger than {limit} bytes")
     stored = await run_in_threadpool(svc.jobs.store_upload, key, data, file.filename)
     return JSONResponse({
         "id": stored.key, "url": stored.url, "content_type": stored.content_type,

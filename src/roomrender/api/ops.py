@@ -16,12 +16,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from roomrender.api.deps import services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.canonical.models import JobStatus
 from roomrender.db.database import check_schema
 from roomrender.jobs.queue import JobQueue
 from roomrender.webhooks.outbox import Outbox
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=native_responses(*COMMON_STATUSES))
 
 
 class JobsCollector(Collector):
@@ -85,18 +86,25 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and its schema is current")
+@router.get("/readyz", summary="The database answers, its schema is current, and files can be "
+            "stored")
 def readyz(request: Request) -> JSONResponse:
     draining = getattr(request.app.state, "draining", None)
     if draining is not None and draining.is_set():
         return JSONResponse({"status": "unavailable", "reason": "shutting down"}, status_code=503)
-    db = services(request).db
+    svc = services(request)
     try:
-        with db.connect() as connection:
+        with svc.db.connect() as connection:
             connection.execute(text("SELECT 1"))
-        check_schema(db)
+        check_schema(svc.db)
     except Exception as problem:
-        return JSONResponse({"status": "unavailable", "reason": str(problem)}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": str(problem),
+                             "code": "database_unavailable"}, status_code=503)
+    try:
+        svc.files.probe()
+    except Exception as problem:
+        return JSONResponse({"status": "unavailable", "reason": str(problem),
+                             "code": "storage_unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

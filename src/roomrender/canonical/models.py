@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from roomrender.canonical.boxes import Box
+
+# Length limits of the free values of a request, whichever dialect it came in.
+MAX_URL_LENGTH = 2048
+MAX_NAME_LENGTH = 64
+MAX_PROMPT_LENGTH = 2000
+MAX_PALETTE_LENGTH = 512
+MAX_MATERIALS = 16
+MAX_EXTRA_IMAGES = 6
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)]
+Material = Annotated[str, StringConstraints(max_length=100)]
 
 
 class Task(StrEnum):
@@ -74,15 +85,15 @@ class GenerationRequest(BaseModel):
     image: str | None = None
     mask: str | None = None
     reference_image: str | None = None
-    extra_images: list[str] = Field(default_factory=list, max_length=6)
+    extra_images: list[str] = Field(default_factory=list, max_length=MAX_EXTRA_IMAGES)
 
-    style: str | None = None
-    room_type: str | None = None
+    style: Name | None = None
+    room_type: Name | None = None
     exterior: bool = False
-    prompt: str | None = Field(None, max_length=2000)
-    negative_prompt: str | None = Field(None, max_length=2000)
-    palette: str | None = None
-    materials: list[str] = Field(default_factory=list)
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_LENGTH)
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_LENGTH)
+    palette: str | None = Field(None, max_length=MAX_PALETTE_LENGTH)
+    materials: list[Material] = Field(default_factory=list, max_length=MAX_MATERIALS)
     color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
     # What may change: a named surface (recolor), or a box in pixels of the photo (place).
     area: Area | Box | None = None
@@ -105,8 +116,9 @@ class GenerationRequest(BaseModel):
     speed: Literal["quality", "fast"] = "quality"
     output_format: OutputFormat = "png"
 
-    webhook: str | None = Field(None, max_length=2048)
-    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS))  # type: ignore[arg-type]
+    webhook: str | None = Field(None, max_length=MAX_URL_LENGTH)
+    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS),  # type: ignore[arg-type]
+                                               max_length=10)
     priority: int = Field(0, ge=-10, le=10)
     # The submitting dialect's record of the request as its client sent it (a Replicate
     # prediction's model, version and input), kept with the job and given back; the core never
@@ -131,6 +143,22 @@ class GenerationRequest(BaseModel):
             raise ValueError("scale must be 2, 4 or 8")
         return value
 
+    @model_validator(mode="after")
+    def _text_is_storable(self) -> GenerationRequest:
+        """Every string is plain text (no lone surrogate, which no database stores), and an
+        image reference other than a data: URI is no longer than a URL may be."""
+        for name, value in self:
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str):
+                    continue
+                if _LONE_SURROGATE.search(item):
+                    raise ValueError(f"{name} holds a lone surrogate (\\ud800-\\udfff): not text")
+                if (name in _IMAGE_FIELDS and len(item) > MAX_URL_LENGTH
+                        and not item.startswith("data:")):
+                    raise ValueError(f"{name}: a URL or upload id is at most {MAX_URL_LENGTH} "
+                                     "characters")
+        return self
+
     def image_refs(self) -> dict[str, str]:
         """The image references this request carries, by field name."""
         refs = {
@@ -151,6 +179,10 @@ class GenerationRequest(BaseModel):
     def area_box(self) -> Box | None:
         """`area` when it is a box in pixels."""
         return self.area if isinstance(self.area, Box) else None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_IMAGE_FIELDS = ("image", "mask", "reference_image", "extra_images")
 
 
 @dataclass(frozen=True)

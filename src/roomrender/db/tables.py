@@ -35,6 +35,10 @@ api_keys = Table(
     Column("webhook_secret", String(64), nullable=True),
     Column("webhook_secret_previous", String(64), nullable=True),
     Column("webhook_secret_previous_expires_at", Float, nullable=True),
+    # Limits of this key (NULL: the server's): requests as the `limits` library writes them
+    # ("100/second"), and queued + running jobs at once.
+    Column("rate_limit", String(200), nullable=True),
+    Column("max_active_jobs", Integer, nullable=True),
 )
 
 jobs = Table(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 
+from roomrender.canonical.errors import RateLimited
 from roomrender.canonical.models import JobStatus
 from roomrender.db.tables import jobs
 from roomrender.jobs.credits import CreditLedger
@@ -59,6 +60,12 @@ _LAST_RUN_TURN = select(func.max(jobs.c.turn)).where(jobs.c.status == JobStatus.
 _OWN_LAST_TURN = select(func.max(jobs.c.turn)).where(
     jobs.c.owner_id == bindparam("owner_id"),
     jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value]), *_SAME_LANE)
+
+
+def too_many_active_jobs(max_active: int) -> RateLimited:
+    return RateLimited(f"this key has {max_active} jobs queued or running, as many as it may; "
+                       "submit more when some have finished", code="too_many_active_jobs",
+                       retry_after=5.0)
 
 
 class _NotCharged(Exception):
@@ -125,14 +132,20 @@ class JobQueue:
 
     # -- queuing --------------------------------------------------------------------------
 
-    def enqueue(self, row: dict[str, Any], input_keys: Sequence[str]) -> bool:
+    def enqueue(self, row: dict[str, Any], input_keys: Sequence[str], *,
+                max_active: int | None = None) -> bool:
         """Charge the job's cost, queue it (its turn among its key's jobs) and make its stored
         inputs its own, in one transaction. False, and nothing written, when the key's credits
-        do not cover the cost. An IntegrityError means its idempotency key was taken meanwhile."""
+        do not cover the cost; RateLimited when the key has `max_active` queued and running jobs
+        already. An IntegrityError means its idempotency key was taken meanwhile."""
         try:
             with self.db.begin() as connection:
+                # The charge locks the key's row first, so the count below is the key's alone
+                # until this transaction ends, whichever process enqueues.
                 if not self.ledger.charge(connection, row["owner_id"], row["cost"]):
                     raise _NotCharged
+                if max_active is not None and self._active(connection, row["owner_id"]) >= max_active:
+                    raise too_many_active_jobs(max_active)
                 row = {**row, "turn": self.next_turn(connection, row["owner_id"], row["engine"],
                                                      row["priority"])}
                 connection.execute(insert(jobs).values(**row))
@@ -349,14 +362,19 @@ class JobQueue:
             self.emit(connection, [job_id], f"job.{status.value}")
         return True
 
-    def release(self, token: str) -> list[str]:
-        """Hand a claim's running jobs back to the queue at once (a worker stopping): the ids
-        queued again. The run is not counted as an attempt, since the job did not fail; a job
-        back at no attempt forgets its start. It keeps its turn, so it runs next. Jobs whose
-        cancellation was asked for are canceled instead. The claim's token is stale afterwards:
-        whatever the stopping worker still records for these jobs matches no row."""
+    def release(self, token: str, job_ids: Sequence[str] | None = None) -> list[str]:
+        """Hand a claim's running jobs (or these of them) back to the queue at once, when the
+        server, not the job, cannot go on (a worker stopping, storage full): the ids queued again.
+        The run is not counted as an attempt, since the job did not fail; a job back at no
+        attempt forgets its start. It keeps its turn, so it runs next. Jobs whose cancellation
+        was asked for are canceled instead. The claim's token is stale afterwards: whatever the
+        worker still records for these jobs matches no row."""
         now = time.time()
-        mine = (jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value)
+        mine: tuple[Any, ...] = (jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value)
+        if job_ids is not None:
+            if not job_ids:
+                return []
+            mine = (*mine, jobs.c.id.in_(list(job_ids)))
         with self.db.begin() as connection:
             released = list(connection.execute(
                 update(jobs)
@@ -465,6 +483,16 @@ class JobQueue:
                 select(recent.c.task, func.avg(recent.c.seconds)).group_by(recent.c.task)
             ).all()
         return {row[0]: float(row[1]) for row in rows if row[1] is not None}
+
+    @staticmethod
+    def _active(connection: Connection, owner_id: str) -> int:
+        return int(connection.execute(select(func.count()).select_from(jobs).where(
+            jobs.c.owner_id == owner_id, jobs.c.status.in_(_ACTIVE))).scalar_one())
+
+    def active_count(self, owner_id: str) -> int:
+        """The key's queued and running jobs."""
+        with self.db.connect() as connection:
+            return self._active(connection, owner_id)
 
     def reserved_cost(self, owner_id: str) -> int:
         """Credits held by the key's queued and running jobs."""

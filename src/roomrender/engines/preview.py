@@ -175,6 +175,9 @@ class PreviewEngine:
                 "preview engine (image processing, no AI). Start it with ROOMRENDER_ENGINE=diffusers.",
                 code="needs_diffusers_engine",
             )
+        if request.model is not None:
+            raise Unsupported(f"the model {request.model!r} needs the diffusers engine; this server runs "
+                              "the preview engine, which has no models", code="needs_diffusers_engine")
         if request.task == Task.edit and not request.remove:
             raise Unsupported(
                 "editing a masked area by prompt or material needs the diffusers engine; the preview "

@@ -67,7 +67,7 @@ class ModelSpec:
     # A model whose VAE, text encoders and tokenizers this one uses (an inpainting UNet's base).
     shares: str | None = None
     # ControlNet Union: its control types' indices by name.
-    control_types: dict[str, int] = field(default_factory=dict)
+    control_types: dict[str, int] = field(default_factory=dict, hash=False)
 
     @property
     def label(self) -> str:

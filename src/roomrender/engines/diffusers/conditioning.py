@@ -41,10 +41,20 @@ def prompt_embeddings(pipeline: Any, positives: list[str], negatives: list[str])
     prompt pair per image; each distinct text is encoded once."""
     compel = _compel(pipeline)
     provider = compel.conditioning_provider
+
+    def encode(text: str) -> torch.Tensor:
+        embeds: torch.Tensor = provider.get_embeddings_for_weighted_prompt_fragments(
+            text_batch=[[text]], fragment_weights_batch=[[1.0]], device=compel.device)
+        return embeds
+
     texts = list(dict.fromkeys([*positives, *negatives]))
-    encoded = [provider.get_embeddings_for_weighted_prompt_fragments(
-        text_batch=[[text]], fragment_weights_batch=[[1.0]], device=compel.device) for text in texts]
-    table = torch.cat(compel.pad_conditioning_tensors_to_same_length(encoded))
+    encoded = [encode(text) for text in texts]
+    longest = max(e.shape[1] for e in encoded)
+    if any(e.shape[1] < longest for e in encoded):
+        # Shorter prompts are padded with chunks of the empty prompt, as compel pads them.
+        empty = encode("")
+        encoded = [torch.cat([e, *[empty] * ((longest - e.shape[1]) // CHUNK_TOKENS)], dim=1) for e in encoded]
+    table = torch.cat(encoded)
     index = {text: i for i, text in enumerate(texts)}
 
     def pick(tensor: torch.Tensor, chosen: list[str]) -> torch.Tensor:

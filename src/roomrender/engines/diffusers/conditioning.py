@@ -24,28 +24,31 @@ import torch
 CHUNK_TOKENS = 77
 
 
-def _compel(pipeline: Any) -> Any:
+def _providers(pipeline: Any) -> list[Any]:
+    """compel's embeddings provider for each text encoder (SDXL has two, whose embeddings are
+    concatenated; the second gives the pooled one)."""
     from compel import Compel, ReturnedEmbeddingsType
 
-    if getattr(pipeline, "text_encoder_2", None) is not None:
-        return Compel(tokenizer=[pipeline.tokenizer, pipeline.tokenizer_2],
-                      text_encoder=[pipeline.text_encoder, pipeline.text_encoder_2],
-                      returned_embeddings_type=ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED,
-                      requires_pooled=[False, True], truncate_long_prompts=False)
-    return Compel(tokenizer=pipeline.tokenizer, text_encoder=pipeline.text_encoder, truncate_long_prompts=False)
+    if getattr(pipeline, "text_encoder_2", None) is None:
+        return [Compel(tokenizer=pipeline.tokenizer, text_encoder=pipeline.text_encoder,
+                       truncate_long_prompts=False).conditioning_provider]
+    penultimate = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
+    return [Compel(tokenizer=tokenizer, text_encoder=encoder, returned_embeddings_type=penultimate,
+                   truncate_long_prompts=False).conditioning_provider
+            for tokenizer, encoder in ((pipeline.tokenizer, pipeline.text_encoder),
+                                       (pipeline.tokenizer_2, pipeline.text_encoder_2))]
 
 
 @torch.inference_mode()
 def prompt_embeddings(pipeline: Any, positives: list[str], negatives: list[str]) -> dict[str, torch.Tensor]:
     """The pipeline's `prompt_embeds` / `negative_prompt_embeds` (and SDXL's pooled ones) for one
     prompt pair per image; each distinct text is encoded once."""
-    compel = _compel(pipeline)
-    provider = compel.conditioning_provider
+    providers = _providers(pipeline)
 
     def encode(text: str) -> torch.Tensor:
-        embeds: torch.Tensor = provider.get_embeddings_for_weighted_prompt_fragments(
-            text_batch=[[text]], fragment_weights_batch=[[1.0]], device=compel.device)
-        return embeds
+        return torch.cat([provider.get_embeddings_for_weighted_prompt_fragments(
+            text_batch=[[text]], fragment_weights_batch=[[1.0]], device=provider.device) for provider in providers],
+            dim=-1)
 
     texts = list(dict.fromkeys([*positives, *negatives]))
     encoded = [encode(text) for text in texts]
@@ -61,8 +64,8 @@ def prompt_embeddings(pipeline: Any, positives: list[str], negatives: list[str])
         return tensor[torch.tensor([index[text] for text in chosen], device=tensor.device)]
 
     found = {"prompt_embeds": pick(table, positives), "negative_prompt_embeds": pick(table, negatives)}
-    if compel.requires_pooled:
-        pooled = provider.get_pooled_embeddings(texts, device=compel.device)
+    if len(providers) > 1:
+        pooled: torch.Tensor = providers[1].get_pooled_embeddings(texts, device=providers[1].device)
         found["pooled_prompt_embeds"] = pick(pooled, positives)
         found["negative_pooled_prompt_embeds"] = pick(pooled, negatives)
     return found

@@ -434,6 +434,17 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
     registry = registry or load_registry()
     builder = Builder(profile, dtype)
     torch.manual_seed(0)
+    # Built in the target precision: a full-size SDXL UNet is 10 GB in float32, 5 in half.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        _build(target, registry, builder, only)
+    finally:
+        torch.set_default_dtype(default_dtype)
+    return target
+
+
+def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | None) -> None:
     specs = [spec for key, spec in registry.models.items() if only is None or key in only]
     # Adapters, LoRAs and ControlNet Unions are shaped after the UNet they attach to: bases first;
     # and a model sharing another's parts after that one.
@@ -462,7 +473,6 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
             builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":
             builder.lora(folder, spec, _unet_config(target, _lora_base(registry, spec.key)))
-    return target
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

@@ -480,7 +480,8 @@ def main() -> int:
     models_dir = args.models_dir or work / "models"
     if not (models_dir / "stable-diffusion-v1-5").exists():
         started = time.perf_counter()
-        build_models_dir(models_dir, profile=args.profile, dtype=dtype, only=MODEL_KEYS)
+        build_models_dir(models_dir, profile=args.profile, dtype=dtype,
+                         only={"sd15", "taesd"} if args.only_previews else MODEL_KEYS)
         print(f"built random {args.profile} models in {models_dir} ({time.perf_counter() - started:.0f}s)", flush=True)
 
     rows: list[dict[str, Any]] = []

@@ -2,14 +2,15 @@
 worker, timed.
 
 `--family sd15` (the default): full-size SD 1.5 architectures (UNet, VAE, text encoder, the
-inpainting and InstructPix2Pix UNets, four ControlNets, the x4 upscaler, UperNet, DPT, an
-IP-Adapter with its CLIP vision encoder, TAESD). `--family sdxl`: full-size SDXL ones (the base
-UNet, 2.6 B parameters, and the inpainting one, both text encoders, the VAE, ControlNet Union,
-the SDXL IP-Adapter, TAESDXL, UperNet, DPT). They are built with random weights into a temporary
-models folder (nothing is downloaded), then each task of the family runs at --size through
-`build_services` + the worker, cold (loading included) and warm, live previews on. The images
-are noise; the timings and the memory are what a real checkpoint of the same architecture costs.
-`resident GiB` is what the engine holds loaded after the task, within --memory-gb.
+inpainting and InstructPix2Pix UNets, four ControlNets, the x4 upscaler, UperNet, DPT, ViTMatte,
+an IP-Adapter with its CLIP vision encoder, TAESD). `--family sdxl`: full-size SDXL ones (the
+base UNet, 2.6 B parameters, and the inpainting one, both text encoders, the VAE, ControlNet
+Union, the SDXL IP-Adapter, TAESDXL, UperNet, DPT, ViTMatte). They are built with random weights
+into a temporary models folder (nothing is downloaded), then each task of the family runs at
+--size through `build_services` + the worker, cold (loading included) and warm, live previews
+on. The images are noise; the timings and the memory are what a real checkpoint of the same
+architecture costs. `resident GiB` is what the engine holds loaded after the task, within
+--memory-gb.
 
     .venv/bin/python bench/gpu_smoke.py                               # GPU host, SD 1.5 at 512
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 1024     # GPU host, SDXL
@@ -48,9 +49,20 @@ def room_photo(size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(samples.room_photo(size, size, "PNG")).decode()
 
 
+def product_photo(size: int) -> str:
+    """A product on a white studio background, as a PNG data URI."""
+    product = Image.new("RGB", (size, size), (250, 250, 250))
+    product.paste((150, 90, 50), (size // 5, size // 4, size * 4 // 5, size * 3 // 4))
+    buffer = io.BytesIO()
+    product.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
     """Every task's request and the output size it must give (None: segment's masks)."""
     room = room_photo(size)
+    product = product_photo(size)
+    q = size // 4
     mask = Image.new("L", (size, size), 0)
     mask.paste(255, (size // 4, size // 4, size // 2, size // 2))
     buffer = io.BytesIO()
@@ -69,6 +81,9 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "segment": ({"image": room}, None),
         "text_to_image": ({"prompt": "a bright kitchen", "width": size, "height": size}, (size, size)),
         "instruct": ({"image": room, "prompt": "make the walls sage green"}, (size, size)),
+        "cutout": ({"image": product}, (size, size)),
+        "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
+                   "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,14 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Stopping `serve` (SIGTERM): open requests and event streams get this long to end.
+    shutdown_timeout_seconds: float = 30.0
+    # `roomrender worker` / `webhooks` expose their Prometheus metrics on this port (None: not
+    # at all; `serve` has /metrics), on this address.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # Logs: "text" (lines for people) or "json" (one object per line, with job fields).
+    log_format: Literal["text", "json"] = "text"
 
     engine: str = "preview"
     models_dir: Path | None = None
@@ -53,6 +62,8 @@ class Settings(BaseSettings):
     worker_tasks: list[str] = Field(default_factory=list)
     # ...and to some pipelines: batch keys equal to one of these or starting with it plus ":".
     worker_pipelines: list[str] = Field(default_factory=list)
+    # A stopping worker lets its batch run this long, then hands its jobs back to the queue.
+    worker_stop_grace_seconds: float = 30.0
 
     # Origins browsers may call the API from (keys travel in headers, never cookies); [] turns
     # CORS off. Spacely's browser clients call the API directly.

@@ -2,6 +2,8 @@
 
 A heartbeat thread keeps the claim's lease alive while the engine runs and picks up
 cancellations; a worker that dies simply stops heartbeating and its jobs are claimed again.
+A worker told to stop finishes its batch, or after `worker_stop_grace_seconds` hands the batch's
+jobs back to the queue at once (`JobQueue.release`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
 
+from roomrender import logs, metrics
 from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.engines.base import (
@@ -60,13 +64,23 @@ class _ClaimTracker:
         self.claim = claim
         self.job_ids = [row.id for row in claim.rows]
         self.canceled: set[str] = set()
+        self.handed_back = False
+        # What its log lines are about (a hand-back is logged from another thread).
+        self.log_fields: dict[str, Any] = dict(logs.fields())
         self._pending: dict[str, float] = {}
+        self._highest: dict[str, float] = {}
         self._last_write = 0.0
         self._lock = threading.Lock()
 
     def report(self, job_id: str, fraction: float) -> None:
         with self._lock:
-            self._pending[job_id] = fraction
+            # A job's progress never goes back: an engine may run in phases that each count
+            # from zero (a slow preprocessing pass, then one image after another).
+            highest = max(fraction, self._highest.get(job_id, 0.0))
+            if highest == self._highest.get(job_id):
+                return
+            self._highest[job_id] = highest
+            self._pending[job_id] = highest
             due = time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS
         if due:
             self.flush()
@@ -90,11 +104,23 @@ class _ClaimTracker:
             self.queue.cancel_running(job_id, self.claim.token)
         self.canceled |= stopped
 
+    def hand_back(self) -> None:
+        """Put the claim's jobs back in the queue; the engine sees them canceled and stops."""
+        self.handed_back = True
+        self.canceled |= set(self.job_ids)
+        released = self.queue.release(self.claim.token)
+        if released:
+            metrics.JOBS_HANDED_BACK.labels(self.claim.rows[0].engine).inc(len(released))
+            with logs.bound(**self.log_fields):
+                log.info("handed %d running job(s) back to the queue: %s", len(released),
+                         ", ".join(released))
+
 
 class Worker:
     def __init__(self, settings: Settings, files: FileStore, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
-                 tasks: list[str] | None = None, pipelines: list[str] | None = None) -> None:
+                 tasks: list[str] | None = None, pipelines: list[str] | None = None,
+                 key_prefix: Callable[[str], str | None] | None = None) -> None:
         self.settings = settings
         self.files = files
         self.engine = engine
@@ -107,6 +133,14 @@ class Worker:
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
         self.previews = _PreviewSink(self._store_preview)
+        # key id -> public prefix, for log lines (KeyStore.prefix_of).
+        self.key_prefix = key_prefix or (lambda _key_id: None)
+        # Stopping: the claim in the engine (handed back if the grace runs out), under a lock.
+        self._engine_lock = threading.Lock()
+        self._in_engine: _ClaimTracker | None = None
+        self._engine_idle = threading.Event()
+        self._engine_idle.set()
+        self._stopping = False
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop`. Outputs are encoded and stored on a separate thread while the
@@ -115,8 +149,11 @@ class Worker:
                  f" (pipelines {','.join(self.pipelines)})" if self.pipelines else "",
                  self.engine.name)
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
+        threading.Thread(target=self._hand_back_when_stopped, args=(stop,), name="stop-watch",
+                         daemon=True).start()
         try:
             while not stop.is_set():
+                metrics.worker_seen(self.worker_id)
                 try:
                     worked = self.run_once()
                 except Exception:
@@ -127,6 +164,22 @@ class Worker:
         finally:
             self._finisher.shutdown(wait=True)
             self._finisher = None
+
+    def _hand_back_when_stopped(self, stop: threading.Event) -> None:
+        """Once `stop` is set, give the batch in the engine `worker_stop_grace_seconds` to end,
+        then hand its jobs back to the queue."""
+        stop.wait()
+        with self._engine_lock:
+            self._stopping = True
+        if self._engine_idle.wait(self.settings.worker_stop_grace_seconds):
+            return
+        with self._engine_lock:
+            tracker = self._in_engine
+        if tracker is not None and not tracker.handed_back:
+            try:
+                tracker.hand_back()
+            except Exception:
+                log.exception("handing a batch back failed; its jobs run again when the lease ends")
 
     def run_once(self) -> bool:
         """Claim and run one batch; False when the queue had nothing for this worker."""
@@ -139,8 +192,21 @@ class Worker:
             # A moment's wait lets jobs submitted together share one batch.
             time.sleep(self.settings.batch_wait_ms / 1000)
             claim = self.queue.claim_more(self.worker_id, claim, self.max_images - images)
-        self._run_claim(claim)
+        with logs.bound(**self._batch_about(claim)):
+            self._run_claim(claim)
         return True
+
+    def _enter_engine(self, tracker: _ClaimTracker) -> None:
+        with self._engine_lock:
+            self._in_engine, stopping = tracker, self._stopping
+            self._engine_idle.clear()
+        if stopping:  # claimed as the stop came: straight back to the queue
+            tracker.hand_back()
+
+    def _leave_engine(self) -> None:
+        with self._engine_lock:
+            self._in_engine = None
+            self._engine_idle.set()
 
     def _run_claim(self, claim: Claim) -> None:
         tracker = _ClaimTracker(self.queue, claim)
@@ -150,15 +216,18 @@ class Worker:
             while not done.wait(self.settings.heartbeat_seconds):
                 try:
                     tracker.heartbeat()
+                    metrics.worker_seen(self.worker_id, heartbeat=True)
                 except Exception:
                     log.exception("heartbeat failed")
 
         # The lease is kept alive until the outputs are stored, wherever that happens.
-        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=logs.carried(beat), name="heartbeat", daemon=True).start()
+        self._enter_engine(tracker)
         try:
-            batch = self._load_inputs(claim, tracker)
+            batch = self._load_inputs(claim, tracker) if not tracker.handed_back else []
             context = BatchContext(tracker.report, tracker.is_canceled,
                                    lambda job_id, image: self.previews.offer(tracker, job_id, image))
+            started = time.monotonic()
             try:
                 results = self.engine.generate(batch, context) if batch else []
             except BatchCanceled:
@@ -166,10 +235,14 @@ class Worker:
             except Exception as failure:
                 log.exception("engine failed a batch of %d", len(batch))
                 results = [failure for _ in batch]
+            if batch:
+                metrics.batch_ran(self.engine.name, claim.rows, time.monotonic() - started)
             tracker.flush()
         except BaseException:
             done.set()
             raise
+        finally:
+            self._leave_engine()
 
         def finish() -> None:
             try:
@@ -184,7 +257,7 @@ class Worker:
             finish()
             return
         self._finish_slots.acquire()
-        future = self._finisher.submit(finish)
+        future = self._finisher.submit(logs.carried(finish))
         future.add_done_callback(lambda _: self._finish_slots.release())
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
@@ -243,6 +316,7 @@ class Worker:
         They are stored as pending: they expire soon unless `queue.succeed_many` adopts them, so
         the janitor removes what a worker that died before succeeding left in the store."""
         owners = {row.id: row.owner_id for row in claim.rows}
+        rows = {row.id: row for row in claim.rows}
         outcome: dict[str, list[dict[str, Any]] | Exception] = {}
         encoded: dict[str, list[tuple[NewFile, RenderedImage]]] = {}
         for job, images in ready:
@@ -255,7 +329,8 @@ class Worker:
                                           rendered.image.width, rendered.image.height), rendered))
                 encoded[job.job_id] = items
             except Exception as failure:
-                log.exception("encoding outputs of %s failed", job.job_id)
+                with logs.bound(**self._about(rows[job.job_id])):
+                    log.exception("encoding outputs of %s failed", job.job_id)
                 outcome[job.job_id] = failure
         groups = {job_id: (owners[job_id], [new for new, _ in items])
                   for job_id, items in encoded.items()}
@@ -263,13 +338,22 @@ class Worker:
                                          expires_at=time.time() + PENDING_OUTPUT_SECONDS)
         for job_id, items in encoded.items():
             if job_id in failed:
-                log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
+                with logs.bound(**self._about(rows[job_id])):
+                    log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
                 outcome[job_id] = failed[job_id]
                 continue
             outcome[job_id] = [{"key": new.key, "width": new.width, "height": new.height,
                                 "content_type": new.content_type, "label": rendered.label}
                                for new, rendered in items]
         return outcome
+
+    def _about(self, row: Any) -> dict[str, Any]:
+        """The log fields of one job of a claim."""
+        return logs.job_fields(row, self.key_prefix(row.owner_id))
+
+    def _batch_about(self, claim: Claim) -> dict[str, Any]:
+        prefixes = {row.owner_id: self.key_prefix(row.owner_id) or "" for row in claim.rows}
+        return logs.batch_fields(claim.rows, prefixes)
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
         self.files.discard([output["key"] for output in outputs])

@@ -29,7 +29,7 @@ from roomrender.engines.diffusers.engine import DiffusersEngine  # noqa: E402
 from roomrender.engines.diffusers.registry import load_registry  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import make_room_photo  # noqa: E402
-from tests.engines.test_diffusers_engine import CASES, HEIGHT, MASK, ROOM, WIDTH  # noqa: E402
+from tests.engines.test_diffusers_engine import CASES, HEIGHT, MASK, ROOM, WIDTH, png_uri, product_png  # noqa: E402
 
 NO_CONTEXT = BatchContext(lambda *_: None, lambda _: False)
 
@@ -90,6 +90,38 @@ def test_every_task_of_the_sdxl_family_renders_through_the_worker(dservices: Ser
     if task not in ("recolor", "segment"):
         # Each variant has its own seed (a recolor's area is what the tiny segmenter finds: maybe none).
         assert not np.array_equal(np.asarray(images[0]), np.asarray(images[1]))
+
+
+@pytest.mark.slow
+def test_cutout_and_place_run_in_the_sdxl_family(dservices: Services, engine: DiffusersEngine) -> None:
+    room = np.asarray(Image.open(io.BytesIO(make_room_photo(WIDTH, HEIGHT, fmt="PNG"))).convert("RGB"), np.int32)
+    placement, area = {"x": 20, "y": 18, "w": 24, "h": 18}, {"x": 12, "y": 10, "w": 42, "h": 34}
+    photo = png_uri(Image.fromarray(room.astype(np.uint8)))
+    place = GenerationRequest(task="place", model="sdxl", image=photo, product_image=product_png(transparent=True),
+                              placement=placement, area=area, n=2, seed=5)
+    cutout = GenerationRequest(task="cutout", model="sdxl", image=ROOM)
+    # SDXL inpainting + IP-Adapter SDXL; the cutout shares SD 1.5's segmentation and matting models.
+    assert engine.spec_for(place).pipeline == "StableDiffusionXLInpaintPipeline"
+    assert engine.spec_for(place).ip_adapter == "ip_adapter_sdxl"
+    assert engine.spec_for(cutout).family == "sdxl"
+    sd15_cutout = cutout.model_copy(update={"model": "sd15"})
+    assert engine.spec_for(cutout).model_keys() == engine.spec_for(sd15_cutout).model_keys()
+    owner = owner_of(dservices)
+    jobs = [dservices.jobs.submit(owner, request) for request in (place, cutout)]
+
+    run_all(dservices)
+    placed, cut = (dservices.jobs.get(owner, job.id) for job in jobs)
+    assert placed.status == JobStatus.succeeded, placed.error_message
+    assert cut.status == JobStatus.succeeded, cut.error_message
+    inside = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    inside[10:44, 12:54] = True
+    images = [np.asarray(image.convert("RGB"), np.int32) for image in outputs(dservices, placed)]
+    for out in images:
+        assert out.shape == room.shape
+        assert np.array_equal(out[~inside], room[~inside])  # nothing outside `area` changes
+    assert not np.array_equal(images[0][inside], images[1][inside])
+    [alpha] = outputs(dservices, cut)
+    assert alpha.mode == "RGBA" and alpha.size == (WIDTH, HEIGHT)
 
 
 def test_the_family_a_job_runs_in(engine: DiffusersEngine, models_dir: Path, registry_file: Path) -> None:

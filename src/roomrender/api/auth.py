@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
+from roomrender import logs
 from roomrender.canonical.errors import Unauthorized
 from roomrender.jobs.keys import ApiKey, KeyStore
 
@@ -30,4 +31,7 @@ async def require_key(request: Request) -> ApiKey:
         if plaintext is None:
             raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
         raise Unauthorized("the API key is not valid or was revoked")
+    # Metrics and log lines name the caller by its key's public prefix (api/telemetry.py).
+    request.state.key_prefix = key.prefix
+    logs.add(key_prefix=key.prefix)
     return key

@@ -34,12 +34,15 @@ MODELS: dict[str, Task] = {
     "expand": Task.expand,
     "segment": Task.segment,
     "segmentprompt": Task.segment,
+    "removebg": Task.cutout,
 }
 # Generators of the service that this server does not run (yet).
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard", "removebg",
+    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard",
     "changebg", "magicprompt", "archigpt",
 })
+# Luw's video generators: /v2/video_styles lists their styles once one of them is served.
+VIDEO_MODELS = frozenset({"video", "motion"})
 # The events Luw calls a webhook for (the plug registers them; requests record them).
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
@@ -287,6 +290,9 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
         if output_format.lower() not in FORMATS:
             raise InvalidRequest(f"format must be jpg, png or webp, not {output_format!r}")
         fields["output_format"] = FORMATS[output_format.lower()]
+    if model == "removebg" and fields.get("output_format") == "jpeg":
+        # Luw's removebg answers a transparent PNG; a JPEG cannot be transparent.
+        fields["output_format"] = "png"
     # Not a Luw parameter: roomrender's own, for several images in one job.
     count = integer(params, "num_images") if "num_images" in params else integer(params, "n")
     if count is not None:

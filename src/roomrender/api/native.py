@@ -18,6 +18,7 @@ from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
+from roomrender.api.shutdown import shutting_down
 from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
@@ -197,6 +198,11 @@ async def job_events(request: Request, job_id: str, key: Key) -> StreamingRespon
             await asyncio.sleep(EVENT_POLL_SECONDS)
             quiet += EVENT_POLL_SECONDS
             if await request.is_disconnected():
+                return
+            if shutting_down(request):
+                # The stream ends cleanly; the client reconnects (to another process) and gets
+                # the job's current state first.
+                yield "retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
                 return
             job = await run_in_threadpool(svc.jobs.get, key, job_id)
 

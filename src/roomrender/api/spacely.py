@@ -28,7 +28,6 @@ from roomrender.canonical.errors import (
     NotFound,
     RoomrenderError,
     Unauthorized,
-    Unsupported,
 )
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import find_room_type
@@ -60,7 +59,8 @@ router = APIRouter(prefix="/api/v1", tags=["spacely"], route_class=JsonBodyRoute
 # The events Spacely calls a webhook for (the plug registers them; requests record them).
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 # Canonical field names in core messages, as a Spacely client knows them.
-WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl"}
+WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl",
+              "product_image": "productImageUrl"}
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -182,19 +182,23 @@ class TextToImageBody(_Body):
 
 
 class Rect(BaseModel):
-    """A rectangle in pixels, origin top-left."""
+    """A rectangle in pixels of the room photo, origin top-left."""
 
-    x: float = Field(ge=0)
-    y: float = Field(ge=0)
-    w: float = Field(gt=0)
-    h: float = Field(gt=0)
+    x: float = Field(ge=0, allow_inf_nan=False)
+    y: float = Field(ge=0, allow_inf_nan=False)
+    w: float = Field(gt=0, allow_inf_nan=False)
+    h: float = Field(gt=0, allow_inf_nan=False)
+
+    def pixels(self) -> dict[str, int]:
+        return {"x": round(self.x), "y": round(self.y), "w": round(self.w), "h": round(self.h)}
 
 
 class FurniturePlacementBody(_Body):
-    imageUrl: str
-    productImageUrl: str
-    placement: Rect
-    area: Rect
+    imageUrl: str = Field(description="URL of the room photo", examples=["https://example.com/room.jpg"])
+    productImageUrl: str = Field(description="URL of the product's photo (a plain background, or "
+                                 "a transparent PNG)", examples=["https://example.com/armchair.png"])
+    placement: Rect = Field(description="where the product goes, scaled to fit inside it")
+    area: Rect = Field(description="the only part of the photo that may change; holds placement")
 
 
 class SubmittedOut(BaseModel):
@@ -315,6 +319,11 @@ def color_transfer_request(body: ColorTransferBody, *, exact: bool) -> Generatio
                      color=_hex_color(body.color), exact_color=exact, **_webhook(body))
 
 
+def furniture_placement_request(body: FurniturePlacementBody) -> GenerationRequest:
+    return canonical(task=Task.place, image=body.imageUrl, product_image=body.productImageUrl,
+                     placement=body.placement.pixels(), area=body.area.pixels(), **_webhook(body))
+
+
 def text_to_image_request(body: TextToImageBody) -> GenerationRequest:
     return canonical(task=Task.text_to_image, prompt=body.prompt,
                      negative_prompt=body.nPrompt or None, **_webhook(body))
@@ -392,16 +401,11 @@ def generate_text_to_image(request: Request, body: TextToImageBody, key: Key) ->
 
 
 @router.post("/generate/furniture-placement", response_model=SubmittedOut, responses=ERRORS,
-             summary="Place a product image into a room (not supported by any engine yet)")
+             summary="Place a product, cut out of its photo, into a room at `placement`; only "
+                     "`area` changes")
 def generate_furniture_placement(request: Request, body: FurniturePlacementBody,
                                  key: Key) -> dict[str, str]:
-    # No canonical task places a given product yet; answering with a merely inpainted image
-    # would be a fake result, so the request is refused after its body has been checked.
-    raise Unsupported(
-        "furniture placement is not supported by this server's engine "
-        f"({services(request).engine.name}): no engine places a product image yet",
-        code="not_supported",
-    )
+    return _submit(request, key, furniture_placement_request(body))
 
 
 @router.get("/generate/poll-result", response_model=PollOut, response_model_exclude_none=True,
@@ -432,7 +436,7 @@ def spacely_resources(request: Request) -> dict[str, Any]:
         "/api/v1/generate/color-transfer": [Task.recolor.value],
         "/api/v1/generate/color-transfer-exact": [Task.recolor.value],
         "/api/v1/generate/text-to-image": [Task.text_to_image.value],
-        "/api/v1/generate/furniture-placement": [],
+        "/api/v1/generate/furniture-placement": [Task.place.value],
     }
     return {"data": {
         "models": [{**model, "supported": Task(model["task"]) in supported}

@@ -55,6 +55,7 @@ class KeyStore:
         self.ledger = ledger
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
+        self._prefixes: dict[str, str] = {}
 
     def create(self, name: str, credits: int | None = None) -> tuple[ApiKey, str]:
         """A new key and its plaintext, which is shown once and never stored."""
@@ -72,6 +73,17 @@ class KeyStore:
         with self.db.connect() as connection:
             row = connection.execute(select(api_keys).where(api_keys.c.id == key_id)).one()
         return _row_to_key(row)
+
+    def prefix_of(self, key_id: str) -> str | None:
+        """The key's public prefix (what logs and metrics name it by); cached, it never changes."""
+        prefix = self._prefixes.get(key_id)
+        if prefix is None:
+            with self.db.connect() as connection:
+                prefix = connection.execute(
+                    select(api_keys.c.prefix).where(api_keys.c.id == key_id)).scalar()
+            if prefix is not None:
+                self._prefixes[key_id] = prefix
+        return prefix
 
     def list(self) -> list[ApiKey]:
         with self.db.connect() as connection:

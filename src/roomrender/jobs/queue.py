@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -362,6 +363,29 @@ class JobQueue:
             self.emit(connection, [job_id], f"job.{status.value}")
         return True
 
+    def release(self, token: str) -> list[str]:
+        """Hand a claim's running jobs back to the queue at once (a worker stopping): the ids
+        queued again. The run is not counted as an attempt, since the job did not fail; a job
+        back at no attempt forgets its start. It keeps its turn, so it runs next. Jobs whose
+        cancellation was asked for are canceled instead. The claim's token is stale afterwards:
+        whatever the stopping worker still records for these jobs matches no row."""
+        now = time.time()
+        mine = (jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value)
+        with self.db.begin() as connection:
+            released = list(connection.execute(
+                update(jobs)
+                .where(*mine, jobs.c.cancel_requested.is_(False))
+                .values(status=JobStatus.queued.value, claim_token=None, lease_owner=None,
+                        lease_expires_at=None, progress=0.0, updated_at=now,
+                        attempts=jobs.c.attempts - 1,
+                        started_at=case((jobs.c.attempts <= 1, None), else_=jobs.c.started_at))
+                .returning(jobs.c.id)
+            ).scalars())
+            to_cancel = connection.execute(select(jobs.c.id).where(*mine)).scalars().all()
+        for job_id in to_cancel:
+            self.cancel_running(job_id, token)
+        return released
+
     def requeue_expired(self, now: float | None = None) -> None:
         """Jobs whose worker stopped heartbeating go back to the queue, or fail after the last try."""
         now = time.time() if now is None else now
@@ -418,11 +442,22 @@ class JobQueue:
                 jobs.c.owner_id == owner_id, jobs.c.idempotency_key == key)).first()
 
     def page(self, owner_id: str, *, limit: int, offset: int,
-             status: JobStatus | None = None) -> tuple[list[Any], int]:
-        """The key's job rows, newest first, and how many it has in all."""
+             status: JobStatus | None = None, dialect: str | None = None,
+             before: tuple[float, str] | None = None,
+             created_after: float | None = None) -> tuple[list[Any], int]:
+        """The key's job rows, newest first, and how many it has in all (of this `dialect`;
+        `before`: only those after this (created_at, id) in that order, a page's cursor)."""
         condition = [jobs.c.owner_id == owner_id]
         if status is not None:
             condition.append(jobs.c.status == status.value)
+        if dialect is not None:
+            condition.append(jobs.c.dialect == dialect)
+        if created_after is not None:
+            condition.append(jobs.c.created_at >= created_after)
+        if before is not None:
+            created_at, job_id = before
+            condition.append((jobs.c.created_at < created_at)
+                             | ((jobs.c.created_at == created_at) & (jobs.c.id < job_id)))
         with self.db.connect() as connection:
             total = connection.execute(
                 select(func.count()).select_from(jobs).where(*condition)).scalar_one()

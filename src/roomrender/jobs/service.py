@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from roomrender.canonical.boxes import placement_problem
 from roomrender.canonical.errors import (
     Conflict,
     InsufficientCredits,
@@ -47,6 +48,8 @@ DEFAULT_SECONDS_PER_JOB = 5.0
 class JobPage:
     jobs: list[Job]
     total: int
+    # (created_at, id) of the page's last job, exactly as stored: where the next page starts.
+    last: tuple[float, str] | None = None
 
 
 def request_hash(request: GenerationRequest) -> str:
@@ -98,6 +101,24 @@ class JobService:
         new = NewFile(key or new_key(checked.content_type, prefix="in-"), checked.data,
                       checked.content_type, checked.width, checked.height)
         return self.files.save(owner.id, new, kind=kind, name=name, expires_at=expires_at)
+
+    def upload(self, owner: ApiKey, key: str) -> StoredFile:
+        """One of the key's uploads, not expired."""
+        stored = self.files.lookup(key)
+        if stored is None or stored.kind != "upload" or stored.owner_id != owner.id or stored.expired():
+            raise NotFound(f"no upload {key!r}")
+        return stored
+
+    def uploads(self, owner: ApiKey, *, limit: int = 100) -> list[StoredFile]:
+        return self.files.uploads(owner.id, limit=limit)
+
+    def delete_upload(self, owner: ApiKey, key: str) -> None:
+        """Delete an upload no job has used (a job's inputs go with the job's data)."""
+        stored = self.upload(owner, key)
+        if stored.job_id is not None:
+            raise Conflict(f"the upload {key!r} is an input of the job {stored.job_id}; it is "
+                           "deleted with that job's data", code="file_in_use")
+        self.files.discard([key])
 
     def _own_file_key(self, ref: str) -> str | None:
         """The storage key when `ref` is one of this server's own file URLs (any storage)."""
@@ -155,6 +176,7 @@ class JobService:
                 size = (stored.width, stored.height)
         request = self._with_resolved(request, resolved)
         self._check_output_size(request, size)
+        self._check_boxes(request, size)
 
         now = time.time()
         job_id = str(uuid.uuid4())
@@ -218,6 +240,16 @@ class JobService:
                 code="output_too_large",
             )
 
+    @staticmethod
+    def _check_boxes(request: GenerationRequest, size: tuple[int | None, int | None]) -> None:
+        """A placement (and its area) must fit the photo: only known once the photo is read."""
+        width, height = size
+        if request.placement is None or width is None or height is None:
+            return
+        problem = placement_problem(request.placement, request.area_box, width, height)
+        if problem is not None:
+            raise InvalidRequest(problem, code="invalid_box")
+
     def _check_credits(self, owner: ApiKey, cost: int) -> None:
         if not self.ledger.balance(owner.id).covers(cost):
             raise InsufficientCredits(self._credits_message(owner, cost))
@@ -235,9 +267,13 @@ class JobService:
         return self.present(row)
 
     def list(self, owner: ApiKey, *, limit: int = 20, offset: int = 0,
-             status: JobStatus | None = None) -> JobPage:
-        rows, total = self.queue.page(owner.id, limit=limit, offset=offset, status=status)
-        return JobPage([self.present(row) for row in rows], total)
+             status: JobStatus | None = None, dialect: str | None = None,
+             before: tuple[float, str] | None = None,
+             created_after: float | None = None) -> JobPage:
+        rows, total = self.queue.page(owner.id, limit=limit, offset=offset, status=status,
+                                      dialect=dialect, before=before, created_after=created_after)
+        last = (float(rows[-1].created_at), str(rows[-1].id)) if rows else None
+        return JobPage([self.present(row) for row in rows], total, last)
 
     def present(self, row: Any) -> Job:
         """A jobs row as the Job its owner would get now (queue position and ETA included)."""

@@ -32,6 +32,9 @@ class StoredFile:
     owner_id: str | None = None
     kind: str = "upload"
     job_id: str | None = None
+    # The client's file name, when it gave one; when the row was written (epoch seconds).
+    name: str | None = None
+    created_at: float | None = None
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or time.time())
@@ -75,7 +78,8 @@ class FileStore:
             self.forget([new.key])
             raise
         return StoredFile(new.key, self.storage.url(new.key), new.content_type, new.width,
-                          new.height, len(new.data), expires_at, owner_id, kind)
+                          new.height, len(new.data), expires_at, owner_id, kind, name=name,
+                          created_at=now)
 
     def save_pending(self, groups: Mapping[str, tuple[str, list[NewFile]]], *, kind: str,
                      expires_at: float) -> dict[str, Exception]:
@@ -158,5 +162,20 @@ class FileStore:
             row = connection.execute(select(files).where(files.c.key == key)).first()
         if row is None:
             return None
+        return self._stored(row)
+
+    def uploads(self, owner_id: str, *, limit: int, now: float | None = None) -> list[StoredFile]:
+        """The owner's uploads not expired, newest first."""
+        now = time.time() if now is None else now
+        with self.db.connect() as connection:
+            rows = connection.execute(
+                select(files).where(files.c.owner_id == owner_id, files.c.kind == "upload",
+                                    (files.c.expires_at.is_(None)) | (files.c.expires_at > now))
+                .order_by(files.c.created_at.desc(), files.c.key.desc()).limit(limit)
+            ).all()
+        return [self._stored(row) for row in rows]
+
+    def _stored(self, row: Any) -> StoredFile:
         return StoredFile(row.key, self.storage.url(row.key), row.content_type, row.width,
-                          row.height, row.size, row.expires_at, row.owner_id, row.kind, row.job_id)
+                          row.height, row.size, row.expires_at, row.owner_id, row.kind, row.job_id,
+                          name=row.name, created_at=row.created_at)

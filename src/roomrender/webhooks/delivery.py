@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from roomrender import __version__
+from roomrender import __version__, metrics
 from roomrender.canonical.errors import UrlRefused
 from roomrender.config import Settings
 from roomrender.netsafety import checked_addresses
@@ -211,6 +211,11 @@ class Dispatcher:
                 status_code=r.status_code, error=r.error, status=status,
                 next_attempt_at=next_at, last_error=error))
         self.outbox.record(records, now)
+        for record in records:
+            metrics.WEBHOOK_ATTEMPTS.labels(record.outcome).inc()
+            metrics.WEBHOOK_ATTEMPT_SECONDS.observe(record.duration_ms / 1000)
+            if record.status != PENDING:
+                metrics.WEBHOOK_DELIVERIES.labels(record.status).inc()
 
     # -- loops ----------------------------------------------------------------------------
 

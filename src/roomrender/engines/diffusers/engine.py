@@ -64,10 +64,11 @@ from roomrender.engines.diffusers.compiled import (
     use_compile_cache,
 )
 from roomrender.engines.diffusers.conditioning import chunk_count
+from roomrender.engines.diffusers.matting import Matter
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.prompts import build_prompt
-from roomrender.engines.diffusers.registry import Registry, TaskSpec, UnknownFamily, load_registry
+from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
 
@@ -150,7 +151,8 @@ class DiffusersEngine:
         self.buckets = (buckets or [(resolution, resolution)]) if self.compiler.enabled else None
         self.batch_sizes = (batch_sizes or [1, 2, 4, 8]) if self.compiler.enabled else None
         self.warmup_tasks = warmup_tasks if warmup_tasks is not None else ["restyle"]
-        self.planner = Planner(registry, self.pre, buckets=self.buckets, fast_ready=self.store.fast_ready)
+        self.planner = Planner(registry, self.pre, buckets=self.buckets, fast_ready=self.store.fast_ready,
+                               cut=self.cut)
         # One batch at a time on the GPU, always from this one thread: pipelines and schedulers
         # are not thread-safe, and CUDA graphs are recorded per thread (those recorded at warm-up
         # are replayed for every worker's batches).
@@ -187,7 +189,8 @@ class DiffusersEngine:
             except (ValueError, UnknownFamily):
                 log.warning("warm-up: unknown task %r", name)
                 continue
-            if spec is None or task == Task.segment:
+            # Nothing to compile without diffusion; a place needs a product and boxes.
+            if spec is None or spec.kind in NO_DIFFUSION or task == Task.place:
                 continue
             if self.store.missing(spec):
                 log.warning("warm-up: %s skipped, weights missing", name)
@@ -246,6 +249,7 @@ class DiffusersEngine:
         parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
                  f"out{request.width}x{request.height}", f"x{request.scale}",
                  request.expand.model_dump_json() if request.expand else "-",
+                 self._crop_key(request, width, height),
                  ",".join(f"{k}={v}" for k, v in sorted(settings.items()))]
         return ":".join(parts)
 
@@ -274,6 +278,23 @@ class DiffusersEngine:
         finally:
             self.pre.clear()
 
+    def _crop_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
+        """A place renders a crop around its area: jobs batch when their crops' sizes match."""
+        if request.task != Task.place or width is None or height is None or request.placement is None:
+            return "-"
+        crop = self.planner.place_crop(request, width, height, self.spec_for(request))
+        return f"crop{crop.w}x{crop.h}"
+
+    def cut(self, spec: TaskSpec, images: list[Image.Image]) -> list[Image.Image]:
+        """The subjects of `images` cut out (RGBA), with the task's matting models."""
+        assert spec.matting is not None
+        key = spec.matting
+        matter = Matter(self.pre, lambda: self.store.matting(key), self.device, self.dtype,
+                        resolution=spec.resolution,
+                        unknown_band=float(spec.extra.get("unknown_band", 0.015)),
+                        matting_side=int(spec.extra.get("matting_side", 1024)))
+        return matter.cut(images)
+
     # -- running a batch --------------------------------------------------------------------
 
     def prepare(self, batch: list[EngineJob]) -> Prepared:
@@ -294,7 +315,7 @@ class DiffusersEngine:
         """The GPU side: one pipeline call; the raw images of each plan, in order."""
         batch, spec, plans = prepared.batch, prepared.spec, prepared.plans
         job_ids = [batch[i].job_id for i, _ in plans]
-        if spec.kind == "segmentation":
+        if spec.kind in NO_DIFFUSION:
             context.progress(job_ids, 1.0)
             return [[] for _ in plans]
         if not plans:
@@ -305,10 +326,11 @@ class DiffusersEngine:
         """Back to the asked sizes, composited (CPU, outside the GPU lock)."""
         results = prepared.results
         for (index, plan), raw in zip(prepared.plans, images, strict=True):
-            if prepared.spec.kind == "segmentation":
-                results[index] = plan.segments
+            if prepared.spec.kind in NO_DIFFUSION:
+                rendered = list(plan.segments)
             else:
-                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
+                rendered = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
+            results[index] = self.planner.control_output(plan) + rendered
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],

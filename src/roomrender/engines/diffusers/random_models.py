@@ -346,6 +346,29 @@ class Builder:
         self._cast(DPTForDepthEstimation(config)).save_pretrained(folder)
         DPTImageProcessor(size={"height": size, "width": size}, keep_aspect_ratio=False).save_pretrained(folder)
 
+    def matting(self, folder: Path) -> None:
+        """A ViTMatte (a ViTDet backbone over RGB + trimap, a detail-capture decoder), with its
+        image processor, as hustvl/vitmatte-small-composition-1k lays them out."""
+        from transformers import VitDetConfig, VitMatteConfig, VitMatteForImageMatting, VitMatteImageProcessor
+
+        # out_features: a keyword of the backbone config's __init__ that its stub omits.
+        if self.tiny:
+            backbone = VitDetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2,
+                                    image_size=64, pretrain_image_size=64, patch_size=16, num_channels=4,
+                                    out_features=["stage2"])  # type: ignore[call-arg]
+            config = VitMatteConfig(backbone_config=backbone, hidden_size=32, convstream_hidden_sizes=[8, 16, 32],
+                                    fusion_hidden_sizes=[32, 16, 8, 8])
+        else:
+            backbone = VitDetConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+                                    image_size=512, pretrain_image_size=224, patch_size=16, num_channels=4,
+                                    use_relative_position_embeddings=True, window_size=14,
+                                    window_block_indices=[0, 1, 3, 4, 6, 7, 9, 10],
+                                    residual_block_indices=[2, 5, 8, 11], out_features=["stage12"])  # type: ignore[call-arg]
+            config = VitMatteConfig(backbone_config=backbone, hidden_size=384, convstream_hidden_sizes=[48, 96, 192],
+                                    fusion_hidden_sizes=[256, 128, 64, 32])
+        self._cast(VitMatteForImageMatting(config)).save_pretrained(folder)
+        VitMatteImageProcessor().save_pretrained(folder)
+
     def ip_adapter(self, folder: Path, spec: ModelSpec, unet_config: dict[str, Any]) -> None:
         from safetensors.torch import save_file
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -469,6 +492,8 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             builder.segmentation(folder)
         elif spec.kind == "depth":
             builder.depth(folder)
+        elif spec.kind == "matting":
+            builder.matting(folder)
         elif spec.kind == "ip_adapter":
             builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":

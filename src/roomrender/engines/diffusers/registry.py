@@ -30,17 +30,20 @@ PIPELINES = frozenset({
     "StableDiffusionXLControlNetUnionInpaintPipeline",
     "StableDiffusionXLControlNetUnionImg2ImgPipeline",
     "segmentation",
+    "matting",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
-# upscaler, an instruction edit (InstructPix2Pix), or segmentation (no diffusion).
-PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation"})
+# upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
+PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny"})
+                         "ip_adapter", "lora", "vae_tiny", "matting"})
+# Kinds that run no diffusion: the engine answers their planned images as they are.
+NO_DIFFUSION = frozenset({"segmentation", "matting"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
-                              "segmentation"}
+                              "segmentation", "matting"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
-MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside"})
+MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
 INPUT_MODELS = {"segmentation": "segmentation", "segmentation_without_furniture": "segmentation",
                 "depth": "depth"}
@@ -124,6 +127,9 @@ class TaskSpec:
     # The working size's long side.
     resolution: int = 512
     preview: PreviewSpec | None = None
+    # The matting model that cuts a subject out (cutout's image, place's product); the coarse
+    # subject mask it refines comes from the segmentation model.
+    matting: str | None = None
 
     @property
     def name(self) -> str:
@@ -136,8 +142,9 @@ class TaskSpec:
         wanted = [self.base, *(c.model for c in self.controlnets), self.ip_adapter]
         wanted += [INPUT_MODELS.get(c.input) for c in self.controlnets]
         wanted.append(MASK_MODELS.get(self.mask or ""))
-        if self.kind == "segmentation":
+        if self.kind == "segmentation" or self.matting:
             wanted.append("segmentation")
+        wanted.append(self.matting)
         for key in wanted:
             if key and key not in keys:
                 keys.append(key)
@@ -293,7 +300,7 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec], defaul
     if mask is not None and mask not in MASKS:
         raise RegistryError(f"task {name!r}: mask must be one of {sorted(MASKS)}")
     fast = entry.pop("fast", defaults.get("fast") if pipeline in FAST_PIPELINES else None)
-    diffusion = kind not in ("segmentation", "upscale")
+    diffusion = kind not in NO_DIFFUSION and kind != "upscale"
     preview = entry.pop("preview", defaults.get("preview") if diffusion else None)
     spec = TaskSpec(
         task=task, pipeline=pipeline, kind=kind, base=entry.pop("base", None), controlnets=controls, mask=mask,
@@ -303,8 +310,11 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec], defaul
         fast=_fast(f"task {name!r}", fast, models),
         family=family, resolution=int(defaults.get("resolution", 512)),
         preview=_preview(f"task {name!r}", preview, models),
+        matting=entry.pop("matting", None),
     )
-    if kind != "segmentation" and not spec.base:
+    if kind == "matting" and not spec.matting:
+        raise RegistryError(f"task {name!r}: a matting task needs a `matting` model")
+    if kind not in NO_DIFFUSION and not spec.base:
         raise RegistryError(f"task {name!r} needs a base model")
     for key in spec.model_keys() + spec.optional_keys():
         if key not in models:

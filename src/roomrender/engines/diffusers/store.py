@@ -206,6 +206,10 @@ class ModelStore:
         return (self._transformers_part("depth", "AutoImageProcessor", None),
                 self._transformers_part("depth", "AutoModelForDepthEstimation", None))
 
+    def matting(self, key: str) -> tuple[Any, Any]:
+        return (self._transformers_part(key, "AutoImageProcessor", None),
+                self._transformers_part(key, "AutoModelForImageMatting", None))
+
     @torch.inference_mode()
     def reference_embeds(self, task_spec: TaskSpec, images: list[Any]) -> torch.Tensor:
         """CLIP image embeddings of reference images, shaped (batch, 1, dim) for the IP-Adapter."""

@@ -212,33 +212,84 @@ def db_current() -> None:
     console.print(f"database: {current_revision(db)}  code: {head_revision()}")
 
 
+def _registry_and_target(settings: Settings, target: str | None) -> tuple[Any, list[Any]]:
+    from roomrender.engines.diffusers.check import UnknownTarget, select
+    from roomrender.engines.diffusers.registry import load_registry
+    from roomrender.engines.diffusers.settings import DiffusersSettings
+
+    registry = load_registry(settings.diffusers_registry)
+    try:
+        return registry, select(registry, target, DiffusersSettings.read(settings).family or None)
+    except UnknownTarget as unknown:
+        console.print(f"[red]error[/red]: {unknown}")
+        raise typer.Exit(2) from None
+
+
+TARGET_HELP = ("a task (restyle), a family (sdxl), family:task, or all; "
+               "default: what the server runs for jobs that name no model")
+
+
 @models_app.command("check")
 def models_check(
+    target: Annotated[str | None, typer.Argument(help=TARGET_HELP)] = None,
     models_dir: Annotated[Path | None, typer.Option(help="the models folder (ROOMRENDER_MODELS_DIR)")] = None,
 ) -> None:
-    """List, per task, the weights present and missing, with the ids to fetch; exit 1 if any is missing."""
+    """List, per task, the weights present and missing, with the ids to fetch and each model's
+    licence (non-commercial ones flagged); exit 1 if any is missing."""
     from roomrender.engines.diffusers.check import check_models, fetch_commands
-    from roomrender.engines.diffusers.registry import load_registry
 
     settings = _settings(models_dir=models_dir)
-    report = check_models(load_registry(settings.diffusers_registry), settings.models_dir)
-    table = Table("task", "model", "kind", "status")
+    registry, specs = _registry_and_target(settings, target)
+    report = check_models(registry, settings.models_dir, specs)
+    table = Table("task", "model", "kind", "licence", "status")
+    flagged: list[str] = []
     for entry in report:
         for index, presence in enumerate(entry.models):
+            spec = presence.spec
+            licence = spec.licence or "unknown"
+            if registry.is_non_commercial(spec):
+                licence = f"[yellow]{licence} NON-COMMERCIAL[/yellow]"
+                flagged.append(spec.id)
             status = (f"[green]present[/green] {presence.path}" if presence.present
                       else f"[red]missing[/red] {', '.join(presence.missing)}")
-            table.add_row(entry.task.value if index == 0 else "", presence.spec.label,
-                          presence.spec.kind, status)
+            table.add_row(entry.name if index == 0 else "", spec.label, spec.kind, licence, status)
     console.print(f"models folder: {settings.models_dir or '(not set)'}; also the Hugging Face cache")
     console.print(table)
+    if flagged:
+        console.print("[yellow]non-commercial licences[/yellow]: "
+                      f"{', '.join(dict.fromkeys(flagged))} may not be used commercially")
     commands = fetch_commands(report, settings.models_dir)
-    ready = [e.task.value for e in report if e.ready]
+    ready = [e.name for e in report if e.ready]
     console.print(f"ready: {', '.join(ready) or 'none'}")
     if commands:
-        console.print("missing: on a machine with internet, fetch them with")
+        console.print(f"missing: fetch them with `roomrender models pull {target or ''}`, or on a machine "
+                      "with internet with")
         for command in commands:
             print(f"  {command}")
         raise typer.Exit(1)
+
+
+@models_app.command("pull")
+def models_pull(
+    target: Annotated[str | None, typer.Argument(help=TARGET_HELP)] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="the models folder (ROOMRENDER_MODELS_DIR)")] = None,
+) -> None:
+    """Download exactly the files the registry needs for TARGET from the Hugging Face Hub (or
+    HF_ENDPOINT) into the models folder, resumably; then check them."""
+    from roomrender.engines.diffusers.pull import pull
+
+    settings = _settings(models_dir=models_dir)
+    if settings.models_dir is None:
+        console.print("[red]error[/red]: set the models folder: --models-dir or ROOMRENDER_MODELS_DIR")
+        raise typer.Exit(2)
+    registry, specs = _registry_and_target(settings, target)
+    wanted = [registry.models[key] for spec in specs for key in [*spec.model_keys(), *spec.optional_keys()]]
+    try:
+        pull(wanted, settings.models_dir, report=console.print)
+    except Exception as failed:
+        console.print(f"[red]error[/red]: the download failed: {type(failed).__name__}: {failed}")
+        raise typer.Exit(1) from None
+    models_check(target, settings.models_dir)
 
 
 def _sse_events(response: httpx.Response):  # type: ignore[no-untyped-def]

@@ -43,6 +43,8 @@ CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 PROGRESS_WRITE_SECONDS = 0.25
 # How long stored outputs of a job not (yet) succeeded are kept before the janitor removes them.
 PENDING_OUTPUT_SECONDS = 3600.0
+# Live previews are short-lived files: the janitor removes them after this.
+PREVIEW_SECONDS = 600.0
 
 
 def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
@@ -95,6 +97,9 @@ class _ClaimTracker:
     def is_canceled(self, job_id: str) -> bool:
         return job_id in self.canceled
 
+    def owner_of(self, job_id: str) -> str:
+        return next(str(row.owner_id) for row in self.claim.rows if row.id == job_id)
+
     def heartbeat(self) -> None:
         stopped = self.queue.heartbeat(self.claim.token, self.job_ids)
         for job_id in stopped - self.canceled:
@@ -133,6 +138,7 @@ class Worker:
                                logger=log)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
+        self.previews = _PreviewSink(self._store_preview)
         # key id -> public prefix, for log lines (KeyStore.prefix_of).
         self.key_prefix = key_prefix or (lambda _key_id: None)
         # Stopping: the claim in the engine (handed back if the grace runs out), under a lock.
@@ -230,7 +236,8 @@ class Worker:
         self._enter_engine(tracker)
         try:
             batch = self._load_inputs(claim, tracker) if not tracker.handed_back else []
-            context = BatchContext(tracker.report, tracker.is_canceled)
+            context = BatchContext(tracker.report, tracker.is_canceled,
+                                   lambda job_id, image: self.previews.offer(tracker, job_id, image))
             started = time.monotonic()
             try:
                 results = self.engine.generate(batch, context) if batch else []
@@ -378,3 +385,57 @@ class Worker:
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
         self.files.discard([output["key"] for output in outputs])
+
+    def _store_preview(self, tracker: _ClaimTracker, job_id: str, image: Image.Image) -> None:
+        """A live preview as a short-lived JPEG, shown on the job in place of the last one."""
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=80)
+        new = NewFile(new_key("image/jpeg", prefix="pre-"), buffer.getvalue(), "image/jpeg",
+                      image.width, image.height)
+        self.files.save(tracker.owner_of(job_id), new, kind="preview", expires_at=time.time() + PREVIEW_SECONDS)
+        replaced = self.queue.set_preview(tracker.claim.token, job_id, new.key)
+        if replaced:
+            self.files.discard([replaced])
+
+
+class _PreviewSink:
+    """Takes previews from the engine without blocking it: they are stored on a thread of their
+    own, and a preview that a newer one of the same job overtakes before it is stored is dropped."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._pending: dict[str, tuple[_ClaimTracker, Image.Image]] = {}
+        self._running = False
+        self._lock = threading.Lock()
+        self._thread: ThreadPoolExecutor | None = None
+
+    def offer(self, tracker: _ClaimTracker, job_id: str, image: Image.Image) -> None:
+        with self._lock:
+            self._pending[job_id] = (tracker, image)
+            if self._running:
+                return
+            self._running = True
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previews")
+            self._thread.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                job_id, (tracker, image) = self._pending.popitem()
+            try:
+                self._store(tracker, job_id, image)
+            except Exception:
+                log.exception("storing a preview of %s failed", job_id)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Until every preview offered so far is stored (tests, benches)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return
+            time.sleep(0.01)

@@ -194,12 +194,22 @@ def test_out_of_memory_fails_the_batch_clearly_and_the_worker_goes_on(
     real_pipeline = engine.store.pipeline
     calls = {"n": 0}
 
+    class RunsOutOfMemory:
+        """The real pipeline (its text encoders are used), but the call runs out of memory."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def __call__(self, **_kwargs: Any) -> Any:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
     def pipeline_that_runs_out_once(spec: Any, fast: bool = False) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            def out_of_memory(**_kwargs: Any) -> Any:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            return out_of_memory
+            return RunsOutOfMemory(real_pipeline(spec, fast))
         return real_pipeline(spec, fast)
 
     monkeypatch.setattr(engine.store, "pipeline", pipeline_that_runs_out_once)
@@ -331,7 +341,7 @@ def test_an_operator_swaps_a_checkpoint_in_the_registry_file(
     assert report[Task.restyle].ready
     assert "acme/interior-seg-controlnet" in [p.spec.id for p in report[Task.restyle].models]
 
-    data["tasks"]["restyle"]["pipeline"] = "StableDiffusionXLPipeline"
+    data["tasks"]["restyle"]["pipeline"] = "FluxPipeline"
     with pytest.raises(RegistryError, match="pipeline must be one of"):
         parse_registry(data)
 

@@ -69,6 +69,7 @@ class JobOut(BaseModel):
     n: int
     priority: int
     urls: JobUrls
+    preview: str | None = None
 
 
 class JobListOut(BaseModel):
@@ -107,6 +108,7 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
         "n": job.request.n,
         "priority": job.priority,
         "urls": {"self": base, "cancel": f"{base}/cancel", "events": f"{base}/events"},
+        "preview": job.preview_url,
     }
 
 
@@ -172,7 +174,9 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-@router.get("/jobs/{job_id}/events", summary="Server-Sent Events of the job's status and progress",
+@router.get("/jobs/{job_id}/events",
+            summary="Server-Sent Events of the job's status and progress, and `preview` events (the URL of "
+                    "a small JPEG of the picture forming, while it runs)",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
@@ -189,12 +193,15 @@ async def job_events(request: Request, job_id: str, key: Key) -> StreamingRespon
             slots.give_back(key.id)
 
     async def events() -> AsyncIterator[str]:
-        job, last_seen, quiet = first, None, 0.0
+        job, last_seen, last_preview, quiet = first, None, None, 0.0
         while True:
             state = (job.status, job.percent, job.queue_position, len(job.outputs))
             if state != last_seen:
                 yield _sse("status", job_json(job, svc.settings.public_base_url))
                 last_seen, quiet = state, 0.0
+            if job.preview_url and job.preview_url != last_preview:
+                yield _sse("preview", {"id": job.id, "url": job.preview_url, "progress": job.percent})
+                last_preview, quiet = job.preview_url, 0.0
             if job.status.is_terminal:
                 yield _sse("end", {"id": job.id, "status": job.status.value})
                 return

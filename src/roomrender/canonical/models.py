@@ -36,6 +36,7 @@ class Task(StrEnum):
     expand = "expand"
     segment = "segment"
     text_to_image = "text_to_image"
+    instruct = "instruct"  # an image and a sentence saying what to change
     cutout = "cutout"
     place = "place"
 
@@ -114,6 +115,8 @@ class GenerationRequest(BaseModel):
     steps: int | None = Field(None, ge=1, le=150)
     guidance: float | None = Field(None, ge=0.0, le=30.0)
     speed: Literal["quality", "fast"] = "quality"
+    # A model family of the engine (the diffusers engine's `sd15`, `sdxl`); None: the server's.
+    model: str | None = Field(None, max_length=64, pattern=r"^[a-z0-9_.-]+$")
     output_format: OutputFormat = "png"
 
     webhook: str | None = Field(None, max_length=MAX_URL_LENGTH)
@@ -224,6 +227,8 @@ class Job:
     queue_position: int | None = None
     eta_seconds: float | None = None
     cancel_requested: bool = False
+    # The latest live preview's URL while the job runs (a small JPEG, short-lived).
+    preview_url: str | None = None
 
     @property
     def percent(self) -> int:
@@ -264,6 +269,7 @@ TASK_INPUTS: dict[Task, tuple[InputRule, ...]] = {
     Task.expand: (_NEEDS_IMAGE,),
     Task.segment: (_NEEDS_IMAGE,),
     Task.text_to_image: (InputRule(("prompt",), "text_to_image needs a prompt"),),
+    Task.instruct: (_NEEDS_IMAGE, InputRule(("prompt",), "instruct needs a prompt saying what to change")),
     Task.cutout: (_NEEDS_IMAGE,),
     Task.place: (_NEEDS_IMAGE,
                  InputRule(("product_image",), "place needs a product_image: the product's photo"),

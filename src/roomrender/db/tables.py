@@ -74,6 +74,8 @@ jobs = Table(
     Column("outputs", JSON, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
+    # The latest live preview (a short-lived file) while the job runs.
+    Column("preview_key", String(128), nullable=True),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
     Index("ix_jobs_queue", "status", "priority", "created_at"),
     Index("ix_jobs_turns", "status", "engine", "priority", "turn"),

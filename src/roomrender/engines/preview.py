@@ -180,6 +180,9 @@ class PreviewEngine:
                 "preview engine (image processing, no AI). Start it with ROOMRENDER_ENGINE=diffusers.",
                 code="needs_diffusers_engine",
             )
+        if request.model is not None:
+            raise Unsupported(f"the model {request.model!r} needs the diffusers engine; this server runs "
+                              "the preview engine, which has no models", code="needs_diffusers_engine")
         if request.control_map is not None:
             raise Unsupported(
                 f"control_map {request.control_map!r} (the line map the diffusers engine conditions "

@@ -281,6 +281,20 @@ class JobQueue:
                 self.emit(connection, [job_id for job_id in job_ids if job_id in changed],
                           "job.progress")
 
+    def set_preview(self, token: str, job_id: str, key: str) -> str | None:
+        """Record `key` as the running job's latest preview; answers the key that is no longer
+        shown (the one it replaces, or `key` itself when the job is no longer this claim's)."""
+        with self.db.begin() as connection:
+            previous = connection.execute(
+                select(jobs.c.preview_key).where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                                                 jobs.c.status == JobStatus.running.value)).first()
+            if previous is None:
+                return key
+            connection.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.claim_token == token)
+                               .values(preview_key=key))
+            self.emit(connection, [job_id], "job.preview")
+        return previous.preview_key  # type: ignore[no-any-return]
+
     # -- ending ---------------------------------------------------------------------------
 
     def succeed(self, job_id: str, token: str, outputs: list[dict[str, Any]],

@@ -81,9 +81,8 @@ class Planner:
         # Whether the few-step mode's weights are here for a task.
         self.fast_ready = fast_ready
 
-    def call_settings(self, request: GenerationRequest) -> dict[str, Any]:
+    def call_settings(self, request: GenerationRequest, spec: TaskSpec) -> dict[str, Any]:
         """The pipeline-call settings a request asks for; jobs with equal settings batch together."""
-        spec = self.registry.task(request.task)
         fast = request.speed == "fast" and spec.fast is not None and self.fast_ready(spec)
         steps = request.steps or (spec.fast.steps if fast and spec.fast else spec.steps)
         guidance = spec.fast.guidance if fast and spec.fast else spec.guidance
@@ -98,14 +97,14 @@ class Planner:
         return {"steps": steps, "guidance": request.guidance if request.guidance is not None else guidance,
                 "strength": round(strength, 4), "scales": tuple(scales), "fast": fast}
 
-    def work_size(self, width: int, height: int) -> tuple[int, int]:
+    def work_size(self, width: int, height: int, spec: TaskSpec) -> tuple[int, int]:
         if self.buckets:
             return nearest_bucket(width, height, self.buckets)
-        return fit(width, height, self.registry.resolution)
+        return fit(width, height, spec.resolution)
 
     def _work_image(self, job: EngineJob, spec: TaskSpec) -> Image.Image:
         image = job.image.convert("RGB")
-        return image.resize(self.work_size(*image.size), Image.Resampling.LANCZOS)
+        return image.resize(self.work_size(*image.size, spec), Image.Resampling.LANCZOS)
 
     def warm(self, batch: list[EngineJob], spec: TaskSpec) -> None:
         """Run each preprocessor once over the whole batch (the results are cached)."""
@@ -133,19 +132,21 @@ class Planner:
 
     def _plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
         request = job.request
-        settings = self.call_settings(request)
+        settings = self.call_settings(request, spec)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - 16)
         task = request.task
-        resolution = self.registry.resolution
+        resolution = spec.resolution
         if task == Task.text_to_image:
             target = (request.width or resolution, request.height or resolution)
-            return Plan(request, settings, target, self.work_size(*target), build_prompt(request),
+            return Plan(request, settings, target, self.work_size(*target, spec), build_prompt(request),
                         seed, request.n)
         original = job.image.convert("RGB")
-        if task == Task.upscale:
+        if task == Task.upscale and spec.kind == "upscale":
             return self._upscale(job, spec, settings, seed)
+        if task == Task.upscale:
+            return self._refine_upscale(job, spec, settings, seed)
         if task == Task.expand:
-            return self._expand(job, settings, seed)
+            return self._expand(job, spec, settings, seed)
         if task == Task.cutout:
             return self._cutout(job, spec, settings, seed)
         if task == Task.place:
@@ -226,16 +227,30 @@ class Planner:
         return Plan(request, settings, target, (low.width * 4, low.height * 4), build_prompt(request),
                     seed, request.n, init=low)
 
-    def _expand(self, job: EngineJob, settings: dict[str, Any], seed: int) -> Plan:
+    def _refine_upscale(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        """An upscale by img2img at the output size (capped by `max_output_side`): the image
+        resized up with Lanczos, then refined at low strength, held by its own edges (SDXL)."""
         request = job.request
         original = job.image.convert("RGB")
-        spec = request.expand or Expand()
-        canvas = expand_canvas(original, spec)
-        left, top = round(original.width * spec.left), round(original.height * spec.top)
+        scale = request.scale or 2
+        target = (original.width * scale, original.height * scale)
+        cap = int(spec.extra.get("max_output_side", 2048))
+        work = fit(*target, min(cap, max(target)))
+        image = original.resize(work, Image.Resampling.LANCZOS)
+        plan = Plan(request, settings, target, work, build_prompt(request), seed, request.n, init=image)
+        plan.controls = [self._control(kind, image) for kind in (c.input for c in spec.controlnets)]
+        return plan
+
+    def _expand(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        request = job.request
+        original = job.image.convert("RGB")
+        sides = request.expand or Expand()
+        canvas = expand_canvas(original, sides)
+        left, top = round(original.width * sides.left), round(original.height * sides.top)
         outside = Image.new("L", canvas.size, 255)
         outside.paste(0, (left, top, left + original.width, top + original.height))
         target = (request.width or canvas.width, request.height or canvas.height)
-        work = self.work_size(*canvas.size)
+        work = self.work_size(*canvas.size, spec)
         # Repaint a thin seam inside the original too, so the new area blends in.
         seam = max(2, max(work) // 64)
         work_mask = outside.resize(work, Image.Resampling.NEAREST).filter(ImageFilter.MaxFilter(seam * 2 + 1))
@@ -260,9 +275,8 @@ class Planner:
         plan.segments = [RenderedImage(cut) for _ in range(request.n)]
         return plan
 
-    def place_crop(self, request: GenerationRequest, width: int, height: int) -> Box:
+    def place_crop(self, request: GenerationRequest, width: int, height: int, spec: TaskSpec) -> Box:
         """What of the photo a place renders: its area and some context around it."""
-        spec = self.registry.task(Task.place)
         return grow(boxes(request, width, height)[1], float(spec.extra.get("context", 0.25)), width, height)
 
     def _place(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
@@ -276,8 +290,8 @@ class Planner:
         product, box = scaled_product(cutout, placement)
         composed = paste(room, product, box)
         changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))
-        crop = self.place_crop(request, *room.size)
-        work = self.work_size(crop.w, crop.h)
+        crop = self.place_crop(request, *room.size, spec)
+        work = self.work_size(crop.w, crop.h, spec)
         mask = (changed.crop(crop.corners()).resize(work, Image.Resampling.BILINEAR)
                 .point(lambda v: 255 if v > 0 else 0))
         reference = Image.new("RGB", product.size, (127, 127, 127))

@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        draining.clear()
         restore_signals = draining.watch_signals()
         background.start()
         try:

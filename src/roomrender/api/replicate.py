@@ -50,6 +50,7 @@ from roomrender.api.replicate_wire import (
     output_items,
     prediction_json,
     replicate_error,
+    replicate_responses,
 )
 from roomrender.api.shutdown import shutting_down
 from roomrender.canonical.errors import JobNotCancelable, NotFound, Unsupported
@@ -57,7 +58,7 @@ from roomrender.canonical.models import GenerationRequest, Job, JobStatus
 from roomrender.jobs.keys import ApiKey
 from roomrender.webhooks.bodies import BodyRenderer
 
-router = APIRouter(prefix="/v1", tags=["replicate"])
+router = APIRouter(prefix="/v1", tags=["replicate"], responses=replicate_responses())
 
 # Replicate's prediction request body (schemas_version_prediction_request); `webhook_completed`
 # is the older way of asking for a webhook on completion, still sent by some clients.
@@ -215,6 +216,7 @@ async def create(request: Request, key: ApiKey, model: ReplicateModel, version: 
 
 
 @router.post("/predictions", status_code=201,
+             responses={202: {"description": "`Prefer: wait` ran out: the prediction, still starting"}},
              summary="Create a prediction: `version` is `owner/name`, `owner/name:version` or a "
                      "version id; `Prefer: wait` holds the answer up to 60 s")
 async def create_prediction(request: Request, key: Key) -> JSONResponse:
@@ -226,6 +228,7 @@ async def create_prediction(request: Request, key: Key) -> JSONResponse:
 
 
 @router.post("/models/{owner}/{name}/predictions", status_code=201,
+             responses={202: {"description": "`Prefer: wait` ran out: the prediction, still starting"}},
              summary="Create a prediction of a model's latest version")
 async def create_model_prediction(request: Request, owner: str, name: str, key: Key) -> JSONResponse:
     body = await read_body(request)

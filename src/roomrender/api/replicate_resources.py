@@ -20,13 +20,14 @@ from roomrender.api.replicate_wire import (
     file_json,
     file_url,
     model_json,
+    replicate_responses,
     version_json,
 )
 from roomrender.canonical.errors import ImageTooLarge, NotFound, Unsupported
 from roomrender.jobs.keys import ApiKey
 from roomrender.storage.files import StoredFile
 
-router = APIRouter(prefix="/v1", tags=["replicate"])
+router = APIRouter(prefix="/v1", tags=["replicate"], responses=replicate_responses())
 FILES_PAGE = 100
 
 

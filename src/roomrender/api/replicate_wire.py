@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from roomrender.api.deps import iso
 from roomrender.api.errors import HttpError, http_status
@@ -53,6 +54,25 @@ TITLES = {400: "Bad request", 401: "Unauthenticated", 402: "Insufficient credit"
           500: "Internal server error"}
 TITLES_BY_CODE = {"input_invalid": "Input validation failed",
                   "invalid_version": "Invalid version or not permitted"}
+
+
+class ProblemOut(BaseModel):
+    """Replicate's error body (problem details)."""
+
+    title: str
+    detail: str
+    status: int
+
+
+def replicate_responses() -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of every Replicate route: the error statuses they send, as problems."""
+    described = {400: "The body is not JSON, or not an object", 401: "Token missing or not valid",
+                 402: "Not enough credits", 404: "No such prediction, model, version or file",
+                 413: "The request body or an image is too large",
+                 422: "Input or version not valid, or a task this server's engine cannot run",
+                 429: "Past the token's rate limit (`Retry-After`)", 500: "Server error",
+                 503: "Storage or database unavailable for now (`Retry-After`)"}
+    return {status: {"model": ProblemOut, "description": text} for status, text in described.items()}
 
 
 def replicate_status(error: RoomrenderError) -> int:

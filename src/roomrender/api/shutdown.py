@@ -27,6 +27,10 @@ class Draining:
     def is_set(self) -> bool:
         return self._event.is_set()
 
+    def clear(self) -> None:
+        """The app (re)starts serving: a lifespan run after an earlier one's shutdown."""
+        self._event.clear()
+
     def set(self) -> None:
         self._event.set()
 

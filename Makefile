@@ -23,9 +23,13 @@ $(NODE_STAMP):
 	if command -v npm >/dev/null; then npm install --prefix $(VENV)/node --no-audit --no-fund --silent axios@1 || true; fi
 	touch $(NODE_STAMP)
 
+# open_clip is installed for its copy of CLIP's BPE vocabulary only (the long-prompt tests read
+# it; its code is never imported): without its dependencies, which would pull torchvision and
+# another torch build.
 $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install -q '$(TORCH)'
 	$(PY) -m pip install -q -e '.[dev,diffusers]'
+	$(PY) -m pip install -q --no-deps 'open_clip_torch>=2.20'
 	touch $(TEST_STAMP)
 
 serve: $(STAMP)

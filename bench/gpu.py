@@ -14,6 +14,9 @@ Measured:
    start), 64 jobs submitted concurrently over HTTP (POST /v1/jobs, one image each, different
    seeds), until every job has succeeded; then one job at a time on the idle server. Per
    workload, in quality mode and (with the LCM-LoRA) in the few-step mode (speed=fast).
+3. live previews (issue 17): the engine's text_to_image job (SD 1.5, the bench's size and
+   steps) with a TAESD preview every 5 steps against the same job without, alternated, each
+   --repeats times: the previews' share of the job's time (goal: under 3%).
 Printed: images/s, p50/p95 job latency (created → finished, server clock: queue wait, GPU and
 storing the image included), peak memory (plain: torch's peak allocation; service: the server
 process's GPU memory as nvidia-smi reports it, sampled every 0.2 s; on CPU its peak RSS), and
@@ -22,6 +25,7 @@ each rate's ratio to plain eager batch 1 and plain compiled batch 8.
     .venv/bin/python bench/gpu.py                          # GPU host: one H100, ~25 min with compiling
     .venv/bin/python bench/gpu.py --compile-mode off       # eager only, quicker
     .venv/bin/python bench/gpu.py --profile tiny           # CPU dry run (64 px, 2 steps)
+    .venv/bin/python bench/gpu.py --only-previews --size 256 --steps 10   # previews alone
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from roomrender.engines.diffusers.preprocessors import straight_lines
 from roomrender.engines.diffusers.random_models import build_models_dir
 from roomrender.samples import room_image
 
-MODEL_KEYS = {"sd15", "controlnet_mlsd", "lcm_lora", "sd15_inpaint", "controlnet_seg", "segmentation"}
+MODEL_KEYS = {"sd15", "controlnet_mlsd", "lcm_lora", "sd15_inpaint", "controlnet_seg", "segmentation", "taesd"}
 PROMPT = "a modern living room, interior design, photorealistic"
 
 
@@ -381,6 +385,42 @@ def service_bench(workload: str, models_dir: Path, work: Path, args: argparse.Na
 
 # -- main -----------------------------------------------------------------------------------------
 
+def preview_bench(models_dir: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """A text_to_image job with live previews every 5 steps against the same job without."""
+    from roomrender.canonical.models import GenerationRequest
+    from roomrender.engines.base import BatchContext, EngineJob
+    from roomrender.engines.diffusers.engine import DiffusersEngine
+    from roomrender.engines.diffusers.registry import parse_registry
+
+    data = load_data_file("diffusers_registry.json")
+    data["defaults"]["resolution"] = args.size
+    data["defaults"]["preview"]["every"] = 5
+    engine = DiffusersEngine(parse_registry(data), models_dir)
+    previews: list[Image.Image] = []
+    with_previews = BatchContext(lambda *_: None, lambda _: False, lambda _job, image: previews.append(image))
+    without = BatchContext(lambda *_: None, lambda _: False)
+    job = EngineJob("p", GenerationRequest(task="text_to_image", prompt=PROMPT, steps=args.steps, seed=1,
+                                           width=args.size, height=args.size))
+    engine.generate([job], with_previews)  # loads everything, TAESD included
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(args.repeats):
+        for mode, context in (("off", without), ("on", with_previews)):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            engine.generate([job], context)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[mode].append(time.perf_counter() - started)
+    off, on = statistics.median(times["off"]), statistics.median(times["on"])
+    per_job = len(previews) // (args.repeats + 1)
+    print(f"previews: {per_job} per job of {args.steps} steps; job {off * 1000:.0f} ms without, "
+          f"{on * 1000:.0f} ms with: +{(on - off) / off * 100:.2f}% (goal: under 3%)", flush=True)
+    return [{"run": "text_to_image, no previews", "seconds": round(off, 3)},
+            {"run": f"text_to_image, {per_job} previews", "seconds": round(on, 3),
+             "overhead_percent": round((on - off) / off * 100, 2)}]
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     base = next((r["images_per_s"] for r in rows if r["run"] == "plain eager b1"), None)
     compiled = next((r["images_per_s"] for r in rows if r["run"].startswith("plain compiled")), None)
@@ -421,6 +461,7 @@ def main() -> int:
     parser.add_argument("--models-dir", type=Path, default=None, help="reuse a folder built before")
     parser.add_argument("--work-dir", type=Path, default=None, help="server data, compile cache")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--only-previews", action="store_true", help="only the live previews' cost")
     args = parser.parse_args()
     tiny = args.profile == "tiny"
     args.size = args.size or (64 if tiny else 512)
@@ -439,15 +480,22 @@ def main() -> int:
     models_dir = args.models_dir or work / "models"
     if not (models_dir / "stable-diffusion-v1-5").exists():
         started = time.perf_counter()
-        build_models_dir(models_dir, profile=args.profile, dtype=dtype, only=MODEL_KEYS)
+        build_models_dir(models_dir, profile=args.profile, dtype=dtype,
+                         only={"sd15", "taesd"} if args.only_previews else MODEL_KEYS)
         print(f"built random {args.profile} models in {models_dir} ({time.perf_counter() - started:.0f}s)", flush=True)
 
     rows: list[dict[str, Any]] = []
+    if args.only_previews:
+        rows = preview_bench(models_dir, args)
+        if args.json:
+            args.json.write_text(json.dumps({"device": device, "rows": rows}, indent=1))
+        return 0
     if not args.skip_plain:
         rows += plain_bench(models_dir, args, dtype, "cuda" if cuda else "cpu")
     for workload in [w.strip() for w in args.workloads.split(",") if w.strip()]:
         rows += service_bench(workload, models_dir, work, args)
     print_table(rows)
+    rows += preview_bench(models_dir, args)
     if args.json:
         args.json.write_text(json.dumps({"device": device, "args": {k: str(v) for k, v in vars(args).items()},
                                          "rows": rows}, indent=1))

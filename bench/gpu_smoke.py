@@ -1,13 +1,22 @@
-"""GPU smoke run of the diffusers engine: every task once through the real worker, timed.
+"""GPU smoke run of the diffusers engine: every task of a model family once through the real
+worker, timed.
 
-Full-size SD 1.5 architectures (UNet, VAE, text encoder, the inpainting UNet, four ControlNets,
-the x4 upscaler, UperNet, DPT, an IP-Adapter with its CLIP vision encoder) are built with random
-weights into a temporary models folder (nothing is downloaded), then each task runs at 512x512
-through `build_services` + the worker, cold (loading included) and warm. The images are noise;
-the timings and the memory are what a real checkpoint of the same architecture costs.
+`--family sd15` (the default): full-size SD 1.5 architectures (UNet, VAE, text encoder, the
+inpainting and InstructPix2Pix UNets, four ControlNets, the x4 upscaler, UperNet, DPT, ViTMatte,
+an IP-Adapter with its CLIP vision encoder, TAESD). `--family sdxl`: full-size SDXL ones (the
+base UNet, 2.6 B parameters, and the inpainting one, both text encoders, the VAE, ControlNet
+Union, the SDXL IP-Adapter, TAESDXL, UperNet, DPT, ViTMatte). They are built with random weights
+into a temporary models folder (nothing is downloaded), then each task of the family runs at
+--size through `build_services` + the worker, cold (loading included) and warm, live previews
+on. The images are noise; the timings and the memory are what a real checkpoint of the same
+architecture costs. `resident GiB` is what the engine holds loaded after the task, within
+--memory-gb.
 
-    .venv/bin/python bench/gpu_smoke.py                 # on a GPU host; about 10 GB of disk (fp16)
+    .venv/bin/python bench/gpu_smoke.py                               # GPU host, SD 1.5 at 512
+    .venv/bin/python bench/gpu_smoke.py --family sdxl --size 1024     # GPU host, SDXL
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
+    .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
+        --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import argparse
 import base64
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,8 +49,20 @@ def room_photo(size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(samples.room_photo(size, size, "PNG")).decode()
 
 
+def product_photo(size: int) -> str:
+    """A product on a white studio background, as a PNG data URI."""
+    product = Image.new("RGB", (size, size), (250, 250, 250))
+    product.paste((150, 90, 50), (size // 5, size // 4, size * 4 // 5, size * 3 // 4))
+    buffer = io.BytesIO()
+    product.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
+    """Every task's request and the output size it must give (None: segment's masks)."""
     room = room_photo(size)
+    product = product_photo(size)
+    q = size // 4
     mask = Image.new("L", (size, size), 0)
     mask.paste(255, (size // 4, size // 4, size // 2, size // 2))
     buffer = io.BytesIO()
@@ -58,6 +80,10 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "expand": ({"image": room, "expand": {"left": 0.25, "right": 0.25}}, (size * 3 // 2, size)),
         "segment": ({"image": room}, None),
         "text_to_image": ({"prompt": "a bright kitchen", "width": size, "height": size}, (size, size)),
+        "instruct": ({"image": room, "prompt": "make the walls sage green"}, (size, size)),
+        "cutout": ({"image": product}, (size, size)),
+        "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
+                   "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
     }
 
 
@@ -89,6 +115,9 @@ def main() -> int:
     parser.add_argument("--tasks", default="", help="comma-separated subset")
     parser.add_argument("--models-dir", type=Path, default=None, help="reuse a folder built before")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--family", default="sd15", help="the registry's model family to run")
+    parser.add_argument("--dtype", default=None, help="float16 (CUDA default), bfloat16, float32 (CPU default)")
+    parser.add_argument("--memory-gb", type=float, default=0.0, help="the engine's memory budget (0: its default)")
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -96,44 +125,58 @@ def main() -> int:
     print(f"device: {device}, torch {torch.__version__}, profile {args.profile}, size {args.size}")
     work = Path(tempfile.mkdtemp(prefix="roomrender-smoke-"))
     models_dir = args.models_dir or work / "models"
-    if not (models_dir / "stable-diffusion-v1-5").exists():
-        started = time.perf_counter()
-        dtype = torch.float16 if cuda else torch.float32
-        build_models_dir(models_dir, profile=args.profile, dtype=dtype)
-        print(f"built random {args.profile} models in {models_dir} ({time.perf_counter() - started:.0f}s)")
-
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if cuda else torch.float32)
     data = load_data_file("diffusers_registry.json")
-    data["defaults"]["resolution"] = args.size
-    if args.steps:
-        for entry in data["tasks"].values():
-            entry["steps"] = args.steps
-    parse_registry(data)
+    for family in [data, *data["families"].values()]:
+        family.setdefault("defaults", {})["resolution"] = args.size
+        for entry in family["tasks"].values():
+            if args.steps:
+                entry["steps"] = args.steps
+            if "max_output_side" in entry:
+                entry["max_output_side"] = args.size * 2
+    registry = parse_registry(data)
+    family_specs = list(registry.family(args.family).tasks.values())
+    needed = {key for spec in family_specs for key in [*spec.model_keys(), *spec.optional_keys()]}
+    if not (models_dir / ".built").exists():
+        started = time.perf_counter()
+        build_models_dir(models_dir, registry, profile=args.profile, dtype=dtype, only=needed)
+        (models_dir / ".built").write_text(args.family)
+        print(f"built random {args.profile} {args.family} models in {models_dir} "
+              f"({time.perf_counter() - started:.0f}s)")
     registry_file = work / "registry.json"
     registry_file.write_text(json.dumps(data))
 
     settings = Settings(data_dir=work / "data", engine="diffusers", models_dir=models_dir,
-                        diffusers_registry=registry_file, max_output_pixels=10**9)
+                        diffusers_registry=registry_file, max_output_pixels=10**9,
+                        diffusers_dtype=str(dtype).removeprefix("torch."))
+    # The engine's own settings (ROOMRENDER_DIFFUSERS_*) are read from the environment.
+    os.environ["ROOMRENDER_DIFFUSERS_FAMILY"] = args.family
+    if args.memory_gb:
+        os.environ["ROOMRENDER_DIFFUSERS_MEMORY_GB"] = str(args.memory_gb)
     services = build_services(settings)
     owner, _ = services.keys.create("smoke")
     cases = requests_for(args.size)
-    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or list(cases)
+    served = {spec.task.value for spec in family_specs}
+    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [t for t in cases if t in served]
     results: list[dict[str, Any]] = []
     failures = 0
-    print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}  result")
+    print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")
     for task in chosen:
         fields, size = cases[task]
-        fields = {"task": task, **fields}
+        fields = {"task": task, "model": args.family, **fields}
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         cold, _ = run_task(services, owner, fields, size, args.n)
         warm, outcome = run_task(services, owner, fields, size, args.n)
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
+        resident = services.engine.store.parts.resident_bytes / 2**30  # type: ignore[attr-defined]
         failures += not outcome.startswith("ok")
-        print(f"{task:<16}{cold:>9.2f}{warm:>9.2f}{peak:>10.2f}  {outcome}", flush=True)
+        print(f"{task:<16}{cold:>9.2f}{warm:>9.2f}{peak:>10.2f}{resident:>14.2f}  {outcome}", flush=True)
         results.append({"task": task, "cold_s": round(cold, 3), "warm_s": round(warm, 3),
-                        "peak_gib": round(peak, 2), "result": outcome})
+                        "peak_gib": round(peak, 2), "resident_gib": round(resident, 2), "result": outcome})
     if args.json:
         args.json.write_text(json.dumps({"device": device, "profile": args.profile, "size": args.size,
+                                         "family": args.family, "dtype": str(dtype),
                                          "steps": args.steps, "n": args.n, "results": results}, indent=1))
     return 1 if failures else 0
 

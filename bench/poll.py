@@ -112,7 +112,8 @@ def main() -> None:
 
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="roomrender-bench-")
-    env = {**os.environ, "ROOMRENDER_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "ROOMRENDER_DATA_DIR": data_dir,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     server = subprocess.Popen(
         [sys.executable, "-m", "roomrender.cli", "serve", "--port", str(port), "--log-level", "warning",
          "--workers", "0"],

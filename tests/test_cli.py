@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -42,6 +43,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serve_prints_a_key_and_submit_saves_results(tmp_path):
     port = free_port()
     env = {**os.environ, "ROOMRENDER_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
@@ -57,6 +59,7 @@ def test_serve_prints_a_key_and_submit_saves_results(tmp_path):
             lines.append(server.stdout.readline().strip())
         key = next(line for line in lines if line.startswith("rr_"))
         assert any(f"http://127.0.0.1:{port}/docs" in line for line in lines)
+        assert f"Playground: http://127.0.0.1:{port}/" in lines
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
@@ -81,3 +84,37 @@ def test_serve_prints_a_key_and_submit_saves_results(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_submit_places_a_product(tmp_path, settings):
+    from roomrender.app import create_app
+    from roomrender.services import build_services
+    from tests.servers import free_port as a_free_port
+    from tests.servers import run_uvicorn
+
+    port = a_free_port()
+    settings = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}",
+                                           "worker_poll_seconds": 0.05})
+    services = build_services(settings)
+    key = services.keys.create("cli")[1]
+    room, product = tmp_path / "room.png", tmp_path / "chair.png"
+    room.write_bytes(make_room_photo(300, 200, fmt="PNG"))
+    chair = Image.new("RGB", (90, 90), (250, 250, 250))
+    chair.paste((200, 150, 30), (15, 15, 75, 75))
+    chair.save(product)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    with run_uvicorn(create_app(settings, services=services, workers=1, janitor=False), port) as base:
+        bad = runner.invoke(app, ["submit", str(room), "--task", "place", "--product", str(product),
+                                  "--placement", "1,2,3", "--server", base, "--key", key])
+        assert bad.exit_code == 2 and "x,y,w,h" in bad.output
+        placed = runner.invoke(app, ["submit", str(room), "--task", "place", "--product", str(product),
+                                     "--placement", "100,100,60,60", "--area", "80,80,100,100",
+                                     "--wait", "--out", str(out), "--server", base, "--key", key])
+        assert placed.exit_code == 0, placed.output
+    services.db.dispose()
+    [saved] = list(out.iterdir())
+    pixels = Image.open(saved).convert("RGB")
+    red, green, blue = pixels.getpixel((130, 130))
+    assert abs(red - 200) <= 30 and abs(green - 150) <= 30 and abs(blue - 30) <= 30
+    assert pixels.getpixel((10, 10)) == Image.open(room).convert("RGB").getpixel((10, 10))

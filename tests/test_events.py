@@ -221,6 +221,25 @@ def test_keep_alives_go_out_by_the_clock_while_nothing_changes(settings: Setting
         assert services.watchers.watching() == 0
 
 
+def test_a_shutting_down_server_ends_open_streams_at_once(settings: Settings) -> None:
+    services = build_services(settings)
+    plaintext = services.keys.create("watcher")[1]
+    app = create_app(settings, services=services, workers=0, janitor=False)
+    with run_uvicorn(app, free_port()) as base, httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {plaintext}"}, timeout=30) as client:
+        job = submit(client)
+        with client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: status"
+            next(lines)  # its data
+            told = time.monotonic()
+            app.state.draining.set()  # what SIGTERM does first
+            rest = list(lines)  # the stream ends
+            ended_after = time.monotonic() - told
+    assert "retry: 1000" in rest, rest
+    assert ended_after < 1.0
+
+
 def test_many_watchers_of_one_job_share_its_first_read(settings: Settings) -> None:
     services = build_services(settings)
     reads: list[str] = []

@@ -127,3 +127,56 @@ def test_an_unreachable_url_is_a_clear_400(client, auth, services):
     response = post_job(client, auth, "http://127.0.0.1:9/room.jpg")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "fetch_failed"
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_16_bit_greyscale_png_keeps_its_tones():
+    import numpy as np
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    source = Image.fromarray(ramp)
+    assert Image.open(io.BytesIO(_png(source))).mode == "I;16"
+    checked = Image.open(io.BytesIO(check_image(_png(source), LIMITS).data))
+    assert checked.mode in ("L", "RGB")
+    pixels = np.asarray(checked.convert("L"), dtype=np.int64)
+    expected = ramp.astype(np.int64) * 255 // 65535
+    assert np.abs(pixels - expected).max() <= 1
+    assert pixels.min() == 0 and 250 <= pixels.max() <= 255 and 100 < pixels.mean() < 155
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "PA", "LA", "CMYK", "RGBa", "La"])
+def test_every_mode_pillow_opens_becomes_8_bit_with_its_tones(mode):
+    base = Image.new("RGB", (32, 16), (90, 140, 200))
+    image = base.convert(mode) if mode not in ("I", "F") else base.convert("L").convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    if mode in ("RGBa", "La", "PA"):
+        image = base.convert({"RGBa": "RGBA", "La": "LA", "PA": "RGBA"}[mode])
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    checked = Image.open(io.BytesIO(check_image(buffer.getvalue(), LIMITS).data))
+    assert checked.mode in ("L", "RGB", "RGBA")
+    grey = checked.convert("L").getpixel((5, 5))
+    expected = base.convert("L").getpixel((5, 5))
+    tolerance = {"1": 130, "P": 30}.get(mode, 12)  # 1-bit and web-palette quantizing
+    assert abs(grey - expected) <= tolerance, (mode, grey, expected)
+
+
+def test_a_16_bit_png_job_renders_its_tones_not_white(client, auth, services):
+    import numpy as np
+
+    from tests.conftest import drain
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    created = post_job(client, auth, data_uri(_png(Image.fromarray(ramp)), "image/png"))
+    assert created.status_code == 202, created.text
+    drain(services)
+    job = client.get(f"/v1/jobs/{created.json()['id']}", headers=auth).json()
+    assert job["status"] == "succeeded", job
+    output = client.get(job["outputs"][0]["url"])
+    result = np.asarray(Image.open(io.BytesIO(output.content)).convert("L"), dtype=np.float64)
+    assert result.mean() < 200, "the 16-bit input rendered (nearly) white"

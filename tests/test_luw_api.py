@@ -227,8 +227,7 @@ def test_enhance_prompt_and_luwmodel_are_accepted(client, auth, room):
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("model", ["video", "3dgen", "fluw", "pattern", "moodboard", "removebg",
-                                   "changebg"])
+@pytest.mark.parametrize("model", ["video", "3dgen", "fluw", "pattern", "moodboard", "changebg"])
 def test_other_models_of_the_service_are_not_supported(client, auth, services, room, model):
     response = client.post("/v2/generate", headers=auth, data={"model": model, "image": room})
     assert response.status_code == 400
@@ -499,6 +498,69 @@ def test_upload_accepts_form_json_and_a_file_part(client, auth):
     for response, name in ((by_form, "a.png"), (by_json, "b.webp"), (by_file, "c.jpg")):
         assert response.status_code == 200, response.text
         assert response.json()["final_url"].endswith("-" + name)
+
+
+def test_finalize_upload_confirms_an_upload_whose_bytes_arrived(client, auth, services, room_jpeg):
+    body = client.post("/v2/upload", headers=auth, data={"filename": "room.jpg", "pid": "42"}).json()
+    early = client.get("/v2/finalize_upload", headers=auth, params={"url": body["final_url"]})
+    assert early.status_code == 400
+    assert early.json() == {"status": False, "error": "the file's bytes have not arrived: PUT them "
+                                                      "to the signed_url first"}
+
+    assert client.put(body["signed_url"], content=room_jpeg).status_code == 200
+    for _ in range(3):  # the official client retries it: every answer is the same
+        done = client.get("/v2/finalize_upload", headers=auth, params={"url": body["final_url"]})
+        assert done.status_code == 200 and done.json() == {"status": True}
+    assert client.get(body["final_url"]).content == room_jpeg
+    assert generate_and_run(client, auth, services, model="interior", image=body["final_url"])["status"]
+
+
+def test_finalize_upload_of_another_keys_or_an_unknown_url_is_a_404(client, auth, services, room_jpeg):
+    body = client.post("/v2/upload", headers=auth, data={"filename": "room.jpg"}).json()
+    assert client.put(body["signed_url"], content=room_jpeg).status_code == 200
+    other = {"Authorization": f"Bearer {services.keys.create('other')[1]}"}
+    key = body["final_url"].rsplit("/", 1)[1]
+    for headers, url in (
+            (other, body["final_url"]),  # another key's upload
+            (auth, body["final_url"].replace(key, "0" * 32 + "-room.jpg")),  # never issued
+            (auth, body["final_url"].replace(key[:32], key[:16] + "f" * 16)),  # a forged MAC
+            (auth, "https://elsewhere.example/files/" + key)):  # not this server's URL
+        response = client.get("/v2/finalize_upload", headers=headers, params={"url": url})
+        assert response.status_code == 404, url
+        assert response.json()["status"] is False and "no upload of this key" in response.json()["error"]
+    missing = client.get("/v2/finalize_upload", headers=auth)
+    assert missing.status_code == 400 and "url is required" in missing.json()["error"]
+    assert client.get("/v2/finalize_upload", params={"url": body["final_url"]}).json() == AUTH_ERROR
+
+
+def test_finalize_upload_of_an_expired_upload_is_a_404(client, auth, services, room_jpeg):
+    body = client.post("/v2/upload", headers=auth, data={"filename": "x12tmp-room.jpg"}).json()
+    assert client.put(body["signed_url"], content=room_jpeg).status_code == 200
+    key = body["final_url"].rsplit("/", 1)[1]
+    with services.db.begin() as connection:
+        connection.execute(files.update().where(files.c.key == key).values(expires_at=time.time() - 1))
+    response = client.get("/v2/finalize_upload", headers=auth, params={"url": body["final_url"]})
+    assert response.status_code == 404 and "expired" in response.json()["error"]
+
+
+def test_video_styles_need_no_key_and_are_empty_without_a_video_model(client):
+    response = client.get("/v2/video_styles")
+    assert response.status_code == 200 and response.json() == []
+
+
+def test_removebg_cuts_the_subject_out_on_a_transparent_png(client, auth, services):
+    product = Image.new("RGB", (80, 60), (250, 250, 250))
+    product.paste((30, 110, 60), (20, 15, 60, 45))
+    buffer = io.BytesIO()
+    product.save(buffer, format="PNG")
+    done = generate_and_run(client, auth, services, model="removebg", format="jpg",
+                            image=data_uri(buffer.getvalue(), "image/png"))
+    assert done["status"] is True and isinstance(done["output"], str), done
+    download = client.get(done["output"])
+    assert download.headers["content-type"] == "image/png"  # a JPEG cannot be transparent
+    cut = Image.open(io.BytesIO(download.content))
+    assert cut.mode == "RGBA"
+    assert cut.getpixel((2, 2))[3] == 0 and cut.getpixel((40, 30)) == (30, 110, 60, 255)
 
 
 @pytest.mark.parametrize("fields,message", [

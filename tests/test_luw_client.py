@@ -23,27 +23,45 @@ from tests.conftest import make_room_photo
 
 
 class LuwClient:
-    """The calls a Luw application makes."""
+    """The calls a Luw application makes, as the official client makes them: JSON bodies, Bearer
+    auth, the three-step upload, and retries of /upload, /finalize_upload and /results on 429
+    and 5xx answers."""
+
+    RETRIED = ("/v2/upload", "/v2/finalize_upload", "/v2/results")
 
     def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
         self.http = httpx.Client(base_url=base_url, timeout=30,
                                  headers={"Authorization": f"Bearer {token}"})
+        self.calls: list[str] = []
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        for attempt in range(3):
+            self.calls.append(path)
+            response = self.http.request(method, path, **kwargs)
+            if path in self.RETRIED and (response.status_code == 429 or response.status_code >= 500):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            return response.json()
+        raise RuntimeError(f"{path} kept failing")
 
     def upload(self, path: Path) -> str:
-        answer = self.http.post("/v2/upload", json={"filename": path.name}).json()
+        answer = self._call("POST", "/v2/upload", files={"filename": (None, path.name), "pid": (None, "p-1")})
         assert answer["status"] is True, answer
         # The signed URL carries its own authorisation, like a CDN's.
         put = httpx.put(answer["signed_url"], content=path.read_bytes(),
                         headers={"Content-Type": "image/jpeg"})
         put.raise_for_status()
+        finalized = self._call("GET", "/v2/finalize_upload", params={"url": answer["final_url"]})
+        assert finalized == {"status": True}, finalized
         return str(answer["final_url"])
 
     def generate(self, idempotency_key: str | None = None, **params: Any) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self.http.post("/v2/generate", json=params, headers=headers).json()  # type: ignore[no-any-return]
+        return self._call("POST", "/v2/generate", json=params, headers=headers)  # type: ignore[no-any-return]
 
     def results(self, processing_url: str) -> dict[str, Any]:
-        return self.http.post("/v2/results", json={"processing_url": processing_url}).json()  # type: ignore[no-any-return]
+        return self._call("POST", "/v2/results", json={"processing_url": processing_url})  # type: ignore[no-any-return]
 
     def wait(self, processing_url: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -54,8 +72,18 @@ class LuwClient:
             time.sleep(0.2)
         raise TimeoutError(f"{processing_url} still processing after {timeout}s")
 
+    # Styles and video styles need no key.
+    def styles(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.base_url}/v2/styles", params={"version": 2}).json()  # type: ignore[no-any-return]
+
+    def video_styles(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.base_url}/v2/video_styles").json()  # type: ignore[no-any-return]
+
+    def materials(self) -> dict[str, Any]:
+        return self._call("GET", "/v2/materials")  # type: ignore[no-any-return]
+
     def credits(self) -> dict[str, Any]:
-        return self.http.get("/v2/credits").json()  # type: ignore[no-any-return]
+        return self._call("GET", "/v2/credits")  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -93,7 +121,8 @@ def test_a_luw_application_works_against_roomrender(server, tmp_path):
     photo = tmp_path / "x12tmp-room.jpg"
     photo.write_bytes(make_room_photo(320, 240))
 
-    image_url = luw.upload(photo)
+    image_url = luw.upload(photo)  # upload → PUT → finalize
+    assert luw.calls == ["/v2/upload", "/v2/finalize_upload"]
     started = luw.generate(idempotency_key="design-1", model="interior", image=image_url,
                            styles="Scandinavian", knows="Living Room", precise=75, format="jpg")
     assert started["status"] is True and started["processing"] is True, started
@@ -104,14 +133,38 @@ def test_a_luw_application_works_against_roomrender(server, tmp_path):
 
     done = luw.wait(started["processing_url"])
     assert done["status"] is True and isinstance(done["output"], str), done
+    assert luw.results(started["processing_url"]) == done  # a retried poll answers the same
     download = httpx.get(done["output"])
     assert download.status_code == 200 and download.headers["content-type"] == "image/jpeg"
     result = tmp_path / "result.jpg"
     result.write_bytes(download.content)
     assert Image.open(result).size == (320, 240)
 
+    styles = luw.styles()
+    assert "Scandinavian" in [style["name"] for style in styles]
+    assert httpx.get(styles[0]["thumb_image"]).headers["content-type"] == "image/png"
+    assert luw.video_styles() == []
+    materials = luw.materials()
+    assert materials["status"] is True and materials["materials"]
+    assert {"id", "prompt_type", "title", "extra", "image", "thumb"} <= set(materials["materials"][0])
+
     # Charged once for the two identical requests.
     assert luw.credits()["credits"] == {"available": 9, "used": 1, "purchased": 10}
+
+
+def test_a_luw_application_removes_a_background(server, tmp_path):
+    base_url, token = server
+    luw = LuwClient(base_url, token)
+    product = Image.new("RGB", (160, 120), (248, 248, 246))
+    product.paste((40, 70, 160), (40, 30, 120, 100))
+    path = tmp_path / "lamp.png"
+    product.save(path)
+
+    started = luw.generate(model="removebg", image=luw.upload(path))
+    done = luw.wait(started["processing_url"])
+    assert done["status"] is True, done
+    cut = Image.open(io.BytesIO(httpx.get(done["output"]).content))
+    assert cut.mode == "RGBA" and cut.getpixel((5, 5))[3] == 0 and cut.getpixel((80, 60))[3] == 255
 
 
 def test_curl_style_form_calls_work_against_roomrender(server, tmp_path):

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from roomrender.canonical.models import GenerationRequest, JobStatus
 from roomrender.services import build_services
 from tests.conftest import data_uri, drain, make_room_photo
@@ -109,6 +111,7 @@ def _start_worker(env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_leaves_it_to_another_worker(settings):
     services = build_services(settings)
     owner = services.keys.authenticate(services.keys.create("t")[1])
@@ -179,3 +182,28 @@ def test_keys_take_turns_within_a_priority(settings):
     assert order[0] == urgent.id
     assert order[1:3] == [flood[0].id, single.id]
     assert order[3:] == [job.id for job in flood[1:]]
+
+
+def test_a_jobs_progress_never_goes_back_when_an_engine_counts_again(settings, monkeypatch):
+    from roomrender import worker as worker_module
+    from roomrender.engines.base import BatchContext, EngineJob, JobResult
+    from roomrender.engines.preview import PreviewEngine
+
+    class PhasedEngine(PreviewEngine):
+        """Preprocessing counts to 80%, then the images count from zero again."""
+
+        def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+            ids = [job.job_id for job in batch]
+            for fraction in (0.4, 0.8, 0.3, 0.6, 0.9):
+                context.progress(ids, fraction)
+            return super().generate(batch, context)
+
+    monkeypatch.setattr(worker_module, "PROGRESS_WRITE_SECONDS", 0.0)
+    services = build_services(settings, engine=PhasedEngine())
+    seen: list[float] = []
+    services.queue.add_hook(lambda _c, row, event: seen.append(row.progress) if event == "job.progress" else None)
+    owner = services.keys.create("t")[0]
+    job = services.jobs.submit(owner, GenerationRequest(task="restyle", image=data_uri(make_room_photo())))
+    drain(services)
+    assert services.jobs.get(owner, job.id).status == JobStatus.succeeded
+    assert seen == [0.4, 0.8, 0.9, 1.0], seen  # the 0.3 and 0.6 of the second phase are not shown

@@ -21,13 +21,13 @@ def test_outputs_are_files_in_the_data_folder_at_unguessable_urls(client, auth, 
     assert client.get("/files/..%2Froomrender.db").status_code == 404
 
 
-def test_results_expire_after_the_configured_time(settings, room_jpeg):
+def test_results_expire_after_the_configured_time(settings, room_jpeg, monkeypatch):
     from fastapi.testclient import TestClient
 
     from roomrender.app import create_app
     from roomrender.services import build_services
 
-    settings = settings.model_copy(update={"result_ttl_seconds": 1})
+    settings = settings.model_copy(update={"result_ttl_seconds": 60})
     services = build_services(settings)
     headers = {"Authorization": f"Bearer {services.keys.create('t')[1]}"}
     with TestClient(create_app(settings, services=services, janitor=False),
@@ -39,7 +39,8 @@ def test_results_expire_after_the_configured_time(settings, room_jpeg):
         url = job["outputs"][0]["url"]
         assert job["expires_at"] is not None
         assert client.get(url).status_code == 200
-        time.sleep(1.1)
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + 61)  # the TTL has passed
         assert client.get(url).status_code == 404
         assert client.get(f"/v1/jobs/{job_id}", headers=headers).json()["outputs"] == []
         assert services.files.delete_expired() >= 1

@@ -22,6 +22,7 @@ from roomrender.db.tables import webhook_attempts, webhook_messages
 from roomrender.services import Services, build_services
 from roomrender.webhooks.delivery import Dispatcher, retry_after_seconds
 from tests.conftest import data_uri, drain
+from tests.netfakes import FakeNetwork
 from tests.webhook_receiver import Receiver
 
 FAST = [0, 0.05, 0.05, 0.05, 0.05]
@@ -402,29 +403,78 @@ def test_luw_webhook_body_matches_v2_results(client, services, dispatcher, recei
     assert call.body == polled.content
 
 
-def test_plain_http_connects_to_the_address_that_was_checked(client, auth, services, receiver,
-                                                             secret, room_jpeg, monkeypatch):
-    """The name is resolved once, checked, and that address is used: no second lookup to rebind."""
-    name = f"hooks.example.test:{receiver.port}"
-    job_id = submit(client, auth, room_jpeg, f"http://{name}/hook?x=1")
-    drain(services)
-    looked_up: list[str] = []
-
-    def resolve_public(url: str, *, allow_private: bool) -> tuple[str, list[str]]:
-        assert not allow_private
-        looked_up.append(url)
-        return "hooks.example.test", ["127.0.0.1"]  # as if a public address had been checked
-
-    monkeypatch.setattr("roomrender.webhooks.delivery.checked_addresses", resolve_public)
-    strict = services.new_dispatcher(allow_private=False)
-    try:
-        assert strict.run_once() == 1
-    finally:
-        strict.close()
-    assert looked_up == [f"http://{name}/hook?x=1"]
-    [call] = receiver.calls
+def test_delivery_connects_to_the_address_it_checked(client, auth, services, secret, room_jpeg,
+                                                     monkeypatch):
+    """DNS rebinding: the name answers a public address, then the loopback, where an internal
+    service listens on the URL's port. The delivery goes to the public address it checked, with
+    the name as Host, and the internal service hears nothing."""
+    network = FakeNetwork(monkeypatch)
+    with Receiver() as public, Receiver() as internal:
+        network.resolve("hooks.example.test", ["93.184.215.14"], ["127.0.0.1"])
+        network.route("93.184.215.14", public.port)
+        name = f"hooks.example.test:{internal.port}"
+        job_id = submit(client, auth, room_jpeg, f"http://{name}/hook?x=1")
+        drain(services)
+        strict = services.new_dispatcher(allow_private=False)
+        try:
+            assert strict.run_once() == 1
+        finally:
+            strict.close()
+    assert internal.calls == []
+    [call] = public.calls
     assert call.headers["host"] == name and call.path == "/hook?x=1"
     assert call.verify(secret)["data"]["id"] == job_id
+
+
+@pytest.mark.parametrize("url", ["http://hooks.test/a\tb", "http://hooks.test/\n", "http://[::1/x",
+                                 "http://" + "a" * 70 + ".test/", "http://a..b/"])
+def test_webhook_urls_that_cannot_be_delivered_are_refused_at_submit(client, auth, room_jpeg, url):
+    native = client.post("/v1/jobs", headers=auth, json={
+        "task": "restyle", "image": data_uri(room_jpeg), "style": "modern", "webhook": url})
+    assert native.status_code == 400 and native.json()["error"]["code"] == "url_refused"
+    spacely = client.post("/api/v1/generate/empty-room", headers={"X-API-KEY": auth["Authorization"][7:]},
+                          json={"imageUrl": data_uri(room_jpeg), "webhookUrl": url})
+    assert spacely.status_code == 400 and spacely.json()["error"]["code"] == "url_refused"
+    luw = client.post("/v2/generate", headers=auth, json={
+        "model": "interior", "image": data_uri(room_jpeg), "styles": "Modern", "webhook": url})
+    assert luw.status_code == 400 and luw.json()["status"] is False
+
+
+def test_one_undeliverable_row_fails_alone_and_the_dispatcher_goes_on(client, auth, services,
+                                                                     receiver, room_jpeg):
+    """A row no check would let in today (written straight into the outbox, as an older server
+    did) fails its delivery; the dispatcher's thread lives on and delivers the others."""
+    job_id = submit(client, auth, room_jpeg, receiver.url())
+    drain(services)
+    with services.db.begin() as connection:
+        owner = connection.execute(select(webhook_messages.c.owner_id)).scalar_one()
+        for index, url in enumerate(["http://hooks.test/a\tb", "http://[::1/x", "http://\ud800/",
+                                     "http://" + "a" * 70 + ".test/"]):
+            connection.execute(webhook_messages.insert().values(
+                id=f"msg_bad{index}", job_id=job_id, owner_id=owner, event="job.succeeded",
+                url=url.encode("utf-8", "replace").decode(), payload="{}", status="pending",
+                attempts=0, next_attempt_at=0.0, created_at=0.0, updated_at=0.0))
+    dispatcher = services.new_dispatcher(schedule=[0])
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with services.db.connect() as connection:
+                statuses = dict(connection.execute(
+                    select(webhook_messages.c.id, webhook_messages.c.status)).all())
+            if "pending" not in statuses.values():
+                break
+            time.sleep(0.05)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(5)
+        dispatcher.close()
+    bad = {key: value for key, value in statuses.items() if key.startswith("msg_bad")}
+    assert set(bad.values()) == {"failed"} and len(bad) == 4
+    assert len(receiver.calls) == 1 and "delivered" in statuses.values()
 
 
 def test_the_served_app_delivers_in_the_background(services, api_key, receiver, room_jpeg):

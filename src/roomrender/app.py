@@ -8,16 +8,21 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
 from roomrender import __version__
 from roomrender.api import files, ops
 from roomrender.api import webhooks as webhooks_api
-from roomrender.api.errors import DialectErrors, install_error_handlers
+from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
+from roomrender.api.guards import BodyLimit, RequestRates, StreamSlots
 from roomrender.api.ops import metrics_registry
+from roomrender.api.shutdown import Draining
+from roomrender.api.telemetry import RequestTelemetry
 from roomrender.config import Settings
 from roomrender.dialects import PLUGS
 from roomrender.services import Services, build_services
+from roomrender.web import playground
 from roomrender.webhooks.delivery import Dispatcher
 
 
@@ -57,7 +62,9 @@ class Background:
         finally:
             dispatcher.close()
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        # In-process workers get their stop grace, then a moment to hand back and store.
+        timeout = self.services.settings.worker_stop_grace_seconds + 10 if timeout is None else timeout
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout)
@@ -68,43 +75,64 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     settings = settings or Settings()
     services = services or build_services(settings)
     background = Background(services, workers, janitor, webhooks)
+    draining = Draining()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        draining.clear()
+        restore_signals = draining.watch_signals()
         background.start()
         try:
             yield
         finally:
+            draining.set()
             background.close()
+            restore_signals()
 
-    app = FastAPI(
+    # /docs loads Swagger UI from files in fastapi-offline, not from a CDN. No /redoc: ReDoc
+    # fetches its logo from its own CDN whatever it is given.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="roomrender",
         version=__version__,
         description=(
             "Self-hosted AI interior-design rendering. Native API under /v1; Spacely-compatible "
-            "under /api/v1; Luw-compatible under /v2."
+            "under /api/v1; Luw-compatible under /v2; Replicate-compatible predictions under "
+            "/v1/predictions, /v1/models and /v1/files."
         ),
         lifespan=lifespan,
+        # Swagger UI would otherwise ask validator.swagger.io about our schema.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.services = services
-    app.state.metrics = metrics_registry(services.queue)
+    app.state.metrics = metrics_registry(services.queue, services.outbox)
+    app.state.draining = draining
+    draining.on_set(services.watchers.drain)  # open event streams end at once
     app.state.background = background
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
     app.include_router(ops.router)
     leading: list[BaseRoute] = []
     for plug in PLUGS:
-        if plug.prefix is not None and plug.render_error is not None:
-            dialects.register(plug.prefix, plug.render_error)
+        if plug.render_error is not None:
+            for prefix in ([plug.prefix] if plug.prefix is not None else []) + list(plug.error_prefixes):
+                dialects.register(prefix, plug.render_error)
         for router in plug.routers:
             app.include_router(router)
         leading.extend(plug.leading_routes)
     install_error_handlers(app, dialects)
+    honest_openapi(app)
     app.include_router(files.router)
     app.include_router(webhooks_api.router)
+    app.include_router(playground.router)
     app.router.routes[0:0] = leading
     app.webhooks.include_router(webhooks_api.callbacks)
+    app.add_middleware(RequestTelemetry, plugs=PLUGS)
+    app.state.request_rates = RequestRates(settings.rate_limit, settings.rate_limit_storage)
+    app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], max_age=600)
+    # Outermost: a body is cut off before anything reads it, authentication included.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -34,6 +34,29 @@ def _settings(**overrides: Any) -> Settings:
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
+def _logging(settings: Settings, level: str = "info") -> None:
+    from roomrender.logs import configure
+
+    configure(level, settings.log_format)
+
+
+def _serve_metrics(settings: Settings, port: int | None, host: str | None) -> None:
+    """Expose a worker's or dispatcher's metrics over HTTP, when a port is given."""
+    from roomrender.metrics import serve_metrics
+
+    port = settings.metrics_port if port is None else port
+    if port:
+        host = host or settings.metrics_host
+        serve_metrics(port, host)
+        logging.getLogger("roomrender").info("metrics on http://%s:%d/metrics", host, port)
+
+
+MetricsPort = Annotated[int | None, typer.Option(
+    help="serve this process's Prometheus metrics on this port (ROOMRENDER_METRICS_PORT)")]
+MetricsHost = Annotated[str | None, typer.Option(
+    help="address for --metrics-port (ROOMRENDER_METRICS_HOST, default 127.0.0.1)")]
+
+
 def _services(settings: Settings):  # type: ignore[no-untyped-def]
     from roomrender.db.database import SchemaOutOfDate
     from roomrender.services import build_services
@@ -61,18 +84,23 @@ def serve(
     if "ROOMRENDER_PUBLIC_BASE_URL" not in os.environ:
         settings = settings.model_copy(
             update={"public_base_url": f"http://{settings.host}:{settings.port}"})
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    _logging(settings, log_level)
     services = _services(settings)
     base = settings.public_base_url.rstrip("/")
     console.print(f"roomrender serving on [bold]{base}[/bold]  (engine: {services.engine.name}, "
                   f"data: {settings.data_dir.resolve()})")
+    console.print(f"Playground: [bold]{base}/[/bold]")
     console.print(f"API docs: [bold]{base}/docs[/bold]")
     if services.keys.count() == 0:
         key, plaintext = services.keys.create("default", settings.first_key_credits)
-        console.print("First start: created an API key (shown once, only its hash is kept):")
+        console.print("First start: created an API key (shown once, only its hash is kept).")
+        console.print(f"To try it, open [bold]{base}/[/bold] and paste this key:")
         print(plaintext, flush=True)
+    # JSON logs: uvicorn's loggers go through the root logger's JSON formatter, not its own.
     uvicorn.run(create_app(settings, services=services, workers=workers), host=settings.host,
-                port=settings.port, log_level=log_level)
+                port=settings.port, log_level=log_level,
+                log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+                timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)))
 
 
 @app.command()
@@ -81,26 +109,35 @@ def worker(
     pipelines: Annotated[str | None, typer.Option(
         help="comma-separated pipelines this worker takes: a job matches when its batch key "
              "equals one or starts with one followed by ':' (e.g. preview:restyle)")] = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
-    """Run a standalone worker: it needs only the database and the storage, no API address."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    services = _services(_settings())
+    """Run a standalone worker: it needs only the database and the storage, no API address.
+    SIGTERM: it takes no new batch, lets the running one end within ROOMRENDER_WORKER_STOP_GRACE_SECONDS,
+    else hands its jobs back to the queue, and exits."""
+    settings = _settings()
+    _logging(settings)
+    services = _services(settings)
     chosen = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     chosen_pipelines = ([p.strip() for p in pipelines.split(",") if p.strip()]
                         if pipelines else None)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    _serve_metrics(settings, metrics_port, metrics_host)
     if hasattr(services.engine, "warm_up"):
         services.engine.warm_up()
     services.new_worker(tasks=chosen, pipelines=chosen_pipelines).run(stop)
+    logging.getLogger("roomrender.worker").info("worker stopped")
 
 
 @app.command()
-def webhooks() -> None:
+def webhooks(metrics_port: MetricsPort = None, metrics_host: MetricsHost = None) -> None:
     """Run a standalone webhook dispatcher (`serve` runs one already; more may run side by side)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    dispatcher = _services(_settings()).new_dispatcher()
+    settings = _settings()
+    _logging(settings)
+    dispatcher = _services(settings).new_dispatcher()
+    _serve_metrics(settings, metrics_port, metrics_host)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -114,21 +151,37 @@ def webhooks() -> None:
 def keys_create(
     name: Annotated[str, typer.Option(help="who the key is for")],
     credits: Annotated[int | None, typer.Option(help="credits (omit for unlimited)")] = None,
+    rate_limit: Annotated[str | None, typer.Option(
+        help="requests this key may make, e.g. 100/second or 10/second;1000/hour "
+             "(omit for the server's ROOMRENDER_RATE_LIMIT)")] = None,
+    max_active_jobs: Annotated[int | None, typer.Option(
+        help="queued + running jobs this key may have at once "
+             "(omit for the server's ROOMRENDER_MAX_ACTIVE_JOBS)")] = None,
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
-    key, plaintext = _services(_settings()).keys.create(name, credits)
+    try:
+        key, plaintext = _services(_settings()).keys.create(
+            name, credits, rate_limit=rate_limit, max_active_jobs=max_active_jobs)
+    except ValueError as bad:
+        console.print(f"[red]error[/red]: {bad}")
+        raise typer.Exit(2) from None
     console.print(f"created key {key.id} ({key.name}), credits: "
-                  f"{'unlimited' if credits is None else credits}")
+                  f"{'unlimited' if credits is None else credits}, rate limit: "
+                  f"{rate_limit or 'the server default'}, active jobs: "
+                  f"{max_active_jobs or 'the server default'}")
     print(plaintext)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    table = Table("id", "name", "prefix", "credits left", "used", "revoked")
+    table = Table("id", "name", "prefix", "credits left", "used", "rate limit", "active jobs",
+                  "revoked")
     for key in _services(_settings()).keys.list():
         table.add_row(key.id, key.name, key.prefix,
                       "unlimited" if key.credits_available is None else str(key.credits_available),
-                      str(key.credits_used), "yes" if key.revoked_at else "")
+                      str(key.credits_used), key.rate_limit or "default",
+                      "default" if key.max_active_jobs is None else str(key.max_active_jobs),
+                      "yes" if key.revoked_at else "")
     console.print(table)
 
 
@@ -159,33 +212,84 @@ def db_current() -> None:
     console.print(f"database: {current_revision(db)}  code: {head_revision()}")
 
 
+def _registry_and_target(settings: Settings, target: str | None) -> tuple[Any, list[Any]]:
+    from roomrender.engines.diffusers.check import UnknownTarget, select
+    from roomrender.engines.diffusers.registry import load_registry
+    from roomrender.engines.diffusers.settings import DiffusersSettings
+
+    registry = load_registry(settings.diffusers_registry)
+    try:
+        return registry, select(registry, target, DiffusersSettings.read(settings).family or None)
+    except UnknownTarget as unknown:
+        console.print(f"[red]error[/red]: {unknown}")
+        raise typer.Exit(2) from None
+
+
+TARGET_HELP = ("a task (restyle), a family (sdxl), family:task, or all; "
+               "default: what the server runs for jobs that name no model")
+
+
 @models_app.command("check")
 def models_check(
+    target: Annotated[str | None, typer.Argument(help=TARGET_HELP)] = None,
     models_dir: Annotated[Path | None, typer.Option(help="the models folder (ROOMRENDER_MODELS_DIR)")] = None,
 ) -> None:
-    """List, per task, the weights present and missing, with the ids to fetch; exit 1 if any is missing."""
+    """List, per task, the weights present and missing, with the ids to fetch and each model's
+    licence (non-commercial ones flagged); exit 1 if any is missing."""
     from roomrender.engines.diffusers.check import check_models, fetch_commands
-    from roomrender.engines.diffusers.registry import load_registry
 
     settings = _settings(models_dir=models_dir)
-    report = check_models(load_registry(settings.diffusers_registry), settings.models_dir)
-    table = Table("task", "model", "kind", "status")
+    registry, specs = _registry_and_target(settings, target)
+    report = check_models(registry, settings.models_dir, specs)
+    table = Table("task", "model", "kind", "licence", "status")
+    flagged: list[str] = []
     for entry in report:
         for index, presence in enumerate(entry.models):
+            spec = presence.spec
+            licence = spec.licence or "unknown"
+            if registry.is_non_commercial(spec):
+                licence = f"[yellow]{licence} NON-COMMERCIAL[/yellow]"
+                flagged.append(spec.id)
             status = (f"[green]present[/green] {presence.path}" if presence.present
                       else f"[red]missing[/red] {', '.join(presence.missing)}")
-            table.add_row(entry.task.value if index == 0 else "", presence.spec.label,
-                          presence.spec.kind, status)
+            table.add_row(entry.name if index == 0 else "", spec.label, spec.kind, licence, status)
     console.print(f"models folder: {settings.models_dir or '(not set)'}; also the Hugging Face cache")
     console.print(table)
+    if flagged:
+        console.print("[yellow]non-commercial licences[/yellow]: "
+                      f"{', '.join(dict.fromkeys(flagged))} may not be used commercially")
     commands = fetch_commands(report, settings.models_dir)
-    ready = [e.task.value for e in report if e.ready]
+    ready = [e.name for e in report if e.ready]
     console.print(f"ready: {', '.join(ready) or 'none'}")
     if commands:
-        console.print("missing: on a machine with internet, fetch them with")
+        console.print(f"missing: fetch them with `roomrender models pull {target or ''}`, or on a machine "
+                      "with internet with")
         for command in commands:
             print(f"  {command}")
         raise typer.Exit(1)
+
+
+@models_app.command("pull")
+def models_pull(
+    target: Annotated[str | None, typer.Argument(help=TARGET_HELP)] = None,
+    models_dir: Annotated[Path | None, typer.Option(help="the models folder (ROOMRENDER_MODELS_DIR)")] = None,
+) -> None:
+    """Download exactly the files the registry needs for TARGET from the Hugging Face Hub (or
+    HF_ENDPOINT) into the models folder, resumably; then check them."""
+    from roomrender.engines.diffusers.pull import pull
+
+    settings = _settings(models_dir=models_dir)
+    if settings.models_dir is None:
+        console.print("[red]error[/red]: set the models folder: --models-dir or ROOMRENDER_MODELS_DIR")
+        raise typer.Exit(2)
+    registry, specs = _registry_and_target(settings, target)
+    wanted = [registry.models[key] for spec in specs for key in [*spec.model_keys(), *spec.optional_keys()]]
+    try:
+        pull(wanted, settings.models_dir, report=console.print)
+    except Exception as failed:
+        console.print(f"[red]error[/red]: the download failed: {type(failed).__name__}: {failed}")
+        raise typer.Exit(1) from None
+    models_check(target, settings.models_dir)
 
 
 def _sse_events(response: httpx.Response):  # type: ignore[no-untyped-def]
@@ -213,16 +317,27 @@ def submit(
     out: Annotated[Path, typer.Option(help="where results are saved")] = Path("."),
     server: Annotated[str, typer.Option(envvar="ROOMRENDER_URL")] = "http://127.0.0.1:8000",
     key: Annotated[str | None, typer.Option(envvar="ROOMRENDER_API_KEY", help="API key")] = None,
+    product: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                 help="--task place: the product's photo")] = None,
+    placement: Annotated[str | None, typer.Option(
+        help="--task place: where the product goes, x,y,w,h in pixels of the photo")] = None,
+    area: Annotated[str | None, typer.Option(
+        help="--task place: the only part of the photo that may change, x,y,w,h")] = None,
 ) -> None:
     """Send a photo to a running server; with --wait, show progress and save the results."""
     if not key:
         console.print("an API key is needed: --key or ROOMRENDER_API_KEY")
         raise typer.Exit(2)
+    boxes = {name: _box(name, value) for name, value in (("placement", placement), ("area", area)) if value}
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server, headers=headers, timeout=60) as client:
         upload = client.post("/v1/uploads", files={"file": (image.name, image.read_bytes())})
         _raise_for(upload)
-        body: dict[str, Any] = {"task": task, "image": upload.json()["id"], "n": n}
+        body: dict[str, Any] = {"task": task, "image": upload.json()["id"], "n": n, **boxes}
+        if product is not None:
+            product_upload = client.post("/v1/uploads", files={"file": (product.name, product.read_bytes())})
+            _raise_for(product_upload)
+            body["product_image"] = product_upload.json()["id"]
         if task in ("restyle", "stage"):
             body["style"] = style
         for name, value in (("room_type", room), ("prompt", prompt), ("seed", seed)):
@@ -261,6 +376,19 @@ def submit(
             _raise_for(response)
             path.write_bytes(response.content)
             console.print(f"saved {path} ({output['width']}x{output['height']})")
+
+
+def _box(name: str, value: str) -> dict[str, int]:
+    """`x,y,w,h` → a box in pixels."""
+    parts = value.split(",")
+    try:
+        numbers = [int(part.strip()) for part in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 4:
+        raise typer.BadParameter(f"{value!r} is not x,y,w,h in whole pixels, e.g. 120,200,160,120",
+                                 param_hint=f"--{name}")
+    return dict(zip(("x", "y", "w", "h"), numbers, strict=True))
 
 
 def _raise_for(response: httpx.Response) -> None:

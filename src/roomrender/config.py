@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,14 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Stopping `serve` (SIGTERM): open requests and event streams get this long to end.
+    shutdown_timeout_seconds: float = 30.0
+    # `roomrender worker` / `webhooks` expose their Prometheus metrics on this port (None: not
+    # at all; `serve` has /metrics), on this address.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # Logs: "text" (lines for people) or "json" (one object per line, with job fields).
+    log_format: Literal["text", "json"] = "text"
 
     engine: str = "preview"
     models_dir: Path | None = None
@@ -55,6 +64,8 @@ class Settings(BaseSettings):
     worker_tasks: list[str] = Field(default_factory=list)
     # ...and to some pipelines: batch keys equal to one of these or starting with it plus ":".
     worker_pipelines: list[str] = Field(default_factory=list)
+    # A stopping worker lets its batch run this long, then hands its jobs back to the queue.
+    worker_stop_grace_seconds: float = 30.0
 
     # Origins browsers may call the API from (keys travel in headers, never cookies); [] turns
     # CORS off. Spacely's browser clients call the API directly.
@@ -83,6 +94,25 @@ class Settings(BaseSettings):
     # Credits given to the key created on first start (None: unlimited).
     first_key_credits: int | None = None
     auto_migrate: bool | None = None
+
+    # -- limits on what one client can take -----------------------------------------------
+    # Outbound https (fetches, webhooks) checks certificates against this CA bundle instead of
+    # certifi's roots (a private CA).
+    outbound_ca_file: str = ""
+    # Image fetches in flight on this process, and for one key (past it: 429).
+    fetch_concurrency: int = 16
+    fetch_per_key: int = 4
+    # Every request body is cut off past this many bytes (413), while it streams in.
+    max_body_bytes: int = 64 * 1024 * 1024
+    # Requests per key, as the `limits` library writes them ("100/second", "10/second;500/minute");
+    # empty: no limit. Each key may have its own (`roomrender keys create --rate-limit`).
+    rate_limit: str = ""
+    # Where the counts live: memory:// (one process) or redis://host:port (shared by processes).
+    rate_limit_storage: str = "memory://"
+    # Queued and running jobs one key may have at once (None: no cap); per key too.
+    max_active_jobs: int | None = None
+    # Event streams (/v1/jobs/{id}/events) one key may hold open on one API process.
+    max_event_streams_per_key: int = 16
 
     def resolved_database_url(self) -> str:
         if self.database_url:

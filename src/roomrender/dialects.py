@@ -3,12 +3,13 @@ core (`install_webhook_bodies`) and the app mounts their routes and error shapes
 
 from __future__ import annotations
 
-from roomrender.api import luw, native, spacely
+from roomrender.api import luw, native, replicate, spacely
 from roomrender.api.plug import DialectPlug, WebhookContext
 from roomrender.storage.base import Storage
 from roomrender.webhooks.bodies import WebhookBodies
 
-PLUGS: tuple[DialectPlug, ...] = (native.PLUG, spacely.PLUG, luw.PLUG)
+# The native dialect first: Replicate's paths share /v1 with it.
+PLUGS: tuple[DialectPlug, ...] = (native.PLUG, spacely.PLUG, luw.PLUG, replicate.PLUG)
 
 
 def install_webhook_bodies(bodies: WebhookBodies, *, public_base_url: str,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpx
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from roomrender.canonical.errors import (
@@ -18,8 +19,10 @@ from roomrender.canonical.errors import (
     InvalidImage,
     InvalidRequest,
 )
-from roomrender.netsafety import check_url
+from roomrender.netsafety import check_url_form
+from roomrender.safehttp import deadline, pinned_client
 
+EIGHT_BIT_MODES = ("RGB", "RGBA", "L")
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 MAX_REDIRECTS = 3
 
@@ -69,14 +72,40 @@ def check_image(data: bytes, limits: ImageLimits, *, what: str = "image") -> Che
         raise InvalidImage(f"the {what} is not an image (JPEG, PNG or WebP expected)") from unknown
     except (OSError, SyntaxError, ValueError) as broken:
         raise InvalidImage(f"the {what} could not be decoded: {broken}") from broken
-    if image.getexif().get(0x0112, 1) == 1:
+    rotated = image.getexif().get(0x0112, 1) != 1
+    if not rotated and image.mode in EIGHT_BIT_MODES:
         return CheckedImage(data, ACCEPTED_FORMATS[image_format], width, height)
-    image = ImageOps.exif_transpose(image)
-    if image.mode not in ("RGB", "RGBA", "L"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    if rotated:
+        image = ImageOps.exif_transpose(image)
+    image = to_eight_bit(image)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return CheckedImage(buffer.getvalue(), "image/png", image.width, image.height)
+
+
+def to_eight_bit(image: Image.Image) -> Image.Image:
+    """`image` in L, RGB or RGBA, its tones kept: 16- and 32-bit greyscale scaled down (a plain
+    convert() clips everything above 255 to white), palettes and CMYK converted."""
+    mode = image.mode
+    if mode in EIGHT_BIT_MODES:
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        levels = np.asarray(image).astype(np.int64)
+        if mode.startswith("I;16") or levels.max(initial=0) > 255:
+            levels = np.clip(levels, 0, 65535) * 255 // 65535
+        return Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8), "L")
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.max() <= 1.0:
+            values = values * 255.0
+        return Image.fromarray(np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8), "L")
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.convert("RGBA" if "A" in image.getbands() or mode in ("La", "RGBa", "PA")
+                         else "RGB")
 
 
 def decode_data_uri(uri: str, limits: ImageLimits) -> bytes:
@@ -93,13 +122,18 @@ def decode_data_uri(uri: str, limits: ImageLimits) -> bytes:
         raise InvalidRequest("the data URI is not valid base64") from bad
 
 
-def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool) -> bytes:
-    """GET `url` with a timeout and a size cap, re-checking the address on every redirect."""
+def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool,
+          ca_file: str | None = None) -> bytes:
+    """GET `url` within `timeout` seconds in all (connecting, redirects and every byte) and
+    `limits.max_bytes`; every connection, redirect hops included, goes to an address checked
+    public at that moment (`roomrender.safehttp`)."""
     current = url
-    with httpx.Client(timeout=timeout, follow_redirects=False,
-                      headers={"User-Agent": "roomrender/0.1"}) as client:
+    # identity: a compressed body could inflate far past the size cap between two checks.
+    headers = {"User-Agent": "roomrender/0.1", "Accept-Encoding": "identity"}
+    with pinned_client(allow_private=allow_private, timeout=timeout, ca_file=ca_file,
+                       max_connections=2, headers=headers) as client, deadline(timeout):
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, allow_private=allow_private)
+            check_url_form(current)
             try:
                 with client.stream("GET", current) as response:
                     if response.is_redirect and "location" in response.headers:
@@ -123,7 +157,7 @@ def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool)
                             )
                     return bytes(body)
             except httpx.TimeoutException as slow:
-                raise FetchFailed(f"fetching {url} timed out after {timeout:g} s") from slow
-            except httpx.HTTPError as failed:
+                raise FetchFailed(f"fetching {url} took longer than {timeout:g} s") from slow
+            except (httpx.HTTPError, httpx.InvalidURL) as failed:
                 raise FetchFailed(f"fetching {url} failed: {failed}") from failed
     raise FetchFailed(f"fetching {url} was redirected more than {MAX_REDIRECTS} times")

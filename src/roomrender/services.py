@@ -22,6 +22,8 @@ from roomrender.jobs.keys import KeyStore
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.service import JobService
 from roomrender.jobs.watch import JobWatchers
+from roomrender.logs import JobLogHook
+from roomrender.metrics import JobMetricsHook
 from roomrender.storage import Storage, open_storage
 from roomrender.storage.files import FileStore
 from roomrender.webhooks.bodies import WebhookBodies
@@ -57,7 +59,7 @@ class Services:
     def new_worker(self, tasks: list[str] | None = None,
                    pipelines: list[str] | None = None) -> Worker:
         return Worker(self.settings, self.files, self.engine, self.queue, tasks=tasks,
-                      pipelines=pipelines)
+                      pipelines=pipelines, key_prefix=self.keys.prefix_of)
 
     def new_dispatcher(self, **options: Any) -> Dispatcher:
         """A webhook dispatcher; options override the settings (schedule, timeout, ...)."""
@@ -87,5 +89,9 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     install_webhook_bodies(bodies, public_base_url=settings.public_base_url, storage=storage)
     queue.add_hook(OutboxHook(outbox, bodies, jobs.present,
                               first_delay=(settings.webhook_retry_schedule or [0.0])[0]))
-    return Services(settings, db, files, engine, queue, KeyStore(db, ledger), ledger, jobs,
-                    outbox, bodies, JobWatchers(queue, jobs.present))
+    keys = KeyStore(db, ledger)
+    # After the outbox's hook: a change whose webhook could not be written is not counted.
+    queue.add_hook(JobMetricsHook())
+    queue.add_hook(JobLogHook(keys.prefix_of))
+    return Services(settings, db, files, engine, queue, keys, ledger, jobs, outbox, bodies,
+                    JobWatchers(queue, jobs.present))

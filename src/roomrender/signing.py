@@ -28,10 +28,13 @@ def server_secret(settings: Settings) -> bytes:
         return settings.secret_key.encode("utf-8")
     path = Path(settings.data_dir) / SECRET_FILE
     try:
-        return path.read_bytes().strip()
+        secret = path.read_bytes().strip()
+        if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+            os.chmod(path, 0o600)  # a secret others could read is no secret
+        return secret
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     candidate = secrets.token_urlsafe(48).encode("ascii")
     try:
         # O_EXCL: when two processes start at once, the first writer wins and both read its secret.

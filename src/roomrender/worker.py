@@ -2,6 +2,8 @@
 
 A heartbeat thread keeps the claim's lease alive while the engine runs and picks up
 cancellations; a worker that dies simply stops heartbeating and its jobs are claimed again.
+A worker told to stop finishes its batch, or after `worker_stop_grace_seconds` hands the batch's
+jobs back to the queue at once (`JobQueue.release`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
 
+from roomrender import logs, metrics
+from roomrender.canonical.errors import Unavailable
 from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.engines.base import (
@@ -30,6 +35,7 @@ from roomrender.engines.base import (
 from roomrender.jobs.queue import Claim, JobQueue
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile
+from roomrender.trouble import Trouble
 
 log = logging.getLogger("roomrender.worker")
 
@@ -37,6 +43,8 @@ CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 PROGRESS_WRITE_SECONDS = 0.25
 # How long stored outputs of a job not (yet) succeeded are kept before the janitor removes them.
 PENDING_OUTPUT_SECONDS = 3600.0
+# Live previews are short-lived files: the janitor removes them after this.
+PREVIEW_SECONDS = 600.0
 
 
 def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
@@ -58,13 +66,23 @@ class _ClaimTracker:
         self.claim = claim
         self.job_ids = [row.id for row in claim.rows]
         self.canceled: set[str] = set()
+        self.handed_back = False
+        # What its log lines are about (a hand-back is logged from another thread).
+        self.log_fields: dict[str, Any] = dict(logs.fields())
         self._pending: dict[str, float] = {}
+        self._highest: dict[str, float] = {}
         self._last_write = 0.0
         self._lock = threading.Lock()
 
     def report(self, job_id: str, fraction: float) -> None:
         with self._lock:
-            self._pending[job_id] = fraction
+            # A job's progress never goes back: an engine may run in phases that each count
+            # from zero (a slow preprocessing pass, then one image after another).
+            highest = max(fraction, self._highest.get(job_id, 0.0))
+            if highest == self._highest.get(job_id):
+                return
+            self._highest[job_id] = highest
+            self._pending[job_id] = highest
             due = time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS
         if due:
             self.flush()
@@ -79,17 +97,32 @@ class _ClaimTracker:
     def is_canceled(self, job_id: str) -> bool:
         return job_id in self.canceled
 
+    def owner_of(self, job_id: str) -> str:
+        return next(str(row.owner_id) for row in self.claim.rows if row.id == job_id)
+
     def heartbeat(self) -> None:
         stopped = self.queue.heartbeat(self.claim.token, self.job_ids)
         for job_id in stopped - self.canceled:
             self.queue.cancel_running(job_id, self.claim.token)
         self.canceled |= stopped
 
+    def hand_back(self) -> None:
+        """Put the claim's jobs back in the queue; the engine sees them canceled and stops."""
+        self.handed_back = True
+        self.canceled |= set(self.job_ids)
+        released = self.queue.release(self.claim.token)
+        if released:
+            metrics.JOBS_HANDED_BACK.labels(self.claim.rows[0].engine).inc(len(released))
+            with logs.bound(**self.log_fields):
+                log.info("handed %d running job(s) back to the queue: %s", len(released),
+                         ", ".join(released))
+
 
 class Worker:
     def __init__(self, settings: Settings, files: FileStore, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
-                 tasks: list[str] | None = None, pipelines: list[str] | None = None) -> None:
+                 tasks: list[str] | None = None, pipelines: list[str] | None = None,
+                 key_prefix: Callable[[str], str | None] | None = None) -> None:
         self.settings = settings
         self.files = files
         self.engine = engine
@@ -99,8 +132,22 @@ class Worker:
         self.pipelines = pipelines or list(settings.worker_pipelines) or None
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
         self._finisher: ThreadPoolExecutor | None = None
+        self._finishing = 0  # batches being stored on the finisher thread
+        self._finishing_lock = threading.Lock()
+        # Retries after a failure start short: the poll is only a fallback (the feed wakes it).
+        self.trouble = Trouble(f"worker {self.worker_id}",
+                               base_seconds=min(settings.worker_poll_seconds, 0.2), logger=log)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
+        self.previews = _PreviewSink(self._store_preview)
+        # key id -> public prefix, for log lines (KeyStore.prefix_of).
+        self.key_prefix = key_prefix or (lambda _key_id: None)
+        # Stopping: the claim in the engine (handed back if the grace runs out), under a lock.
+        self._engine_lock = threading.Lock()
+        self._in_engine: _ClaimTracker | None = None
+        self._engine_idle = threading.Event()
+        self._engine_idle.set()
+        self._stopping = False
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop`. Outputs are encoded and stored on a separate thread while the
@@ -109,23 +156,47 @@ class Worker:
                  f" (pipelines {','.join(self.pipelines)})" if self.pipelines else "",
                  self.engine.name)
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
+        threading.Thread(target=self._hand_back_when_stopped, args=(stop,), name="stop-watch",
+                         daemon=True).start()
         # Idle, the worker sleeps until a job of its engine is queued (the change feed rings),
         # or worker_poll_seconds at most: a fallback, not the way it finds work.
         bell = self.queue.queued_doorbell(self.engine.name)
         bell.ring_when_set(stop)
         try:
             while not stop.is_set():
+                metrics.worker_seen(self.worker_id)
                 try:
                     worked = self.run_once()
-                except Exception:
-                    log.exception("worker loop error")
+                except Exception as failure:
+                    self.trouble.failed(failure)
                     worked = False
-                if not worked:
+                else:
+                    if not worked and not self._finishing:
+                        self.trouble.cleared()  # the database answers, nothing left to store
+                if self.trouble.failing:
+                    stop.wait(self.trouble.delay())
+                elif not worked:
                     bell.wait(self.settings.worker_poll_seconds)
         finally:
             bell.close()
             self._finisher.shutdown(wait=True)
             self._finisher = None
+
+    def _hand_back_when_stopped(self, stop: threading.Event) -> None:
+        """Once `stop` is set, give the batch in the engine `worker_stop_grace_seconds` to end,
+        then hand its jobs back to the queue."""
+        stop.wait()
+        with self._engine_lock:
+            self._stopping = True
+        if self._engine_idle.wait(self.settings.worker_stop_grace_seconds):
+            return
+        with self._engine_lock:
+            tracker = self._in_engine
+        if tracker is not None and not tracker.handed_back:
+            try:
+                tracker.hand_back()
+            except Exception:
+                log.exception("handing a batch back failed; its jobs run again when the lease ends")
 
     def run_once(self) -> bool:
         """Claim and run one batch; False when the queue had nothing for this worker."""
@@ -138,8 +209,21 @@ class Worker:
             # A moment's wait lets jobs submitted together share one batch.
             time.sleep(self.settings.batch_wait_ms / 1000)
             claim = self.queue.claim_more(self.worker_id, claim, self.max_images - images)
-        self._run_claim(claim)
+        with logs.bound(**self._batch_about(claim)):
+            self._run_claim(claim)
         return True
+
+    def _enter_engine(self, tracker: _ClaimTracker) -> None:
+        with self._engine_lock:
+            self._in_engine, stopping = tracker, self._stopping
+            self._engine_idle.clear()
+        if stopping:  # claimed as the stop came: straight back to the queue
+            tracker.hand_back()
+
+    def _leave_engine(self) -> None:
+        with self._engine_lock:
+            self._in_engine = None
+            self._engine_idle.set()
 
     def _run_claim(self, claim: Claim) -> None:
         tracker = _ClaimTracker(self.queue, claim)
@@ -149,14 +233,18 @@ class Worker:
             while not done.wait(self.settings.heartbeat_seconds):
                 try:
                     tracker.heartbeat()
+                    metrics.worker_seen(self.worker_id, heartbeat=True)
                 except Exception:
                     log.exception("heartbeat failed")
 
         # The lease is kept alive until the outputs are stored, wherever that happens.
-        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=logs.carried(beat), name="heartbeat", daemon=True).start()
+        self._enter_engine(tracker)
         try:
-            batch = self._load_inputs(claim, tracker)
-            context = BatchContext(tracker.report, tracker.is_canceled)
+            batch = self._load_inputs(claim, tracker) if not tracker.handed_back else []
+            context = BatchContext(tracker.report, tracker.is_canceled,
+                                   lambda job_id, image: self.previews.offer(tracker, job_id, image))
+            started = time.monotonic()
             try:
                 results = self.engine.generate(batch, context) if batch else []
             except BatchCanceled:
@@ -164,10 +252,14 @@ class Worker:
             except Exception as failure:
                 log.exception("engine failed a batch of %d", len(batch))
                 results = [failure for _ in batch]
+            if batch:
+                metrics.batch_ran(self.engine.name, claim.rows, time.monotonic() - started)
             tracker.flush()
         except BaseException:
             done.set()
             raise
+        finally:
+            self._leave_engine()
 
         def finish() -> None:
             try:
@@ -182,8 +274,16 @@ class Worker:
             finish()
             return
         self._finish_slots.acquire()
-        future = self._finisher.submit(finish)
-        future.add_done_callback(lambda _: self._finish_slots.release())
+        with self._finishing_lock:
+            self._finishing += 1
+        future = self._finisher.submit(logs.carried(finish))
+
+        def finished(_: object) -> None:
+            with self._finishing_lock:
+                self._finishing -= 1
+            self._finish_slots.release()
+
+        future.add_done_callback(finished)
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
         batch: list[EngineJob] = []
@@ -220,12 +320,20 @@ class Worker:
         if not ready:
             return
         stored: dict[str, list[dict[str, Any]]] = {}
+        waiting: list[str] = []
         for job_id, outcome in self._store(ready, claim).items():
-            if isinstance(outcome, Exception):
+            if isinstance(outcome, Unavailable):
+                waiting.append(job_id)
+                self.trouble.failed(outcome)
+            elif isinstance(outcome, Exception):
                 self.queue.fail(job_id, "storage_failed",
                                 f"the outputs could not be stored: {outcome}", token=claim.token)
             else:
                 stored[job_id] = outcome
+        # The storage is full or read-only: these jobs run again once it takes files again.
+        self.queue.release(claim.token, waiting)
+        if stored and not waiting:
+            self.trouble.cleared()
         expires_at = (time.time() + self.settings.result_ttl_seconds
                       if self.settings.result_ttl_seconds else None)
         succeeded = self.queue.succeed_many(claim.token, stored, expires_at)
@@ -241,6 +349,7 @@ class Worker:
         They are stored as pending: they expire soon unless `queue.succeed_many` adopts them, so
         the janitor removes what a worker that died before succeeding left in the store."""
         owners = {row.id: row.owner_id for row in claim.rows}
+        rows = {row.id: row for row in claim.rows}
         outcome: dict[str, list[dict[str, Any]] | Exception] = {}
         encoded: dict[str, list[tuple[NewFile, RenderedImage]]] = {}
         for job, images in ready:
@@ -253,7 +362,8 @@ class Worker:
                                           rendered.image.width, rendered.image.height), rendered))
                 encoded[job.job_id] = items
             except Exception as failure:
-                log.exception("encoding outputs of %s failed", job.job_id)
+                with logs.bound(**self._about(rows[job.job_id])):
+                    log.exception("encoding outputs of %s failed", job.job_id)
                 outcome[job.job_id] = failure
         groups = {job_id: (owners[job_id], [new for new, _ in items])
                   for job_id, items in encoded.items()}
@@ -261,7 +371,9 @@ class Worker:
                                          expires_at=time.time() + PENDING_OUTPUT_SECONDS)
         for job_id, items in encoded.items():
             if job_id in failed:
-                log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
+                if not isinstance(failed[job_id], Unavailable):
+                    with logs.bound(**self._about(rows[job_id])):
+                        log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
                 outcome[job_id] = failed[job_id]
                 continue
             outcome[job_id] = [{"key": new.key, "width": new.width, "height": new.height,
@@ -269,5 +381,67 @@ class Worker:
                                for new, rendered in items]
         return outcome
 
+    def _about(self, row: Any) -> dict[str, Any]:
+        """The log fields of one job of a claim."""
+        return logs.job_fields(row, self.key_prefix(row.owner_id))
+
+    def _batch_about(self, claim: Claim) -> dict[str, Any]:
+        prefixes = {row.owner_id: self.key_prefix(row.owner_id) or "" for row in claim.rows}
+        return logs.batch_fields(claim.rows, prefixes)
+
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
         self.files.discard([output["key"] for output in outputs])
+
+    def _store_preview(self, tracker: _ClaimTracker, job_id: str, image: Image.Image) -> None:
+        """A live preview as a short-lived JPEG, shown on the job in place of the last one."""
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=80)
+        new = NewFile(new_key("image/jpeg", prefix="pre-"), buffer.getvalue(), "image/jpeg",
+                      image.width, image.height)
+        self.files.save(tracker.owner_of(job_id), new, kind="preview", expires_at=time.time() + PREVIEW_SECONDS)
+        replaced = self.queue.set_preview(tracker.claim.token, job_id, new.key)
+        if replaced:
+            self.files.discard([replaced])
+
+
+class _PreviewSink:
+    """Takes previews from the engine without blocking it: they are stored on a thread of their
+    own, and a preview that a newer one of the same job overtakes before it is stored is dropped."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._pending: dict[str, tuple[_ClaimTracker, Image.Image]] = {}
+        self._running = False
+        self._lock = threading.Lock()
+        self._thread: ThreadPoolExecutor | None = None
+
+    def offer(self, tracker: _ClaimTracker, job_id: str, image: Image.Image) -> None:
+        with self._lock:
+            self._pending[job_id] = (tracker, image)
+            if self._running:
+                return
+            self._running = True
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="previews")
+            self._thread.submit(self._drain)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                job_id, (tracker, image) = self._pending.popitem()
+            try:
+                self._store(tracker, job_id, image)
+            except Exception:
+                log.exception("storing a preview of %s failed", job_id)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        """Until every preview offered so far is stored (tests, benches)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return
+            time.sleep(0.01)

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -23,6 +24,16 @@ from tests.servers import serve_files
 
 ROOM = make_room_photo(320, 240)
 STYLE_REF = make_room_photo(200, 150, fmt="PNG")
+PRODUCT_RED = (190, 40, 35)
+
+
+def product_png() -> bytes:
+    """A red block on a white studio background, 80x60 of it visible."""
+    product = Image.new("RGB", (120, 90), (250, 250, 248))
+    product.paste(PRODUCT_RED, (20, 15, 100, 75))
+    buffer = io.BytesIO()
+    product.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +43,11 @@ def photos() -> Iterator[SimpleNamespace]:
         "/room.jpg": (ROOM, "image/jpeg"),
         "/style.png": (STYLE_REF, "image/png"),
         "/notes.txt": (b"this is not an image", "text/plain"),
+        "/product.png": (product_png(), "image/png"),
     }
     with serve_files(files) as base:
         yield SimpleNamespace(room=f"{base}/room.jpg", style=f"{base}/style.png",
+                              product=f"{base}/product.png",
                               text=f"{base}/notes.txt", missing=f"{base}/gone.jpg")
 
 
@@ -161,17 +174,56 @@ def test_standard_models_needing_a_generative_engine_are_refused_on_preview(clie
     assert_error(response, 400, "needs_diffusers_engine", "stage")
 
 
-def test_furniture_placement_is_not_supported_and_no_job_is_made(client, key, photos, services):
-    body = {"imageUrl": photos.room, "productImageUrl": photos.style,
-            "placement": {"x": 10, "y": 20, "w": 100, "h": 80},
-            "area": {"x": 0, "y": 0, "w": 320, "h": 240}}
-    response = client.post("/api/v1/generate/furniture-placement", headers=key, json=body)
-    assert_error(response, 400, "not_supported", "furniture placement is not supported")
-    assert drain(services) == 0
+def placement_body(photos: SimpleNamespace, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {"imageUrl": photos.room, "productImageUrl": photos.product,
+                               "placement": {"x": 100, "y": 120, "w": 80, "h": 60},
+                               "area": {"x": 80, "y": 100, "w": 130, "h": 110}}
+    body.update(changes)
+    return body
 
-    del body["placement"]
+
+def test_furniture_placement_places_the_product_on_the_preview_engine(client, key, services, photos, api_key):
+    ref_id = submit(client, key, "furniture-placement", placement_body(
+        photos, placement={"x": 100.4, "y": 119.6, "w": 80, "h": 60}))
+    drain(services)
+    data = poll(client, key, ref_id)
+    assert data["status"] == "success" and len(data["result"]) == 1
+    placed = np.asarray(Image.open(io.BytesIO(client.get(data["result"][0]).content)).convert("RGB"), np.int32)
+    room = np.asarray(Image.open(io.BytesIO(ROOM)).convert("RGB"), np.int32)
+    assert np.abs(placed[125:160, 105:175] - PRODUCT_RED).max() <= 30
+    assert np.array_equal(placed[:100], room[:100]) and np.array_equal(placed[:, 210:], room[:, 210:])
+    job = job_of(services, api_key, ref_id)
+    assert job.task.value == "place" and job.cost == 1
+    assert job.request.placement.model_dump() == {"x": 100, "y": 120, "w": 80, "h": 60}
+    assert job.request.area_box.model_dump() == {"x": 80, "y": 100, "w": 130, "h": 110}
+
+
+@pytest.mark.parametrize("changes,code,words", [
+    ({"placement": {"x": 300, "y": 120, "w": 80, "h": 60}}, "invalid_box",
+     ["placement", "outside the photo", "320x240"]),
+    ({"area": {"x": 0, "y": 0, "w": 330, "h": 240}}, "invalid_box", ["area", "outside the photo"]),
+    ({"placement": {"x": 100, "y": 120, "w": 3, "h": 3}}, "invalid_box", ["too small"]),
+    ({"area": {"x": 150, "y": 150, "w": 20, "h": 20}}, "invalid_box", ["must lie inside area"]),
+    ({"placement": {"x": 10, "y": 20, "w": 0, "h": 80}}, "invalid_request", ["placement.w"]),
+    ({"placement": {"x": -1, "y": 20, "w": 10, "h": 80}}, "invalid_request", ["placement.x"]),
+    ({"area": {"x": 0, "y": 0, "w": 100}}, "invalid_request", ["area.h", "Field required"]),
+    ({"placement": None}, "invalid_request", ["placement"]),
+    ({"productImageUrl": "text"}, "invalid_image", ["product image"]),
+    ({"productImageUrl": "missing"}, "fetch_failed", ["gone.jpg", "HTTP 404"]),
+])
+def test_furniture_placement_refuses_bad_boxes_and_products_with_a_400(client, key, photos, services,
+                                                                       changes, code, words):
+    body = placement_body(photos)
+    for name, value in changes.items():
+        if value is None:
+            del body[name]
+        elif isinstance(value, str) and hasattr(photos, value):
+            body[name] = getattr(photos, value)
+        else:
+            body[name] = value
     response = client.post("/api/v1/generate/furniture-placement", headers=key, json=body)
-    assert_error(response, 400, "invalid_request", "placement: Field required")
+    assert_error(response, 400, code, *words)
+    assert drain(services) == 0
 
 
 # -- field mapping, followed to success on an engine that runs every task -------------------
@@ -351,7 +403,7 @@ def test_resources_lists_every_enumeration_and_what_the_engine_runs(client):
     endpoints = {e["path"]: e["supported"] for e in data["endpoints"]}
     assert endpoints["/api/v1/generate/color-transfer"] is True
     assert endpoints["/api/v1/generate/empty-room"] is False
-    assert endpoints["/api/v1/generate/furniture-placement"] is False
+    assert endpoints["/api/v1/generate/furniture-placement"] is True  # the preview engine places
     assert data["standardVariants"] == 4
 
 

@@ -37,6 +37,10 @@ ROOM_SIZE = (320, 240)
 SECONDS_PER_IMAGE = 0.4
 
 
+# Each example runs as its own process against a live server.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """roomrender under uvicorn on 127.0.0.1:<random> with one worker, and a photo server."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,24 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_models_dir(tmp_path_factory.mktemp("models"))
 
 
+def test_size_registry() -> dict[str, Any]:
+    """The packaged registry at CPU-test size, every family: 64 px working resolution, 2 steps, a
+    live preview every step."""
+    data = load_data_file("diffusers_registry.json")
+    for family in [data, *data["families"].values()]:
+        defaults = family.setdefault("defaults", {})
+        defaults["resolution"] = 64
+        if "fast" in defaults:
+            defaults["fast"]["steps"] = 2
+        if "preview" in defaults:
+            defaults["preview"]["every"] = 1
+        for entry in family["tasks"].values():
+            entry["steps"] = 2
+    return data
+
+
 @pytest.fixture(scope="session")
 def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged registry at CPU-test size: 64 px working resolution, 2 steps."""
-    data = load_data_file("diffusers_registry.json")
-    data["defaults"]["resolution"] = 64
-    data["defaults"]["fast"]["steps"] = 2
-    for entry in data["tasks"].values():
-        entry["steps"] = 2
     path = tmp_path_factory.mktemp("registry") / "registry.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(test_size_registry()))
     return path

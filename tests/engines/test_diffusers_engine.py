@@ -194,12 +194,22 @@ def test_out_of_memory_fails_the_batch_clearly_and_the_worker_goes_on(
     real_pipeline = engine.store.pipeline
     calls = {"n": 0}
 
+    class RunsOutOfMemory:
+        """The real pipeline (its text encoders are used), but the call runs out of memory."""
+
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def __call__(self, **_kwargs: Any) -> Any:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
     def pipeline_that_runs_out_once(spec: Any, fast: bool = False) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            def out_of_memory(**_kwargs: Any) -> Any:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            return out_of_memory
+            return RunsOutOfMemory(real_pipeline(spec, fast))
         return real_pipeline(spec, fast)
 
     monkeypatch.setattr(engine.store, "pipeline", pipeline_that_runs_out_once)
@@ -331,7 +341,7 @@ def test_an_operator_swaps_a_checkpoint_in_the_registry_file(
     assert report[Task.restyle].ready
     assert "acme/interior-seg-controlnet" in [p.spec.id for p in report[Task.restyle].models]
 
-    data["tasks"]["restyle"]["pipeline"] = "StableDiffusionXLPipeline"
+    data["tasks"]["restyle"]["pipeline"] = "FluxPipeline"
     with pytest.raises(RegistryError, match="pipeline must be one of"):
         parse_registry(data)
 
@@ -372,3 +382,111 @@ def test_straight_lines_finds_the_room_edges() -> None:
     lines = np.asarray(straight_lines(photo).convert("L"))
     assert lines.shape == (192, 256)
     assert 0.002 < (lines > 0).mean() < 0.2
+
+
+# -- cutout and place -----------------------------------------------------------------------
+
+MATTING = "hustvl/vitmatte-small-composition-1k"
+
+
+def product_png(transparent: bool) -> str:
+    """A red block, on a transparent canvas or on a white studio background."""
+    product = Image.new("RGBA" if transparent else "RGB", (40, 30), (0, 0, 0, 0) if transparent else (250, 250, 250))
+    product.paste((190, 40, 35, 255) if transparent else (190, 40, 35), (8, 6, 32, 24))
+    return png_uri(product)
+
+
+def test_cutout_runs_segmentation_and_matting_into_a_transparent_png(dservices: Services, engine: Any,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    mattes: list[tuple[int, int]] = []
+    real_matte = engine.store.matting
+
+    def counting_matting(key: str) -> Any:
+        processor, model = real_matte(key)
+        return processor, lambda **inputs: mattes.append(inputs["pixel_values"].shape[-2:]) or model(**inputs)
+
+    monkeypatch.setattr(engine.store, "matting", counting_matting)
+    photo = Image.open(io.BytesIO(make_room_photo(WIDTH, HEIGHT, fmt="PNG"))).convert("RGB")
+    job_id = submit(dservices, task="cutout", image=png_uri(photo), n=1)
+
+    drain(dservices)
+    job = finished(dservices, job_id)
+    assert job.status == JobStatus.succeeded, job.error_message
+    [cut] = output_images(dservices, job)
+    assert cut.mode == "RGBA" and cut.size == (WIDTH, HEIGHT)
+    # The subject's pixels are the photo's own; only the alpha is computed.
+    assert np.array_equal(np.asarray(cut)[..., :3], np.asarray(photo))
+    assert len(mattes) == 1  # the matting model ran (on a trimap from the segmentation)
+
+
+def test_the_trimap_follows_the_segmented_subject_and_bounds_the_matte() -> None:
+    from roomrender.engines.diffusers.matting import SURE, UNKNOWN, subject_mask, trimap
+
+    labels = np.full((40, 40), ADE_ID["wall"], dtype=np.int16)
+    labels[30:] = ADE_ID["floor"]
+    labels[10:34, 12:30] = ADE_ID["armchair"]
+    subject = subject_mask(labels)
+    assert subject[20, 20] and not subject[2, 2] and not subject[36, 2]
+    tri = trimap(subject, 2)
+    assert tri[20, 20] == SURE and tri[2, 2] == 0
+    assert tri[10, 20] == UNKNOWN and tri[20, 12] == UNKNOWN and tri[20, 10] == UNKNOWN
+    assert (tri[12:32, 14:28] == SURE).all()  # 2 px in from the edge: sure
+    far = np.ones(tri.shape, dtype=bool)
+    far[7:37, 9:33] = False
+    assert (tri[far] == 0).all()  # 3 px out: sure background
+
+
+def test_place_inpaints_around_the_pasted_product_and_nothing_outside_the_area(dservices: Services) -> None:
+    room = np.asarray(Image.open(io.BytesIO(make_room_photo(WIDTH, HEIGHT, fmt="PNG"))).convert("RGB"), np.int32)
+    placement, area = {"x": 20, "y": 18, "w": 24, "h": 18}, {"x": 12, "y": 10, "w": 42, "h": 34}
+    job_id = submit(dservices, task="place", image=png_uri(Image.fromarray(room.astype(np.uint8))),
+                    product_image=product_png(transparent=True), placement=placement, area=area, n=2, seed=5)
+
+    assert drain(dservices) == 1
+    job = finished(dservices, job_id)
+    assert job.status == JobStatus.succeeded, job.error_message
+    images = [np.asarray(image.convert("RGB"), np.int32) for image in output_images(dservices, job)]
+    inside = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    inside[10:44, 12:54] = True
+    for out in images:
+        assert out.shape == room.shape
+        assert np.array_equal(out[~inside], room[~inside])
+        # The product's core is the pasted product, untouched by the model.
+        assert np.abs(out[23:30, 25:39] - (190, 40, 35)).max() <= 2
+    # The ring around it was repainted, differently per seed.
+    assert not np.array_equal(images[0][inside], images[1][inside])
+
+
+def test_place_cuts_a_product_out_of_its_studio_background(dservices: Services) -> None:
+    job_id = submit(dservices, task="place", image=ROOM, product_image=product_png(transparent=False),
+                    placement={"x": 16, "y": 16, "w": 32, "h": 24})
+    drain(dservices)
+    job = finished(dservices, job_id)
+    assert job.status == JobStatus.succeeded, job.error_message
+    assert output_images(dservices, job)[0].size == (WIDTH, HEIGHT)
+
+
+def test_models_check_lists_the_matting_weights_of_cutout_and_place(models_dir: Path, registry_file: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    from roomrender.engines.diffusers.check import check_models
+    from roomrender.engines.diffusers.registry import load_registry
+
+    report = {entry.task: [p.spec.id for p in entry.models] for entry in check_models(load_registry(), models_dir)}
+    assert report[Task.cutout] == ["openmmlab/upernet-convnext-small", MATTING]
+    assert {MATTING, "h94/IP-Adapter", "stable-diffusion-v1-5/stable-diffusion-inpainting"} <= set(report[Task.place])
+
+    without = tmp_path / "without-matting"
+    for owner in models_dir.iterdir():
+        for model in owner.iterdir():
+            if f"{owner.name}/{model.name}" != MATTING:
+                (without / owner.name).mkdir(parents=True, exist_ok=True)
+                (without / owner.name / model.name).symlink_to(model)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_REGISTRY", str(registry_file))
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(cli_app, ["models", "check", "--models-dir", str(without)])
+    assert result.exit_code == 1
+    assert f"hf download {MATTING}" in result.output
+    ready_line = next(line for line in result.output.splitlines() if line.startswith("ready:"))
+    assert "cutout" not in ready_line and "place" not in ready_line and "restyle" in ready_line

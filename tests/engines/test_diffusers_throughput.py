@@ -99,7 +99,7 @@ def counting_calls(engine: DiffusersEngine, monkeypatch: pytest.MonkeyPatch) -> 
 
         class Counted(type(pipeline)):  # type: ignore[misc]
             def __call__(self, **kwargs: Any) -> Any:
-                calls.append(len(kwargs["prompt"]))
+                calls.append(len(kwargs["prompt_embeds"]))
                 return original_call(self, **kwargs)
 
         pipeline.__class__ = Counted
@@ -179,14 +179,14 @@ def test_warm_up_runs_every_bucket_at_every_batch_size_in_both_speeds(
 def test_warm_up_without_compiling_loads_and_runs_each_task_once(eager: DiffusersEngine) -> None:
     eager.warmup_tasks = ["restyle", "segment", "no-such-task"]
     runs = eager.warm_up()
-    assert [(r["task"], r["batch"], r["error"]) for r in runs] == [("restyle", 1, None), ("restyle", 1, None)]
+    assert [(r["task"], r["batch"], r["error"]) for r in runs] == [("sd15:restyle", 1, None), ("sd15:restyle", 1, None)]
 
 
 def test_fast_mode_runs_the_lcm_lora_with_the_lcm_scheduler(eager: DiffusersEngine) -> None:
     fast = job("f", photo(64, 48, 1), seed=5, speed="fast")
     quality = job("q", photo(64, 48, 1), seed=5)
     assert eager.batch_key(fast.request, 64, 48) != eager.batch_key(quality.request, 64, 48)
-    settings = eager.planner.call_settings(fast.request)
+    settings = eager.planner.call_settings(fast.request, eager.spec_for(fast.request))
     assert settings["fast"] and settings["guidance"] == 1.0
 
     fast_images = pixels(eager.generate([fast], NO_CONTEXT))[0]
@@ -208,7 +208,8 @@ def test_without_the_lora_fast_halves_the_steps_and_models_check_says_it_is_opti
             (partial / owner.name).symlink_to(owner)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     engine = new_engine(partial, registry_file)
-    settings = engine.planner.call_settings(GenerationRequest(task="restyle", image="x", speed="fast", steps=None))
+    request = GenerationRequest(task="restyle", image="x", speed="fast", steps=None)
+    settings = engine.planner.call_settings(request, engine.spec_for(request))
     assert not settings["fast"]
 
     monkeypatch.setenv("ROOMRENDER_DIFFUSERS_REGISTRY", str(registry_file))

@@ -4,8 +4,9 @@ every dialect accepts both so one key works everywhere."""
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 
+from roomrender import logs
+from roomrender.api.reads import in_read_thread
 from roomrender.canonical.errors import Unauthorized
 from roomrender.jobs.keys import ApiKey, KeyStore
 
@@ -19,15 +20,21 @@ def presented_key(request: Request) -> str | None:
 
 
 async def require_key(request: Request) -> ApiKey:
-    """FastAPI dependency: the live key of this request, or 401."""
+    """FastAPI dependency: the live key of this request, or 401; 429 past its rate limit."""
     plaintext = presented_key(request)
     store: KeyStore = request.app.state.services.keys
     hit, key = store.cached(plaintext) if plaintext else (True, None)
     if not hit:
-        # Only a cache miss touches the database, off the event loop.
-        key = await run_in_threadpool(store.authenticate, plaintext)
+        # Only a cache miss touches the database, off the event loop (never behind slow routes).
+        key = await in_read_thread(store.authenticate, plaintext)
     if key is None:
         if plaintext is None:
             raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
         raise Unauthorized("the API key is not valid or was revoked")
+    # Metrics and log lines name the caller by its key's public prefix (api/telemetry.py).
+    request.state.key_prefix = key.prefix
+    logs.add(key_prefix=key.prefix)
+    rates = getattr(request.app.state, "request_rates", None)
+    if rates is not None:
+        await rates.check(key)
     return key

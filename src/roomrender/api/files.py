@@ -6,10 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from roomrender.api.deps import services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.canonical.errors import NotFound
 from roomrender.storage import FileMissing, LocalStorage
 
-router = APIRouter(tags=["files"])
+router = APIRouter(tags=["files"], responses=native_responses(404, *COMMON_STATUSES))
 
 
 @router.get("/files/{key}", summary="A stored input or output file", response_class=FileResponse)

@@ -8,6 +8,7 @@ have their own bodies.
 from __future__ import annotations
 
 import base64
+import hmac
 import re
 import secrets
 import time
@@ -18,8 +19,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
-from roomrender.api.errors import HttpError, http_status
+from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.api.luw_params import (
+    GENERATE_OPENAPI,
+    MODELS,
+    RESULTS_OPENAPI,
+    UPLOAD_OPENAPI,
+    VIDEO_MODELS,
     WEBHOOK_EVENTS,
     FilePart,
     luw_data,
@@ -28,6 +34,7 @@ from roomrender.api.luw_params import (
     to_request,
 )
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
+from roomrender.api.reads import read
 from roomrender.canonical.errors import (
     Conflict,
     ImageTooLarge,
@@ -52,7 +59,15 @@ from roomrender.storage.base import Storage
 from roomrender.swatches import palette_swatch
 from roomrender.webhooks.bodies import BodyRenderer
 
-router = APIRouter(prefix="/v2", tags=["luw"])
+# Luw's statuses; its bodies vary (`{"status": false, "error": ...}`, `insert_coin`, ...).
+WIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description} for status, description in {
+        400: "Invalid request: `{\"status\": false, \"error\": \"...\"}`",
+        401: "Wrong credentials or expired token", 402: "Not enough credits (`insert_coin`)",
+        403: "A signed URL refused", 404: "No such generation", 405: "Method not allowed",
+        410: "A signed URL expired or used", 429: "Past the key's limits (`Retry-After`)",
+        500: "Server error (also storage or database unavailable)"}.items()}
+router = APIRouter(prefix="/v2", tags=["luw"], responses=WIRE_RESPONSES)
 
 AUTH_MESSAGE = "Wrong credentials or expired token"
 # Luw answers with these; other statuses of canonical errors are folded into 400 / 500.
@@ -61,6 +76,10 @@ TEMPORARY_PREFIX = "x12tmp-"
 TEMPORARY_SECONDS = 12 * 3600
 SIGNED_URL_SECONDS = 3600
 UPLOAD_PURPOSE = "luw-upload"
+# A final URL's storage key carries a MAC of its key's id: finalize_upload tells this key's upload
+# waiting for its bytes (400) from another key's or an unknown URL (404) without keeping state.
+FINAL_URL_PURPOSE = "luw-final-url"
+NONCE_CHARS = MAC_CHARS = 16
 # Luw stores other files too (mp4, glb, svg...); this server keeps images only.
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp"}
 # What /v2/credits reports as the balance of a key with unlimited credits (a number, so that
@@ -97,7 +116,7 @@ def luw_error(error: RoomrenderError) -> Response:
                 "response": error.message}
     else:
         body = {"status": False, "error": error.message}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=retry_headers(error))
 
 
 # -- answers ------------------------------------------------------------------------------
@@ -144,7 +163,7 @@ async def _job_answer(request: Request, key: ApiKey, processing_url: str | None)
         raise InvalidRequest("processing_url is required (the value /v2/generate answered)")
     svc = services(request)
     try:
-        job = await run_in_threadpool(svc.jobs.get, key, processing_url)
+        job = await read(svc.db, svc.jobs.get, key, processing_url)
     except NotFound:
         raise NotFound(f"no generation with processing_url {processing_url!r}") from None
     return JSONResponse(result_body(job, svc.storage))
@@ -152,7 +171,8 @@ async def _job_answer(request: Request, key: ApiKey, processing_url: str | None)
 
 # -- generating ---------------------------------------------------------------------------
 
-@router.post("/generate", summary="Start a generation (or, with processing_url, poll one)")
+@router.post("/generate", summary="Start a generation (or, with processing_url, poll one)",
+             openapi_extra=GENERATE_OPENAPI)
 async def generate(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     if "processing_url" in params:
@@ -176,7 +196,7 @@ async def generate_poll(request: Request, key: Key) -> JSONResponse:
 
 
 @router.post("/results", summary="A generation's progress, then its output (processing_url in "
-                                  "the query, a form or JSON)")
+                                  "the query, a form or JSON)", openapi_extra=RESULTS_OPENAPI)
 async def results(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     return await _job_answer(request, key, text(params, "processing_url"))
@@ -189,17 +209,33 @@ async def results_by_get(request: Request, key: Key) -> JSONResponse:
 
 # -- uploads ------------------------------------------------------------------------------
 
-def _storage_key(filename: str) -> str:
-    """An unguessable storage key that ends with the client's file name, as Luw's final URLs do."""
+def _final_mac(secret: bytes, nonce: str, owner_id: str) -> str:
+    return sign(secret, FINAL_URL_PURPOSE, nonce, owner_id, expires=0)[:MAC_CHARS]
+
+
+def _storage_key(filename: str, secret: bytes, owner_id: str) -> str:
+    """An unguessable storage key that ends with the client's file name, as Luw's final URLs do:
+    a random nonce, the MAC binding it to the key's id, the name."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", filename).replace("..", ".").strip(".-")[-80:]
-    return f"{secrets.token_hex(16)}-{safe or 'upload'}"
+    nonce = secrets.token_hex(NONCE_CHARS // 2)
+    return f"{nonce}{_final_mac(secret, nonce, owner_id)}-{safe or 'upload'}"
+
+
+def _issued_to(storage_key: str, secret: bytes, owner_id: str) -> bool:
+    """Whether /v2/upload issued this storage key to this key."""
+    head = storage_key.split("-", 1)[0]
+    if len(head) != NONCE_CHARS + MAC_CHARS:
+        return False
+    nonce, mac = head[:NONCE_CHARS], head[NONCE_CHARS:]
+    return hmac.compare_digest(_final_mac(secret, nonce, owner_id), mac)
 
 
 def _upload_parts(key: str, owner_id: str, ttl: int) -> tuple[str, ...]:
     return (key, owner_id, str(ttl))
 
 
-@router.post("/upload", summary="Get a signed_url to PUT a file to, and its final_url")
+@router.post("/upload", summary="Get a signed_url to PUT a file to, and its final_url",
+             openapi_extra=UPLOAD_OPENAPI)
 async def create_upload(request: Request, key: Key) -> JSONResponse:
     params = await read_params(request)
     value = params.get("filename")
@@ -211,10 +247,11 @@ async def create_upload(request: Request, key: Key) -> JSONResponse:
         raise InvalidRequest(f"this server stores JPEG, PNG and WebP images only, not .{extension}")
     svc = services(request)
     base = svc.settings.public_base_url.rstrip("/")
-    storage_key = _storage_key(filename)
+    secret = server_secret(svc.settings)
+    storage_key = _storage_key(filename, secret, key.id)
     ttl = TEMPORARY_SECONDS if filename.startswith(TEMPORARY_PREFIX) else svc.settings.upload_ttl_seconds
     expires = int(time.time()) + SIGNED_URL_SECONDS
-    signature = sign(server_secret(svc.settings), UPLOAD_PURPOSE,
+    signature = sign(secret, UPLOAD_PURPOSE,
                      *_upload_parts(storage_key, key.id, ttl), expires=expires)
     signed_url = (f"{base}/v2/upload/{storage_key}?owner={key.id}&ttl={ttl}&expires={expires}"
                   f"&signature={signature}")
@@ -257,6 +294,27 @@ async def put_upload(request: Request, storage_key: str) -> JSONResponse:
     return JSONResponse({"status": True, "final_url": f"{base}/files/{storage_key}"})
 
 
+@router.get("/finalize_upload", summary="Confirm that an upload's bytes arrived (the official "
+                                         "client's third step); changes nothing, so retries are harmless")
+async def finalize_upload(request: Request, key: Key) -> JSONResponse:
+    params = await read_params(request)
+    url = text(params, "url")
+    if not url:
+        raise InvalidRequest("url is required: the final_url that /v2/upload answered")
+    svc = services(request)
+    prefix = svc.settings.public_base_url.rstrip("/") + "/files/"
+    storage_key = url.split("?", 1)[0].split("#", 1)[0].removeprefix(prefix) if url.startswith(prefix) else ""
+    if not storage_key or not _issued_to(storage_key, server_secret(svc.settings), key.id):
+        raise NotFound(f"no upload of this key has the final_url {url!r}")
+    stored = await run_in_threadpool(svc.files.lookup, storage_key)
+    if stored is None:
+        raise InvalidRequest("the file's bytes have not arrived: PUT them to the signed_url first",
+                             code="upload_not_received")
+    if stored.expired():
+        raise NotFound(f"the upload {url!r} has expired; upload the file again")
+    return JSONResponse({"status": True})
+
+
 # -- account and knowledge ---------------------------------------------------------------------
 
 @router.get("/credits", summary="The key's credits")
@@ -287,6 +345,13 @@ def list_styles(request: Request, version: Annotated[str | None, Query()] = None
          "image": _swatch_url(request, "styles", entry["id"], IMAGE_SIZE)}
         for entry in luw_data()["styles"]
     ]
+
+
+@router.get("/video_styles", summary="Video styles (no key needed): none while no video model is served")
+def list_video_styles() -> list[dict[str, str]]:
+    if not VIDEO_MODELS & MODELS.keys():
+        return []
+    return [{"name": entry["name"], "prompt": entry["prompt"]} for entry in luw_data().get("video_styles", [])]
 
 
 @router.get("/materials", summary="Magic wand materials")

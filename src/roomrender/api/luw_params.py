@@ -34,12 +34,15 @@ MODELS: dict[str, Task] = {
     "expand": Task.expand,
     "segment": Task.segment,
     "segmentprompt": Task.segment,
+    "removebg": Task.cutout,
 }
 # Generators of the service that this server does not run (yet).
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard", "removebg",
+    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard",
     "changebg", "magicprompt", "archigpt",
 })
+# Luw's video generators: /v2/video_styles lists their styles once one of them is served.
+VIDEO_MODELS = frozenset({"video", "motion"})
 # The events Luw calls a webhook for (the plug registers them; requests record them).
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
@@ -47,8 +50,38 @@ HD_SCALES = (2, 4, 8)
 MAX_EXTRA_IMAGES = 6
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
-# A generate body holds URLs or data URIs, never much more than one image.
-MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def _params_schema(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAPI request body of these parameters, as JSON or a form (the wire takes both)."""
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"required": False, "content": {
+        "application/json": {"schema": schema},
+        "application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+_TEXT: dict[str, Any] = {"type": "string"}
+# What /v2/generate reads (documentation of the wire; `to_request` is the translation).
+GENERATE_OPENAPI = _params_schema({
+    "model": {"type": "string", "enum": sorted(MODELS) + sorted(OTHER_MODELS)},
+    "image": {"type": "string", "description": "an image URL (or a data URI, an upload's final_url)"},
+    "prompt": {"type": "string", "maxLength": 2000},
+    "styles": {"type": "string", "description": "comma-separated style names (/v2/styles)"},
+    "knows": {"type": "string", "description": "comma-separated room or building types"},
+    "style_transfer": _TEXT, "mask_image": _TEXT, "material_image": _TEXT,
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
+    "precise": {"type": "integer", "minimum": 1, "maximum": 100},
+    "hd": {"type": "integer", "enum": list(HD_SCALES)},
+    "format": {"type": "string", "enum": sorted(FORMATS)},
+    "num_images": {"type": "integer", "minimum": 1, "maximum": 8},
+    "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},
+    "controlnet": {"type": "boolean"},
+    "webhook": {"type": "string", "maxLength": 2048},
+    "processing_url": {"type": "string", "description": "poll this generation instead"},
+    **{f"extra_image_{index}": _TEXT for index in range(1, MAX_EXTRA_IMAGES + 1)},
+})
+RESULTS_OPENAPI = _params_schema({"processing_url": {"type": "string"}})
+UPLOAD_OPENAPI = _params_schema({"filename": {"type": "string", "examples": ["room.jpg"]}})
 
 
 @dataclass(frozen=True)
@@ -73,9 +106,7 @@ async def read_params(request: Request) -> dict[str, Any]:
     /v2/results) works as well as a POST.
     """
     params: dict[str, Any] = dict(request.query_params)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    # Its size is capped by roomrender.api.guards.BodyLimit while it streams in.
     body = await request.body()
     if not body.strip():
         return params
@@ -93,8 +124,9 @@ async def read_params(request: Request) -> dict[str, Any]:
             content_type in ("", "text/plain") and looks_like_json):
         try:
             data = json.loads(body)
-        except ValueError as broken:
-            raise InvalidRequest(f"the JSON body could not be parsed: {broken}") from broken
+        except (ValueError, RecursionError) as broken:  # RecursionError: nested too deep
+            raise InvalidRequest(f"the JSON body could not be parsed: {str(broken)[:200]}"
+                                 ) from None
         if not isinstance(data, dict):
             raise InvalidRequest("the JSON body must be an object of parameters")
         params.update(data)
@@ -132,21 +164,27 @@ def flag(params: dict[str, Any], name: str) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise InvalidRequest(f"{name} must be true or false, not {value!r}")
+    raise InvalidRequest(f"{name} must be true or false, not {str(value)[:40]!r}")
 
 
 def integer(params: dict[str, Any], name: str) -> int | None:
+    """A whole number sent as a JSON number or as text ("90", "90.0")."""
     value = params.get(name)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise InvalidRequest(f"{name} must be a whole number")
+    if isinstance(value, int):
+        return value
+    shown = str(value)[:40]
     try:
-        number = float(value) if isinstance(value, (int, float)) else float(str(value).strip())
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a whole number, not {value!r}") from None
+        number = value if isinstance(value, float) else float(str(value).strip())
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"{name} must be a whole number, not {shown!r}") from None
     if not number.is_integer():
-        raise InvalidRequest(f"{name} must be a whole number, not {value!r}")
+        raise InvalidRequest(f"{name} must be a whole number, not {shown!r}")
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())  # exact, past float precision too
     return int(number)
 
 
@@ -190,7 +228,7 @@ def style_id(name: str) -> str:
     found = style_ids().get(name)
     if found is None:
         raise InvalidRequest(
-            f"unknown style {name!r} (names are case-sensitive); accepted: "
+            f"unknown style {name[:64]!r} (names are case-sensitive); accepted: "
             + ", ".join(style_ids())
         )
     return found
@@ -203,7 +241,7 @@ def room_id(name: str) -> str:
         folded = {key.casefold(): value for key, value in room_ids().items()}
         found = folded.get(name.casefold())
     if found is None:
-        raise InvalidRequest(f"unknown knows value {name!r}; accepted: " + ", ".join(room_ids()))
+        raise InvalidRequest(f"unknown knows value {name[:64]!r}; accepted: " + ", ".join(room_ids()))
     return found
 
 
@@ -216,11 +254,11 @@ def model_task(model: str | None) -> Task:
         return MODELS[model]
     if model in OTHER_MODELS:
         raise Unsupported(
-            f"the model {model!r} is not supported by this server; supported models: "
+            f"the model {model[:64]!r} is not supported by this server; supported models: "
             + ", ".join(MODELS),
             code="model_not_supported",
         )
-    raise InvalidRequest(f"unknown model {model!r}; supported models: " + ", ".join(MODELS))
+    raise InvalidRequest(f"unknown model {model[:64]!r}; supported models: " + ", ".join(MODELS))
 
 
 def to_request(params: dict[str, Any]) -> GenerationRequest:
@@ -285,8 +323,11 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
     output_format = text(params, "format")
     if output_format is not None:
         if output_format.lower() not in FORMATS:
-            raise InvalidRequest(f"format must be jpg, png or webp, not {output_format!r}")
+            raise InvalidRequest(f"format must be jpg, png or webp, not {output_format[:64]!r}")
         fields["output_format"] = FORMATS[output_format.lower()]
+    if model == "removebg" and fields.get("output_format") == "jpeg":
+        # Luw's removebg answers a transparent PNG; a JPEG cannot be transparent.
+        fields["output_format"] = "png"
     # Not a Luw parameter: roomrender's own, for several images in one job.
     count = integer(params, "num_images") if "num_images" in params else integer(params, "n")
     if count is not None:

@@ -14,17 +14,22 @@ from starlette.routing import Route
 
 from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
+from roomrender.api.guards import StreamSlots
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
+from roomrender.api.shutdown import shutting_down
 from roomrender.api.sse import EventStream, sse
-from roomrender.canonical.errors import InvalidRequest
+from roomrender.canonical.errors import ImageTooLarge
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
+from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
 from roomrender.jobs.watch import JobUpdate
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
-router = APIRouter(prefix="/v1", tags=["native"])
+router = APIRouter(prefix="/v1", tags=["native"],
+                   responses=native_responses(401, 404, *COMMON_STATUSES))
 EVENT_KEEPALIVE_SECONDS = 15.0
 
 
@@ -63,6 +68,7 @@ class JobOut(BaseModel):
     n: int
     priority: int
     urls: JobUrls
+    preview: str | None = None
 
 
 class JobListOut(BaseModel):
@@ -101,10 +107,11 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
         "n": job.request.n,
         "priority": job.priority,
         "urls": {"self": base, "cancel": f"{base}/cancel", "events": f"{base}/events"},
+        "preview": job.preview_url,
     }
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut,
+@router.post("/jobs", status_code=202, response_model=JobOut, responses=native_responses(402, 409),
              summary="Submit a job; answers at once with its id and status URLs")
 def create_job(
     request: Request,
@@ -122,8 +129,8 @@ def create_job(
 def list_jobs(
     request: Request,
     key: Key,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
     status: JobStatus | None = None,
 ) -> JSONResponse:
     svc = services(request)
@@ -155,7 +162,7 @@ async def _poll_job(request: Request) -> JSONResponse:
 FAST_ROUTES = [Route("/v1/jobs/{job_id}", _poll_job, methods=["GET"])]
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=native_responses(409),
              summary="Cancel a queued job at once, a running one at its next step")
 def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     svc = services(request)
@@ -166,21 +173,51 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return sse(event, json.dumps(data, separators=(",", ":")))
 
 
-@router.get("/jobs/{job_id}/events", summary="Server-Sent Events of the job's status and progress",
+@router.get("/jobs/{job_id}/events",
+            summary="Server-Sent Events of the job's status and progress, and `preview` events (the URL of "
+                    "a small JPEG of the picture forming, while it runs)",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(request: Request, job_id: str, key: Key) -> EventStream:
-    """A `status` event (the job as GET /v1/jobs/{id} answers it) for every change, and `end`."""
+    """Pushed as the job changes (no polling); `end` when it ends."""
     svc = services(request)
     watch = await svc.watchers.watch(key.id, job_id)  # 404 before the stream starts
-    base = svc.settings.public_base_url
+    slots: StreamSlots = request.app.state.stream_slots
+    try:
+        slots.take(key.id)  # 429 past the key's open streams
+    except Exception:
+        watch.close()
+        raise
+    if shutting_down(request):
+        watch.stop_serving()  # its first event, then: reconnect elsewhere
+    return EventStream(watch, _NativeEvents(svc.settings.public_base_url),
+                       lambda job: _sse("end", {"id": job.id, "status": job.status.value}),
+                       keepalive_seconds=EVENT_KEEPALIVE_SECONDS,
+                       on_close=lambda: slots.give_back(key.id))
 
-    def status(update: JobUpdate) -> bytes:
-        # Rendered once per change for all of the job's streams.
-        return update.rendered(f"native:{base}", lambda job: _sse("status", job_json(job, base)))
 
-    return EventStream(watch, status, lambda job: _sse("end", {"id": job.id, "status": job.status.value}),
-                       keepalive_seconds=EVENT_KEEPALIVE_SECONDS)
+class _NativeEvents:
+    """What one stream sends for an update: `status` (the job as GET /v1/jobs/{id} answers it)
+    when what it shows changed, `preview` when the job has a new preview. Each is rendered once
+    per change for all of the job's streams."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.last_seen: tuple[Any, ...] | None = None
+        self.last_preview: str | None = None
+
+    def __call__(self, update: JobUpdate) -> bytes:
+        job, body = update.job, b""
+        state = (job.status, job.percent, job.queue_position, len(job.outputs))
+        if state != self.last_seen:
+            body += update.rendered(f"native:{self.base_url}",
+                                    lambda job: _sse("status", job_json(job, self.base_url)))
+            self.last_seen = state
+        if job.preview_url and job.preview_url != self.last_preview:
+            body += update.rendered("native:preview", lambda job: _sse(
+                "preview", {"id": job.id, "url": job.preview_url, "progress": job.percent}))
+            self.last_preview = job.preview_url
+        return body
 
 
 @router.post("/uploads", status_code=201, response_model=UploadOut,
@@ -191,7 +228,7 @@ async def create_upload(request: Request, key: Key,
     limit = svc.settings.max_input_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise InvalidRequest(f"the upload is larger than {limit} bytes", code="image_too_large")
+        raise ImageTooLarge(f"the upload is larger than {limit} bytes")
     stored = await run_in_threadpool(svc.jobs.store_upload, key, data, file.filename)
     return JSONResponse({
         "id": stored.key, "url": stored.url, "content_type": stored.content_type,

@@ -1,4 +1,8 @@
-"""Health, readiness and Prometheus metrics."""
+"""Health, readiness and Prometheus metrics.
+
+`/metrics` shows this process's own metrics (`roomrender.metrics`: its requests, and the jobs,
+batches and webhooks it handled) and two families read from the database at scrape time, the
+same from every API process: jobs by status and task, and the webhook backlog."""
 
 from __future__ import annotations
 
@@ -6,20 +10,25 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 from roomrender.api.deps import services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
+from roomrender.canonical.models import JobStatus
 from roomrender.db.database import check_schema
 from roomrender.jobs.queue import JobQueue
+from roomrender.webhooks.outbox import Outbox
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=native_responses(*COMMON_STATUSES))
 
 
 class JobsCollector(Collector):
-    """Job counts by status and task, read from the database so every process agrees."""
+    """Job counts by status and task, read from the database so every process agrees. Every
+    status of a task that has jobs is listed, at 0 when none is in it (an idle queue shows 0,
+    not nothing)."""
 
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
@@ -27,14 +36,48 @@ class JobsCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("roomrender_jobs", "Jobs by status and task",
                                   labels=["status", "task"])
-        for status, task, count in self.queue.counts():
-            gauge.add_metric([status, task], count)
+        counts = {(status, task): count for status, task, count in self.queue.counts()}
+        for task in sorted({task for _status, task in counts}):
+            for status in JobStatus:
+                gauge.add_metric([status.value, task], counts.get((status.value, task), 0))
         yield gauge
 
 
-def metrics_registry(queue: JobQueue) -> CollectorRegistry:
+class WebhookBacklogCollector(Collector):
+    """Webhook messages waiting, read through the Outbox (the owner of the webhook tables)."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        backlog = self.outbox.backlog()
+        messages = GaugeMetricFamily(
+            "roomrender_webhook_backlog",
+            "Webhook messages not yet delivered nor given up on: due now, being sent "
+            "(in_flight), or waiting for a retry", labels=["state"])
+        messages.add_metric(["due"], backlog.due)
+        messages.add_metric(["in_flight"], backlog.in_flight)
+        messages.add_metric(["retrying"], backlog.retrying)
+        yield messages
+        yield GaugeMetricFamily("roomrender_webhook_oldest_due_seconds",
+                                "How late the most overdue webhook message is",
+                                value=backlog.oldest_due_seconds)
+
+
+class ProcessCollector(Collector):
+    """This process's metrics (prometheus_client's default registry: `roomrender.metrics`, and
+    the process and Python collectors)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def metrics_registry(queue: JobQueue, outbox: Outbox | None = None) -> CollectorRegistry:
     registry = CollectorRegistry()
+    registry.register(ProcessCollector())
     registry.register(JobsCollector(queue))
+    if outbox is not None:
+        registry.register(WebhookBacklogCollector(outbox))
     return registry
 
 
@@ -43,15 +86,25 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers and its schema is current")
+@router.get("/readyz", summary="The database answers, its schema is current, and files can be "
+            "stored")
 def readyz(request: Request) -> JSONResponse:
-    db = services(request).db
+    draining = getattr(request.app.state, "draining", None)
+    if draining is not None and draining.is_set():
+        return JSONResponse({"status": "unavailable", "reason": "shutting down"}, status_code=503)
+    svc = services(request)
     try:
-        with db.connect() as connection:
+        with svc.db.connect() as connection:
             connection.execute(text("SELECT 1"))
-        check_schema(db)
+        check_schema(svc.db)
     except Exception as problem:
-        return JSONResponse({"status": "unavailable", "reason": str(problem)}, status_code=503)
+        return JSONResponse({"status": "unavailable", "reason": str(problem),
+                             "code": "database_unavailable"}, status_code=503)
+    try:
+        svc.files.probe()
+    except Exception as problem:
+        return JSONResponse({"status": "unavailable", "reason": str(problem),
+                             "code": "storage_unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

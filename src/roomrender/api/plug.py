@@ -34,6 +34,9 @@ class DialectPlug:
     # The path prefix where its error shape applies; None: the native shape, the default.
     prefix: str | None = None
     render_error: ErrorRenderer | None = None
+    # More path prefixes where its error shape applies (a dialect that shares /v1 with the
+    # native one names the paths it owns there).
+    error_prefixes: Sequence[str] = ()
     # None: the events the job asked for.
     webhook_events: frozenset[str] | None = None
     webhook_body: Callable[[WebhookContext], BodyRenderer] | None = None

@@ -16,11 +16,11 @@ from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from roomrender.api.auth import presented_key, require_key
 from roomrender.api.deps import describe_validation_errors, services
-from roomrender.api.errors import http_status
+from roomrender.api.errors import http_status, retry_headers
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.spacely_resources import pick, resources
 from roomrender.canonical.errors import (
@@ -28,9 +28,16 @@ from roomrender.canonical.errors import (
     NotFound,
     RoomrenderError,
     Unauthorized,
-    Unsupported,
 )
-from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
+from roomrender.canonical.models import (
+    MAX_MATERIALS,
+    MAX_NAME_LENGTH,
+    MAX_PROMPT_LENGTH,
+    GenerationRequest,
+    Job,
+    JobStatus,
+    Task,
+)
 from roomrender.catalog import find_room_type
 from roomrender.jobs.keys import ApiKey
 from roomrender.webhooks.bodies import BodyRenderer
@@ -55,12 +62,20 @@ class JsonBodyRoute(APIRoute):
         return read_as_json
 
 
+# The canonical request's length limits, on the wire (so that the schema tells them).
+WireName = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)]
+WirePrompt = Annotated[str, StringConstraints(max_length=MAX_PROMPT_LENGTH)]
+WireMaterials = (Annotated[list[WireName], Field(max_length=MAX_MATERIALS)]
+                 | Annotated[str, StringConstraints(max_length=MAX_MATERIALS * (MAX_NAME_LENGTH + 1))]
+                 | None)
+
 router = APIRouter(prefix="/api/v1", tags=["spacely"], route_class=JsonBodyRoute)
 
 # The events Spacely calls a webhook for (the plug registers them; requests record them).
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 # Canonical field names in core messages, as a Spacely client knows them.
-WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl"}
+WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl",
+              "product_image": "productImageUrl"}
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -75,10 +90,11 @@ class SpacelyError(BaseModel):
 
 
 def spacely_status(error: RoomrenderError) -> int:
-    """Spacely documents 400, 401 and 500 only: every other client error is a 400."""
+    """Spacely documents 400, 401, 500 and, past its rate limit, 429: every other client error
+    is a 400."""
     status = http_status(error)
-    if status == 401:
-        return 401
+    if status in (401, 429):
+        return status
     if status >= 500:
         return 500
     return 400
@@ -86,7 +102,7 @@ def spacely_status(error: RoomrenderError) -> int:
 
 def spacely_error(error: RoomrenderError) -> Response:
     return JSONResponse({"error": {"code": error.code, "message": error.message}},
-                        status_code=spacely_status(error))
+                        status_code=spacely_status(error), headers=retry_headers(error))
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -95,10 +111,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
           "an image, a task this server's engine does not support, insufficient credits "
           "(code `insufficient_credits`), or an unknown refId"},
     401: {"model": SpacelyError, "description": "X-API-KEY missing or invalid"},
+    429: {"model": SpacelyError, "description": "Past the key's rate limit (`Retry-After` says "
+          "when to retry), or as many jobs in flight as the key may have"},
     500: {"model": SpacelyError, "description": "Server error"},
     # Stands in for FastAPI's 422, which this dialect never sends.
     "default": {"model": SpacelyError, "description": "Every error has this shape; its status is "
-                "400, 401 or 500 as listed"},
+                "400, 401, 429 or 500 as listed"},
 }
 
 
@@ -130,71 +148,75 @@ class _Body(BaseModel):
 
 
 class StandardBody(_Body):
-    model: str = Field(description="spacely-v1, spacely-unfurnished-space or spacely-style-transfer",
+    model: WireName = Field(description="spacely-v1, spacely-unfurnished-space or spacely-style-transfer",
                        examples=["spacely-v1"])
     imageUrl: str = Field(description="URL of the room photo", examples=["https://example.com/room.jpg"])
-    spaceType: str = Field(description="see GET /api/v1/resources", examples=["living_room"])
-    spaceStyle: str = Field(description="see GET /api/v1/resources", examples=["modern"])
-    spaceColor: str | None = Field(None, description="set_1 .. set_40", examples=["set_1"])
+    spaceType: WireName = Field(description="see GET /api/v1/resources", examples=["living_room"])
+    spaceStyle: WireName = Field(description="see GET /api/v1/resources", examples=["modern"])
+    spaceColor: WireName | None = Field(None, description="set_1 .. set_40", examples=["set_1"])
     styleUrl: str | None = Field(None, description="URL of a style reference image "
                                  "(required by spacely-style-transfer)")
-    materialsIds: list[str] | str | None = Field(
+    materialsIds: WireMaterials = Field(
         None, description="material ids (a list, or one comma-separated string)",
         examples=[["paper_wallpaper", "porcelain_tile"]])
-    renovateType: str = Field(description="residential, commercial or exterior",
+    renovateType: WireName = Field(description="residential, commercial or exterior",
                               examples=["residential"])
 
 
 class AdvanceBody(_Body):
-    model: str = Field(examples=["spacely-v1"])
+    model: WireName = Field(examples=["spacely-v1"])
     imageUrl: str = Field(examples=["https://example.com/room.jpg"])
-    prompt: str | None = Field(None, examples=["a bright living room with a green velvet sofa"])
-    nPrompt: str | None = Field(None, description="negative prompt")
+    prompt: WirePrompt | None = Field(None, examples=["a bright living room with a green velvet sofa"])
+    nPrompt: WirePrompt | None = Field(None, description="negative prompt")
     styleUrl: str | None = Field(None, description="style reference (spacely-style-transfer)")
-    renovateType: str = Field(description="residential or commercial", examples=["residential"])
+    renovateType: WireName = Field(description="residential or commercial", examples=["residential"])
 
 
 class StyleTransferBody(_Body):
     imageUrl: str
-    spaceType: str = Field(examples=["bedroom"])
+    spaceType: WireName = Field(examples=["bedroom"])
     styleImageUrl: str = Field(description="URL of the reference image whose style is applied")
-    renovateType: str = Field(examples=["residential"])
+    renovateType: WireName = Field(examples=["residential"])
 
 
 class EmptyRoomBody(_Body):
     imageUrl: str
-    spaceType: str | None = None
-    spaceStyle: str | None = None
-    renovateType: str | None = None
-    spaceColor: str | None = None
-    materialsIds: list[str] | str | None = None
+    spaceType: WireName | None = None
+    spaceStyle: WireName | None = None
+    renovateType: WireName | None = None
+    spaceColor: WireName | None = None
+    materialsIds: WireMaterials = None
 
 
 class ColorTransferBody(_Body):
     imageUrl: str
-    area: str = Field(description="wall, ceiling or floor", examples=["wall"])
-    color: str = Field(description="hex colour", examples=["#A3B18A"])
+    area: WireName = Field(description="wall, ceiling or floor", examples=["wall"])
+    color: WireName = Field(description="hex colour", examples=["#A3B18A"])
 
 
 class TextToImageBody(_Body):
-    prompt: str = Field(examples=["a cosy japandi bedroom at dusk"])
-    nPrompt: str | None = None
+    prompt: WirePrompt = Field(examples=["a cosy japandi bedroom at dusk"])
+    nPrompt: WirePrompt | None = None
 
 
 class Rect(BaseModel):
-    """A rectangle in pixels, origin top-left."""
+    """A rectangle in pixels of the room photo, origin top-left."""
 
-    x: float = Field(ge=0)
-    y: float = Field(ge=0)
-    w: float = Field(gt=0)
-    h: float = Field(gt=0)
+    x: float = Field(ge=0, allow_inf_nan=False)
+    y: float = Field(ge=0, allow_inf_nan=False)
+    w: float = Field(gt=0, allow_inf_nan=False)
+    h: float = Field(gt=0, allow_inf_nan=False)
+
+    def pixels(self) -> dict[str, int]:
+        return {"x": round(self.x), "y": round(self.y), "w": round(self.w), "h": round(self.h)}
 
 
 class FurniturePlacementBody(_Body):
-    imageUrl: str
-    productImageUrl: str
-    placement: Rect
-    area: Rect
+    imageUrl: str = Field(description="URL of the room photo", examples=["https://example.com/room.jpg"])
+    productImageUrl: str = Field(description="URL of the product's photo (a plain background, or "
+                                 "a transparent PNG)", examples=["https://example.com/armchair.png"])
+    placement: Rect = Field(description="where the product goes, scaled to fit inside it")
+    area: Rect = Field(description="the only part of the photo that may change; holds placement")
 
 
 class SubmittedOut(BaseModel):
@@ -252,7 +274,7 @@ def _model_task(model: str) -> Task:
 def _hex_color(value: str) -> str:
     digits = value.strip().removeprefix("#")
     if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-        raise InvalidRequest(f"color: {value!r} is not a hex colour like #A3B18A",
+        raise InvalidRequest(f"color: {value[:64]!r} is not a hex colour like #A3B18A",
                              code="invalid_value")
     return "#" + digits.upper()
 
@@ -313,6 +335,11 @@ def color_transfer_request(body: ColorTransferBody, *, exact: bool) -> Generatio
     area = pick("area", body.area, resources().areas)
     return canonical(task=Task.recolor, image=body.imageUrl, area=area,
                      color=_hex_color(body.color), exact_color=exact, **_webhook(body))
+
+
+def furniture_placement_request(body: FurniturePlacementBody) -> GenerationRequest:
+    return canonical(task=Task.place, image=body.imageUrl, product_image=body.productImageUrl,
+                     placement=body.placement.pixels(), area=body.area.pixels(), **_webhook(body))
 
 
 def text_to_image_request(body: TextToImageBody) -> GenerationRequest:
@@ -392,16 +419,11 @@ def generate_text_to_image(request: Request, body: TextToImageBody, key: Key) ->
 
 
 @router.post("/generate/furniture-placement", response_model=SubmittedOut, responses=ERRORS,
-             summary="Place a product image into a room (not supported by any engine yet)")
+             summary="Place a product, cut out of its photo, into a room at `placement`; only "
+                     "`area` changes")
 def generate_furniture_placement(request: Request, body: FurniturePlacementBody,
                                  key: Key) -> dict[str, str]:
-    # No canonical task places a given product yet; answering with a merely inpainted image
-    # would be a fake result, so the request is refused after its body has been checked.
-    raise Unsupported(
-        "furniture placement is not supported by this server's engine "
-        f"({services(request).engine.name}): no engine places a product image yet",
-        code="not_supported",
-    )
+    return _submit(request, key, furniture_placement_request(body))
 
 
 @router.get("/generate/poll-result", response_model=PollOut, response_model_exclude_none=True,
@@ -432,7 +454,7 @@ def spacely_resources(request: Request) -> dict[str, Any]:
         "/api/v1/generate/color-transfer": [Task.recolor.value],
         "/api/v1/generate/color-transfer-exact": [Task.recolor.value],
         "/api/v1/generate/text-to-image": [Task.text_to_image.value],
-        "/api/v1/generate/furniture-placement": [],
+        "/api/v1/generate/furniture-placement": [Task.place.value],
     }
     return {"data": {
         "models": [{**model, "supported": Task(model["task"]) in supported}

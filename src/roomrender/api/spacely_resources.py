@@ -47,6 +47,6 @@ def pick(field: str, value: str, accepted: dict[str, Any] | tuple[str, ...] | li
     if value in accepted:
         return value
     raise InvalidRequest(
-        f"{field}: unknown value {value!r}; accepted: {', '.join(accepted)}",
+        f"{field}: unknown value {value[:64]!r}; accepted: {', '.join(accepted)}",
         code="invalid_value",
     )

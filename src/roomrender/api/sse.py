@@ -2,7 +2,9 @@
 
 A plain ASGI response: one coroutine per stream, and no read, thread or poll per event; a
 keep-alive comment goes out whenever `keepalive_seconds` pass without an event (wall clock);
-the stream ends with the job, or when the client leaves (noticed at once, not at the next write).
+the stream ends with the job, when the client leaves (noticed at once, not at the next write),
+or when the server begins to shut down (`Watch.stop_serving`: a `retry` hint, so the client
+reconnects to another process and gets the job's current state first).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from roomrender.canonical.models import Job
 from roomrender.jobs.watch import JobUpdate, Watch
 
 KEEPALIVE = b": keep-alive\n\n"
+FAREWELL = b"retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
 
 
 def sse(event: str, data: str) -> bytes:
@@ -34,12 +37,17 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, watch: Watch, render: Callable[[JobUpdate], bytes],
-                 end: Callable[[Job], bytes], keepalive_seconds: float) -> None:
+                 end: Callable[[Job], bytes], keepalive_seconds: float, *,
+                 farewell: bytes = FAREWELL, on_close: Callable[[], None] | None = None) -> None:
+        """`render`: what an update sends (may be nothing); `end`: what follows the job's last
+        update; `on_close`: called once the stream is over, however it ended."""
         # Not Response.__init__: it would announce a Content-Length.
         self.watch = watch
         self.render_update = render
         self.end = end
         self.keepalive_seconds = keepalive_seconds
+        self.farewell = farewell
+        self.on_close = on_close
         self.status_code = 200
         self.background = None
         self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
@@ -54,6 +62,9 @@ class EventStream(Response):
             while True:
                 update = await watch.next(self.keepalive_seconds)
                 if update is None:
+                    if watch.draining and not watch.closed:
+                        await send(_body(self.farewell, more=False))
+                        return
                     if watch.closed:
                         return
                     await send(_body(KEEPALIVE, more=True))
@@ -62,10 +73,13 @@ class EventStream(Response):
                 if update.job.status.is_terminal:
                     await send(_body(body + self.end(update.job), more=False))
                     return
-                await send(_body(body, more=True))
+                if body:
+                    await send(_body(body, more=True))
         finally:
             left.cancel()
             watch.close()
+            if self.on_close is not None:
+                self.on_close()
             if self.background is not None:
                 await self.background()
 

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 
 from roomrender.api.deps import Key, iso, services
+from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.api.native import JobOut
 from roomrender.webhooks.signing import SigningSecrets
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"],
+                   responses=native_responses(401, 404, *COMMON_STATUSES))
 # What roomrender POSTs to a client's URL, for the OpenAPI document's `webhooks` section.
 callbacks = APIRouter(tags=["webhooks"])
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600

@@ -12,6 +12,8 @@ class RoomrenderError(Exception):
     code: str = "error"
 
     def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        # Messages quote what the client sent: a lone surrogate in it could not be encoded.
+        message = message.encode("utf-8", "replace").decode("utf-8")
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -69,3 +71,33 @@ class ServerFault(RoomrenderError):
     """Something broke on the server's side; the client can only retry later."""
 
     code = "internal"
+
+
+class BodyTooLarge(InvalidRequest):
+    """The request body is larger than the server takes."""
+
+    code = "body_too_large"
+
+
+class RateLimited(RoomrenderError):
+    """The key asks for more than it may at once; `retry_after` says when to ask again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, code: str | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class Unavailable(ServerFault):
+    """The server cannot serve the request for now (storage, database); retry later."""
+
+    code = "unavailable"
+    retry_after = 5
+
+
+class StorageUnavailable(Unavailable):
+    """Files cannot be written (a read-only or full disk, an object store that refuses)."""
+
+    code = "storage_unavailable"

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from roomrender.canonical.boxes import Box
+
+# Length limits of the free values of a request, whichever dialect it came in.
+MAX_URL_LENGTH = 2048
+MAX_NAME_LENGTH = 64
+MAX_PROMPT_LENGTH = 2000
+MAX_PALETTE_LENGTH = 512
+MAX_MATERIALS = 16
+MAX_EXTRA_IMAGES = 6
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)]
+Material = Annotated[str, StringConstraints(max_length=100)]
 
 
 class Task(StrEnum):
@@ -22,6 +36,9 @@ class Task(StrEnum):
     expand = "expand"
     segment = "segment"
     text_to_image = "text_to_image"
+    instruct = "instruct"  # an image and a sentence saying what to change
+    cutout = "cutout"
+    place = "place"
 
 
 class JobStatus(StrEnum):
@@ -40,6 +57,10 @@ OutputFormat = Literal["png", "jpeg", "webp"]
 Area = Literal["wall", "floor", "ceiling"]
 WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
 TERMINAL_EVENTS: list[str] = ["job.succeeded", "job.failed", "job.canceled"]
+# A control map an engine can also return: the straight-line map of the input (what the lines
+# ControlNet is conditioned on).
+ControlMap = Literal["lines"]
+CLIENT_DATA_MAX_BYTES = 16 * 1024
 
 
 class Expand(BaseModel):
@@ -65,21 +86,24 @@ class GenerationRequest(BaseModel):
     image: str | None = None
     mask: str | None = None
     reference_image: str | None = None
-    extra_images: list[str] = Field(default_factory=list, max_length=6)
+    extra_images: list[str] = Field(default_factory=list, max_length=MAX_EXTRA_IMAGES)
 
-    style: str | None = None
-    room_type: str | None = None
+    style: Name | None = None
+    room_type: Name | None = None
     exterior: bool = False
-    prompt: str | None = Field(None, max_length=2000)
-    negative_prompt: str | None = Field(None, max_length=2000)
-    palette: str | None = None
-    materials: list[str] = Field(default_factory=list)
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_LENGTH)
+    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_LENGTH)
+    palette: str | None = Field(None, max_length=MAX_PALETTE_LENGTH)
+    materials: list[Material] = Field(default_factory=list, max_length=MAX_MATERIALS)
     color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$")
-    area: Area | None = None
+    # What may change: a named surface (recolor), or a box in pixels of the photo (place).
+    area: Area | Box | None = None
     exact_color: bool = False
     remove: bool = False
     keep_structure: bool = False
     fill_room: bool = False
+    # Also return this control map of the input, as the first output, labelled with its name.
+    control_map: ControlMap | None = None
 
     n: int = Field(1, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
@@ -91,11 +115,29 @@ class GenerationRequest(BaseModel):
     steps: int | None = Field(None, ge=1, le=150)
     guidance: float | None = Field(None, ge=0.0, le=30.0)
     speed: Literal["quality", "fast"] = "quality"
+    # A model family of the engine (the diffusers engine's `sd15`, `sdxl`); None: the server's.
+    model: str | None = Field(None, max_length=64, pattern=r"^[a-z0-9_.-]+$")
     output_format: OutputFormat = "png"
 
-    webhook: str | None = Field(None, max_length=2048)
-    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS))  # type: ignore[arg-type]
+    webhook: str | None = Field(None, max_length=MAX_URL_LENGTH)
+    webhook_events: list[WebhookEvent] = Field(default_factory=lambda: list(TERMINAL_EVENTS),  # type: ignore[arg-type]
+                                               max_length=10)
     priority: int = Field(0, ge=-10, le=10)
+    # The submitting dialect's record of the request as its client sent it (a Replicate
+    # prediction's model, version and input), kept with the job and given back; the core never
+    # reads it.
+    client_data: dict[str, Any] | None = None
+
+    @field_validator("client_data")
+    @classmethod
+    def _client_data_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value)) > CLIENT_DATA_MAX_BYTES:
+            raise ValueError(f"client_data must be at most {CLIENT_DATA_MAX_BYTES} bytes of JSON")
+        return value
+
+    # place: the product photo and where it goes (origin top-left, pixels of the room photo).
+    product_image: str | None = None
+    placement: Box | None = None
 
     @field_validator("scale")
     @classmethod
@@ -104,16 +146,46 @@ class GenerationRequest(BaseModel):
             raise ValueError("scale must be 2, 4 or 8")
         return value
 
+    @model_validator(mode="after")
+    def _text_is_storable(self) -> GenerationRequest:
+        """Every string is plain text (no lone surrogate, which no database stores), and an
+        image reference other than a data: URI is no longer than a URL may be."""
+        for name, value in self:
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str):
+                    continue
+                if _LONE_SURROGATE.search(item):
+                    raise ValueError(f"{name} holds a lone surrogate (\\ud800-\\udfff): not text")
+                if (name in _IMAGE_FIELDS and len(item) > MAX_URL_LENGTH
+                        and not item.startswith("data:")):
+                    raise ValueError(f"{name}: a URL or upload id is at most {MAX_URL_LENGTH} "
+                                     "characters")
+        return self
+
     def image_refs(self) -> dict[str, str]:
         """The image references this request carries, by field name."""
         refs = {
             name: getattr(self, name)
-            for name in ("image", "mask", "reference_image")
+            for name in ("image", "mask", "reference_image", "product_image")
             if getattr(self, name)
         }
         for index, ref in enumerate(self.extra_images):
             refs[f"extra_images.{index}"] = ref
         return refs
+
+    @property
+    def surface(self) -> Area | None:
+        """`area` when it names a surface (wall, floor, ceiling)."""
+        return self.area if isinstance(self.area, str) else None
+
+    @property
+    def area_box(self) -> Box | None:
+        """`area` when it is a box in pixels."""
+        return self.area if isinstance(self.area, Box) else None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_IMAGE_FIELDS = ("image", "mask", "reference_image", "extra_images")
 
 
 @dataclass(frozen=True)
@@ -155,6 +227,8 @@ class Job:
     queue_position: int | None = None
     eta_seconds: float | None = None
     cancel_requested: bool = False
+    # The latest live preview's URL while the job runs (a small JPEG, short-lived).
+    preview_url: str | None = None
 
     @property
     def percent(self) -> int:
@@ -195,6 +269,12 @@ TASK_INPUTS: dict[Task, tuple[InputRule, ...]] = {
     Task.expand: (_NEEDS_IMAGE,),
     Task.segment: (_NEEDS_IMAGE,),
     Task.text_to_image: (InputRule(("prompt",), "text_to_image needs a prompt"),),
+    Task.instruct: (_NEEDS_IMAGE, InputRule(("prompt",), "instruct needs a prompt saying what to change")),
+    Task.cutout: (_NEEDS_IMAGE,),
+    Task.place: (_NEEDS_IMAGE,
+                 InputRule(("product_image",), "place needs a product_image: the product's photo"),
+                 InputRule(("placement",), "place needs a placement {x, y, w, h}: where the product "
+                                           "goes, in pixels of the room photo")),
 }
 
 
@@ -205,4 +285,16 @@ def missing_input(request: GenerationRequest) -> str | None:
             if rule is _NEEDS_IMAGE:
                 return f"the task {request.task.value!r} needs an input image"
             return rule.message
+    if request.control_map is not None and not request.image:
+        return f"control_map {request.control_map!r} is a map of the input image: it needs an image"
+    return _shape_problem(request)
+
+
+def _shape_problem(request: GenerationRequest) -> str | None:
+    if request.task == Task.place and request.surface is not None:
+        return "for place, area is a box {x, y, w, h} in pixels: the part of the photo that may change"
+    if request.task == Task.recolor and request.area_box is not None:
+        return "for recolor, area is wall, floor or ceiling"
+    if request.task == Task.cutout and request.output_format == "jpeg":
+        return "a cutout is transparent: its output_format must be png or webp, not jpeg"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -18,12 +19,28 @@ class SchemaOutOfDate(RuntimeError):
     pass
 
 
+def private_file(path: Path) -> None:
+    """Create `path` (and its folder) readable by its owner only, or make it so: the database
+    holds key hashes and webhook secrets. SQLite gives its -wal and -shm files the same mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except PermissionError:
+        return  # read-only here; not ours to change
+    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    for suffix in ("-wal", "-shm"):
+        journal = path.with_name(path.name + suffix)
+        if journal.exists() and journal.stat().st_uid == os.getuid() and journal.stat().st_mode & 0o077:
+            os.chmod(journal, 0o600)
+
+
 def open_database(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and a file in an existing folder."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(parsed.database))
         # Enough pooled connections for every thread of the server (the 40 of the request thread
         # pool, workers, dispatcher): a connection made on demand costs more than the query,
         # since SQLite reads the schema again on each new one.

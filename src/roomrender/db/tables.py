@@ -35,6 +35,10 @@ api_keys = Table(
     Column("webhook_secret", String(64), nullable=True),
     Column("webhook_secret_previous", String(64), nullable=True),
     Column("webhook_secret_previous_expires_at", Float, nullable=True),
+    # Limits of this key (NULL: the server's): requests as the `limits` library writes them
+    # ("100/second"), and queued + running jobs at once.
+    Column("rate_limit", String(200), nullable=True),
+    Column("max_active_jobs", Integer, nullable=True),
 )
 
 jobs = Table(
@@ -70,6 +74,8 @@ jobs = Table(
     Column("outputs", JSON, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("error_message", Text, nullable=True),
+    # The latest live preview (a short-lived file) while the job runs.
+    Column("preview_key", String(128), nullable=True),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
     Index("ix_jobs_queue", "status", "priority", "created_at"),
     Index("ix_jobs_turns", "status", "engine", "priority", "turn"),

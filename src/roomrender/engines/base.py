@@ -44,15 +44,27 @@ JobResult = list[RenderedImage] | Exception
 
 
 class BatchContext:
-    """The engine's line back to the worker: progress per job, and cancellation per step."""
+    """The engine's line back to the worker: progress per job, cancellation per step, and live
+    previews (a small image of a job's picture forming; None: nobody takes them)."""
 
     def __init__(
         self,
         report: Callable[[str, float], None],
         is_canceled: Callable[[str], bool],
+        preview: Callable[[str, Image.Image], None] | None = None,
     ) -> None:
         self._report = report
         self._is_canceled = is_canceled
+        self._preview = preview
+
+    @property
+    def wants_previews(self) -> bool:
+        return self._preview is not None
+
+    def preview(self, job_id: str, image: Image.Image) -> None:
+        """The job's picture as it stands now; must not block (the engine calls it mid-run)."""
+        if self._preview is not None:
+            self._preview(job_id, image)
 
     def progress(self, job_ids: list[str], fraction: float) -> None:
         """Report `fraction` (0..1) done for these jobs; raise BatchCanceled if all are canceled."""

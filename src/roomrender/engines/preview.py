@@ -1,7 +1,9 @@
 """The `preview` engine: plain image processing, no model weights, no GPU, no AI.
 
 It is honest about what it is: it re-grades, paints, fills and resamples pixels so that the
-whole service can be run and tested anywhere. Tasks that need a generative model answer
+whole service can be run and tested anywhere. It cuts a subject out of a plain background
+(engines/cutout.py, with that method's limits) and composites a product into a room
+(engines/placing.py). Tasks that need a generative model answer
 "needs the diffusers engine" at submit time.
 """
 
@@ -22,8 +24,11 @@ from roomrender.engines.base import (
     JobResult,
     RenderedImage,
 )
+from roomrender.engines.cutout import cut_out
+from roomrender.engines.placing import boxes, composite_preview
 
-SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand})
+SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
+                       Task.place})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -175,6 +180,15 @@ class PreviewEngine:
                 "preview engine (image processing, no AI). Start it with ROOMRENDER_ENGINE=diffusers.",
                 code="needs_diffusers_engine",
             )
+        if request.model is not None:
+            raise Unsupported(f"the model {request.model!r} needs the diffusers engine; this server runs "
+                              "the preview engine, which has no models", code="needs_diffusers_engine")
+        if request.control_map is not None:
+            raise Unsupported(
+                f"control_map {request.control_map!r} (the line map the diffusers engine conditions "
+                "on) needs the diffusers engine; this server runs the preview engine",
+                code="needs_diffusers_engine",
+            )
         if request.task == Task.edit and not request.remove:
             raise Unsupported(
                 "editing a masked area by prompt or material needs the diffusers engine; the preview "
@@ -214,7 +228,7 @@ class PreviewEngine:
             return regrade(image, _style_for(request.style), strength, rng)
         if request.task == Task.recolor:
             assert request.color is not None
-            mask = job.mask or area_band(request.area or "wall", image.width, image.height)
+            mask = job.mask or area_band(request.surface or "wall", image.width, image.height)
             return paint(image, mask, request.color)
         if request.task == Task.edit:
             assert job.mask is not None
@@ -223,4 +237,9 @@ class PreviewEngine:
             return upscale(image, request.scale or 2)
         if request.task == Task.expand:
             return expand(image, request.expand or Expand())
+        if request.task == Task.cutout:
+            return cut_out(image)
+        if request.task == Task.place:
+            placement, area = boxes(request, image.width, image.height)
+            return composite_preview(image, cut_out(job.images["product_image"]), placement, area)
         raise Unsupported(f"the preview engine cannot run {request.task.value}")

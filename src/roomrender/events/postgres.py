@@ -53,7 +53,7 @@ class PostgresCarrier(ThreadCarrier):
 
     def _run(self) -> None:
         args, kwargs = self._connect_args
-        connected_before = False
+        connected_before, failing = False, False
         delay = 0.5
         while not self.should_stop():
             try:
@@ -62,7 +62,9 @@ class PostgresCarrier(ThreadCarrier):
                     channel = channel_name(str(row[0] if row else "public"))
                     connection.execute(f'LISTEN "{channel}"')
                     self._ready.set()
-                    delay = 0.5
+                    if failing:
+                        log.warning("listening for changes again")
+                    delay, failing = 0.5, False
                     feed = self._feed()
                     if connected_before and feed is not None:
                         feed.resync()  # what was sent while we were away is lost
@@ -78,8 +80,11 @@ class PostgresCarrier(ThreadCarrier):
                                 feed.publish([change])
                             del feed
                     return
-            except Exception:
+            except Exception as failure:
                 self._ready.clear()
-                log.exception("listening for changes failed; retrying in %.1f s", delay)
+                if not failing:  # once per outage, not once per try
+                    log.warning("listening for changes failed (%s); retrying, less often, until "
+                                "it passes", failure)
+                failing = True
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from roomrender.canonical.errors import RateLimited
 from roomrender.canonical.models import JobStatus
 from roomrender.db.tables import jobs
 from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
@@ -74,6 +76,12 @@ ENTERS_QUEUE = frozenset({"job.queued", "job.requeued"})
 def job_change(row: Any, event: str) -> Change:
     return Change(JOB_TOPIC, row.id, {"event": event, "row": {
         name: value for name, value in row._mapping.items() if name not in _NOT_CARRIED}})
+
+
+def too_many_active_jobs(max_active: int) -> RateLimited:
+    return RateLimited(f"this key has {max_active} jobs queued or running, as many as it may; "
+                       "submit more when some have finished", code="too_many_active_jobs",
+                       retry_after=5.0)
 
 
 class _NotCharged(Exception):
@@ -156,14 +164,20 @@ class JobQueue:
 
     # -- queuing --------------------------------------------------------------------------
 
-    def enqueue(self, row: dict[str, Any], input_keys: Sequence[str]) -> bool:
+    def enqueue(self, row: dict[str, Any], input_keys: Sequence[str], *,
+                max_active: int | None = None) -> bool:
         """Charge the job's cost, queue it (its turn among its key's jobs) and make its stored
         inputs its own, in one transaction. False, and nothing written, when the key's credits
-        do not cover the cost. An IntegrityError means its idempotency key was taken meanwhile."""
+        do not cover the cost; RateLimited when the key has `max_active` queued and running jobs
+        already. An IntegrityError means its idempotency key was taken meanwhile."""
         try:
             with self.feed.transaction(self.db) as connection:
+                # The charge locks the key's row first, so the count below is the key's alone
+                # until this transaction ends, whichever process enqueues.
                 if not self.ledger.charge(connection, row["owner_id"], row["cost"]):
                     raise _NotCharged
+                if max_active is not None and self._active(connection, row["owner_id"]) >= max_active:
+                    raise too_many_active_jobs(max_active)
                 row = {**row, "turn": self.next_turn(connection, row["owner_id"], row["engine"],
                                                      row["priority"])}
                 connection.execute(insert(jobs).values(**row))
@@ -299,6 +313,20 @@ class JobQueue:
                 self.emit(connection, [job_id for job_id in job_ids if job_id in changed],
                           "job.progress")
 
+    def set_preview(self, token: str, job_id: str, key: str) -> str | None:
+        """Record `key` as the running job's latest preview; answers the key that is no longer
+        shown (the one it replaces, or `key` itself when the job is no longer this claim's)."""
+        with self.feed.transaction(self.db) as connection:
+            previous = connection.execute(
+                select(jobs.c.preview_key).where(jobs.c.id == job_id, jobs.c.claim_token == token,
+                                                 jobs.c.status == JobStatus.running.value)).first()
+            if previous is None:
+                return key
+            connection.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.claim_token == token)
+                               .values(preview_key=key))
+            self.emit(connection, [job_id], "job.preview")
+        return previous.preview_key  # type: ignore[no-any-return]
+
     # -- ending ---------------------------------------------------------------------------
 
     def succeed(self, job_id: str, token: str, outputs: list[dict[str, Any]],
@@ -380,6 +408,35 @@ class JobQueue:
             self.emit(connection, [job_id], f"job.{status.value}")
         return True
 
+    def release(self, token: str, job_ids: Sequence[str] | None = None) -> list[str]:
+        """Hand a claim's running jobs (or these of them) back to the queue at once, when the
+        server, not the job, cannot go on (a worker stopping, storage full): the ids queued again.
+        The run is not counted as an attempt, since the job did not fail; a job back at no
+        attempt forgets its start. It keeps its turn, so it runs next. Jobs whose cancellation
+        was asked for are canceled instead. The claim's token is stale afterwards: whatever the
+        worker still records for these jobs matches no row."""
+        now = time.time()
+        mine: tuple[Any, ...] = (jobs.c.claim_token == token, jobs.c.status == JobStatus.running.value)
+        if job_ids is not None:
+            if not job_ids:
+                return []
+            mine = (*mine, jobs.c.id.in_(list(job_ids)))
+        with self.feed.transaction(self.db) as connection:
+            released = list(connection.execute(
+                update(jobs)
+                .where(*mine, jobs.c.cancel_requested.is_(False))
+                .values(status=JobStatus.queued.value, claim_token=None, lease_owner=None,
+                        lease_expires_at=None, progress=0.0, updated_at=now,
+                        attempts=jobs.c.attempts - 1,
+                        started_at=case((jobs.c.attempts <= 1, None), else_=jobs.c.started_at))
+                .returning(jobs.c.id)
+            ).scalars())
+            self.emit(connection, released, "job.requeued")
+            to_cancel = connection.execute(select(jobs.c.id).where(*mine)).scalars().all()
+        for job_id in to_cancel:
+            self.cancel_running(job_id, token)
+        return released
+
     def requeue_expired(self, now: float | None = None) -> None:
         """Jobs whose worker stopped heartbeating go back to the queue, or fail after the last try."""
         now = time.time() if now is None else now
@@ -460,11 +517,22 @@ class JobQueue:
                 jobs.c.owner_id == owner_id, jobs.c.idempotency_key == key)).first()
 
     def page(self, owner_id: str, *, limit: int, offset: int,
-             status: JobStatus | None = None) -> tuple[list[Any], int]:
-        """The key's job rows, newest first, and how many it has in all."""
+             status: JobStatus | None = None, dialect: str | None = None,
+             before: tuple[float, str] | None = None,
+             created_after: float | None = None) -> tuple[list[Any], int]:
+        """The key's job rows, newest first, and how many it has in all (of this `dialect`;
+        `before`: only those after this (created_at, id) in that order, a page's cursor)."""
         condition = [jobs.c.owner_id == owner_id]
         if status is not None:
             condition.append(jobs.c.status == status.value)
+        if dialect is not None:
+            condition.append(jobs.c.dialect == dialect)
+        if created_after is not None:
+            condition.append(jobs.c.created_at >= created_after)
+        if before is not None:
+            created_at, job_id = before
+            condition.append((jobs.c.created_at < created_at)
+                             | ((jobs.c.created_at == created_at) & (jobs.c.id < job_id)))
         with self.db.connect() as connection:
             total = connection.execute(
                 select(func.count()).select_from(jobs).where(*condition)).scalar_one()
@@ -486,6 +554,16 @@ class JobQueue:
                 select(recent.c.task, func.avg(recent.c.seconds)).group_by(recent.c.task)
             ).all()
         return {row[0]: float(row[1]) for row in rows if row[1] is not None}
+
+    @staticmethod
+    def _active(connection: Connection, owner_id: str) -> int:
+        return int(connection.execute(select(func.count()).select_from(jobs).where(
+            jobs.c.owner_id == owner_id, jobs.c.status.in_(_ACTIVE))).scalar_one())
+
+    def active_count(self, owner_id: str) -> int:
+        """The key's queued and running jobs."""
+        with self.db.connect() as connection:
+            return self._active(connection, owner_id)
 
     def reserved_cost(self, owner_id: str) -> int:
         """Credits held by the key's queued and running jobs."""

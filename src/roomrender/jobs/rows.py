@@ -129,4 +129,5 @@ def row_to_job(row: Any, storage: Storage, *, now: float | None = None) -> Job:
         error_code=m["error_code"],
         error_message=m["error_message"],
         cancel_requested=bool(m["cancel_requested"]),
+        preview_url=storage.url(m["preview_key"]) if m.get("preview_key") and m["status"] == "running" else None,
     )

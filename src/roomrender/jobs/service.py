@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from roomrender.canonical.boxes import placement_problem
 from roomrender.canonical.errors import (
     Conflict,
     InsufficientCredits,
@@ -32,13 +34,19 @@ from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
 from roomrender.jobs.credits import CreditLedger
+from roomrender.jobs.fetch_slots import FetchSlots
 from roomrender.jobs.keys import ApiKey
-from roomrender.jobs.queue import JobQueue
+from roomrender.jobs.queue import JobQueue, too_many_active_jobs
 from roomrender.jobs.rows import row_to_job
 from roomrender.netsafety import check_url
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile, StoredFile
 
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Pages of a key's jobs: an offset past any real count is refused before SQL (which takes
+# 64-bit integers at most).
+MAX_PAGE_OFFSET = 1_000_000_000
+MAX_PAGE_LIMIT = 100
 # Seconds a job of a task takes when no job of it has finished yet (for ETAs).
 DEFAULT_SECONDS_PER_JOB = 5.0
 
@@ -47,11 +55,23 @@ DEFAULT_SECONDS_PER_JOB = 5.0
 class JobPage:
     jobs: list[Job]
     total: int
+    # (created_at, id) of the page's last job, exactly as stored: where the next page starts.
+    last: tuple[float, str] | None = None
 
 
 def request_hash(request: GenerationRequest) -> str:
     canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def looks_like_job_id(job_id: str) -> bool:
+    """Job ids are UUIDs: anything else is no job, and is not sent to the database."""
+    return len(job_id) == 36 and _JOB_ID.fullmatch(job_id) is not None
+
+
+def storable_text(text: str) -> str:
+    """`text` without lone surrogates nor NUL characters, which databases cannot store."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def check_task_inputs(request: GenerationRequest) -> None:
@@ -78,6 +98,7 @@ class JobService:
         self.queue = queue
         self.ledger = ledger
         self.limits = ImageLimits(settings.max_input_bytes, settings.max_input_pixels)
+        self.fetch_slots = FetchSlots(settings.fetch_concurrency, settings.fetch_per_key)
         self._durations: dict[str, float] = {}
         self._durations_at = 0.0
         self._durations_lock = threading.Lock()
@@ -94,10 +115,29 @@ class JobService:
         """
         checked = check_image(data, self.limits, what=what)
         ttl = self.settings.upload_ttl_seconds if ttl_seconds is None else ttl_seconds
+        name = None if name is None else storable_text(name)[:255]
         expires_at = time.time() + ttl if kind == "upload" else None
         new = NewFile(key or new_key(checked.content_type, prefix="in-"), checked.data,
                       checked.content_type, checked.width, checked.height)
         return self.files.save(owner.id, new, kind=kind, name=name, expires_at=expires_at)
+
+    def upload(self, owner: ApiKey, key: str) -> StoredFile:
+        """One of the key's uploads, not expired."""
+        stored = self.files.lookup(key)
+        if stored is None or stored.kind != "upload" or stored.owner_id != owner.id or stored.expired():
+            raise NotFound(f"no upload {key!r}")
+        return stored
+
+    def uploads(self, owner: ApiKey, *, limit: int = 100) -> list[StoredFile]:
+        return self.files.uploads(owner.id, limit=limit)
+
+    def delete_upload(self, owner: ApiKey, key: str) -> None:
+        """Delete an upload no job has used (a job's inputs go with the job's data)."""
+        stored = self.upload(owner, key)
+        if stored.job_id is not None:
+            raise Conflict(f"the upload {key!r} is an input of the job {stored.job_id}; it is "
+                           "deleted with that job's data", code="file_in_use")
+        self.files.discard([key])
 
     def _own_file_key(self, ref: str) -> str | None:
         """The storage key when `ref` is one of this server's own file URLs (any storage)."""
@@ -107,31 +147,45 @@ class JobService:
 
     def resolve_image(self, owner: ApiKey, ref: str, what: str) -> StoredFile:
         """An image reference (URL, data URI, upload id) → a checked, stored input file."""
+        found = self._prepare_input(owner, ref, what)
+        if isinstance(found, StoredFile):
+            return found
+        return self.files.save(owner.id, found, kind="input")
+
+    def _prepare_input(self, owner: ApiKey, ref: str, what: str) -> StoredFile | NewFile:
+        """An image reference → the stored file it names, or the checked new file it brings
+        (fetched or decoded, not stored yet)."""
         own_key = self._own_file_key(ref)
         if own_key is not None or ":" not in ref:
             key = own_key if own_key is not None else ref
             stored = self.files.lookup(key)
             # Result URLs are public by design; upload ids are private to their key.
             if stored is None or (own_key is None and stored.owner_id != owner.id):
-                raise InvalidRequest(f"the {what} {ref!r} is not a known upload id or URL")
+                raise InvalidRequest(f"the {what} {ref[:100]!r} is not a known upload id or URL")
             if stored.expired():
-                raise InvalidRequest(f"the {what} {ref!r} has expired")
+                raise InvalidRequest(f"the {what} {ref[:100]!r} has expired")
             return stored
         if ref.startswith("data:"):
             data = decode_data_uri(ref, self.limits)
         elif ref.startswith(("http://", "https://")):
-            data = fetch(ref, self.limits, timeout=self.settings.fetch_timeout_seconds,
-                         allow_private=self.settings.allow_private_urls)
+            data = self.fetch_slots.run(owner.id, lambda: fetch(
+                ref, self.limits, timeout=self.settings.fetch_timeout_seconds,
+                allow_private=self.settings.allow_private_urls,
+                ca_file=self.settings.outbound_ca_file or None))
         else:
             raise InvalidRequest(
                 f"the {what} must be an http(s) URL, a data: URI or an upload id, not {ref[:40]!r}"
             )
-        return self.store_upload(owner, data, kind="input", what=what)
+        checked = check_image(data, self.limits, what=what)
+        return NewFile(new_key(checked.content_type, prefix="in-"), checked.data,
+                       checked.content_type, checked.width, checked.height)
 
     # -- submitting -----------------------------------------------------------------------
 
     def submit(self, owner: ApiKey, request: GenerationRequest, *, dialect: str = "native",
                idempotency_key: str | None = None) -> Job:
+        """Check everything that costs nothing first, then fetch and check the inputs, then
+        store them and queue the job; a request refused at any step leaves nothing behind."""
         digest = request_hash(request)
         if idempotency_key:
             existing = self._by_idempotency_key(owner, idempotency_key)
@@ -139,22 +193,28 @@ class JobService:
                 return self._replay(existing, digest)
         check_task_inputs(request)
         if request.webhook:
+            webhook = request.webhook
             try:
-                check_url(request.webhook, allow_private=self.settings.allow_private_urls)
+                # Resolving its host may take a while too: it counts as one of the key's fetches.
+                self.fetch_slots.run(owner.id, lambda: check_url(
+                    webhook, allow_private=self.settings.allow_private_urls))
             except UrlRefused as refused:
                 raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)
         self._check_credits(owner, request.n)
+        max_active = self.max_active_jobs(owner)
+        self._check_active_jobs(owner, max_active)
 
-        resolved: dict[str, str] = {}
+        inputs: dict[str, StoredFile | NewFile] = {}
         size: tuple[int | None, int | None] = (request.width, request.height)
         for field_name, ref in request.image_refs().items():
-            stored = self.resolve_image(owner, ref, field_name.replace("_", " "))
-            resolved[field_name] = stored.key
+            found = self._prepare_input(owner, ref, field_name.replace("_", " "))
+            inputs[field_name] = found
             if field_name == "image":
-                size = (stored.width, stored.height)
-        request = self._with_resolved(request, resolved)
+                size = (found.width, found.height)
         self._check_output_size(request, size)
+        self._check_boxes(request, size)
+        request = self._with_resolved(request, {name: found.key for name, found in inputs.items()})
 
         now = time.time()
         job_id = str(uuid.uuid4())
@@ -167,17 +227,32 @@ class JobService:
             cancel_requested=False, idempotency_key=idempotency_key, request_hash=digest,
             created_at=now, updated_at=now,
         )
+        new_files = [found for found in inputs.values() if isinstance(found, NewFile)]
+        self.files.save_all(owner.id, new_files, kind="input")
         try:
-            if not self.queue.enqueue(row, list(resolved.values())):
+            if not self.queue.enqueue(row, [found.key for found in inputs.values()],
+                                      max_active=max_active):
                 raise InsufficientCredits(self._credits_message(owner, request.n))
-        except IntegrityError:
-            # Another request with the same idempotency key won the race.
-            if idempotency_key:
+        except BaseException as refused:
+            # Nothing of a refused request stays: the inputs it brought go with it.
+            self.files.discard([new.key for new in new_files])
+            if isinstance(refused, IntegrityError) and idempotency_key:
+                # Another request with the same idempotency key won the race.
                 existing = self._by_idempotency_key(owner, idempotency_key)
                 if existing is not None:
                     return self._replay(existing, digest)
             raise
         return self.get(owner, job_id)
+
+    def max_active_jobs(self, owner: ApiKey) -> int | None:
+        """The key's cap on queued and running jobs (its own, else the server's)."""
+        if owner.max_active_jobs is not None:
+            return owner.max_active_jobs
+        return self.settings.max_active_jobs
+
+    def _check_active_jobs(self, owner: ApiKey, max_active: int | None) -> None:
+        if max_active is not None and self.queue.active_count(owner.id) >= max_active:
+            raise too_many_active_jobs(max_active)
 
     def _by_idempotency_key(self, owner: ApiKey, key: str) -> Any:
         return self.queue.by_idempotency_key(owner.id, key)
@@ -218,6 +293,16 @@ class JobService:
                 code="output_too_large",
             )
 
+    @staticmethod
+    def _check_boxes(request: GenerationRequest, size: tuple[int | None, int | None]) -> None:
+        """A placement (and its area) must fit the photo: only known once the photo is read."""
+        width, height = size
+        if request.placement is None or width is None or height is None:
+            return
+        problem = placement_problem(request.placement, request.area_box, width, height)
+        if problem is not None:
+            raise InvalidRequest(problem, code="invalid_box")
+
     def _check_credits(self, owner: ApiKey, cost: int) -> None:
         if not self.ledger.balance(owner.id).covers(cost):
             raise InsufficientCredits(self._credits_message(owner, cost))
@@ -229,15 +314,24 @@ class JobService:
     # -- reading --------------------------------------------------------------------------
 
     def get(self, owner: ApiKey, job_id: str) -> Job:
+        if not looks_like_job_id(job_id):
+            raise NotFound(f"no job {job_id[:100]!r}")
         row = self.queue.owned(job_id, owner.id)
         if row is None:
             raise NotFound(f"no job {job_id!r}")
         return self.present(row)
 
     def list(self, owner: ApiKey, *, limit: int = 20, offset: int = 0,
-             status: JobStatus | None = None) -> JobPage:
-        rows, total = self.queue.page(owner.id, limit=limit, offset=offset, status=status)
-        return JobPage([self.present(row) for row in rows], total)
+             status: JobStatus | None = None, dialect: str | None = None,
+             before: tuple[float, str] | None = None,
+             created_after: float | None = None) -> JobPage:
+        if not 0 <= offset <= MAX_PAGE_OFFSET or not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise InvalidRequest(f"offset must be 0..{MAX_PAGE_OFFSET} and limit "
+                                 f"1..{MAX_PAGE_LIMIT}")
+        rows, total = self.queue.page(owner.id, limit=limit, offset=offset, status=status,
+                                      dialect=dialect, before=before, created_after=created_after)
+        last = (float(rows[-1].created_at), str(rows[-1].id)) if rows else None
+        return JobPage([self.present(row) for row in rows], total, last)
 
     def present(self, row: Any, queue_position: int | None = None) -> Job:
         """A jobs row as the Job its owner would get now (queue position and ETA included; the

@@ -77,7 +77,7 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 class Watch:
     """One watcher: the updates it has not taken yet, in order."""
 
-    __slots__ = ("_hub", "_pending", "_waiter", "active", "channel", "closed")
+    __slots__ = ("_hub", "_pending", "_waiter", "active", "channel", "closed", "draining")
 
     def __init__(self, hub: _Hub, channel: _Channel) -> None:
         self._hub = hub
@@ -86,6 +86,13 @@ class Watch:
         self._waiter: asyncio.Future[None] | None = None
         self.active = False
         self.closed = False
+        self.draining = False
+
+    @property
+    def job(self) -> Job | None:
+        """The job as this process last saw it."""
+        update = self.channel.update
+        return None if update is None else update.job
 
     def push(self, update: JobUpdate) -> None:
         if self.closed:
@@ -100,8 +107,9 @@ class Watch:
             _resolve(self._waiter)
 
     async def next(self, timeout: float) -> JobUpdate | None:
-        """The next update; None when `timeout` seconds passed without one, or once closed."""
-        if not self._pending and not self.closed:
+        """The next update; None when `timeout` seconds passed without one, once closed, or
+        once told to stop serving (`draining`: the server is shutting down) and all was taken."""
+        if not self._pending and not self.closed and not self.draining:
             loop = self._hub.loop
             waiter = self._waiter = loop.create_future()
             timer = loop.call_later(timeout, _resolve, waiter)
@@ -113,6 +121,12 @@ class Watch:
         if self.closed or not self._pending:
             return None
         return self._pending.popleft()
+
+    def stop_serving(self) -> None:
+        """The server is shutting down: `next` answers None from now on (the stream ends)."""
+        self.draining = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def close(self) -> None:
         """Stop watching (idempotent); a pending `next` returns None."""
@@ -267,6 +281,11 @@ class _Hub:
         """Once other processes' changes are heard too (the feed's listener is on)."""
         if not self.owner.queue.feed.is_ready:
             await self.loop.run_in_executor(None, self.owner.queue.feed.wait_ready)
+
+    def drain(self) -> None:
+        for channel in list(self.channels.values()):
+            for watch in list(channel.watches):
+                watch.stop_serving()
 
     def channel(self, job_id: str) -> _Channel:
         channel = self.channels.get(job_id)
@@ -460,6 +479,15 @@ class JobWatchers:
         row = FastRow(found._mapping)
         position = self.queue.queue_position(row) if row["status"] == _QUEUED else None
         return row, position
+
+    def drain(self) -> None:
+        """The server is shutting down: every open watch stops serving (from any thread, a
+        signal handler included)."""
+        for hub in list(self._hubs.values()):
+            try:
+                hub.loop.call_soon_threadsafe(hub.drain)
+            except RuntimeError:  # that loop is closed already
+                pass
 
     def watching(self) -> int:
         """How many watchers are open (all loops)."""

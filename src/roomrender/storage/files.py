@@ -8,6 +8,7 @@ without a job expires unless a job adopts it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from roomrender.canonical.errors import Conflict
 from roomrender.db.tables import files
 from roomrender.storage.base import Storage
+from roomrender.storage.local import is_safe_key
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class StoredFile:
     owner_id: str | None = None
     kind: str = "upload"
     job_id: str | None = None
+    # The client's file name, when it gave one; when the row was written (epoch seconds).
+    name: str | None = None
+    created_at: float | None = None
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or time.time())
@@ -75,7 +80,20 @@ class FileStore:
             self.forget([new.key])
             raise
         return StoredFile(new.key, self.storage.url(new.key), new.content_type, new.width,
-                          new.height, len(new.data), expires_at, owner_id, kind)
+                          new.height, len(new.data), expires_at, owner_id, kind, name=name,
+                          created_at=now)
+
+    def save_all(self, owner_id: str, news: list[NewFile], *, kind: str) -> list[StoredFile]:
+        """Store every file or none: when one cannot be stored, those stored before it are
+        deleted again and the error raised."""
+        stored: list[StoredFile] = []
+        try:
+            for new in news:
+                stored.append(self.save(owner_id, new, kind=kind))
+        except BaseException:
+            self.discard([item.key for item in stored])
+            raise
+        return stored
 
     def save_pending(self, groups: Mapping[str, tuple[str, list[NewFile]]], *, kind: str,
                      expires_at: float) -> dict[str, Exception]:
@@ -151,12 +169,36 @@ class FileStore:
         self.discard(keys)
         return len(keys)
 
+    def probe(self) -> None:
+        """Store and delete a tiny file: StorageUnavailable (or the store's error) when files
+        cannot be written now."""
+        key = f"probe-{uuid.uuid4().hex}.bin"
+        self.storage.put(key, b"ready?", "application/octet-stream")
+        self.storage.delete(key)
+
     # -- reading --------------------------------------------------------------------------
 
     def lookup(self, key: str) -> StoredFile | None:
+        if not is_safe_key(key):
+            return None  # no stored file has such a key; not worth a query (nor storable)
         with self.db.connect() as connection:
             row = connection.execute(select(files).where(files.c.key == key)).first()
         if row is None:
             return None
+        return self._stored(row)
+
+    def uploads(self, owner_id: str, *, limit: int, now: float | None = None) -> list[StoredFile]:
+        """The owner's uploads not expired, newest first."""
+        now = time.time() if now is None else now
+        with self.db.connect() as connection:
+            rows = connection.execute(
+                select(files).where(files.c.owner_id == owner_id, files.c.kind == "upload",
+                                    (files.c.expires_at.is_(None)) | (files.c.expires_at > now))
+                .order_by(files.c.created_at.desc(), files.c.key.desc()).limit(limit)
+            ).all()
+        return [self._stored(row) for row in rows]
+
+    def _stored(self, row: Any) -> StoredFile:
         return StoredFile(row.key, self.storage.url(row.key), row.content_type, row.width,
-                          row.height, row.size, row.expires_at, row.owner_id, row.kind, row.job_id)
+                          row.height, row.size, row.expires_at, row.owner_id, row.kind, row.job_id,
+                          name=row.name, created_at=row.created_at)

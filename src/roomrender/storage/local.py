@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 from pathlib import Path
 
+from roomrender.canonical.errors import StorageUnavailable
 from roomrender.storage.base import FileMissing
 
+# A full or read-only disk, a quota, a dead device: the store may come back, nothing is wrong
+# with the request.
+UNAVAILABLE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                      errno.EIO}
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def is_safe_key(key: str) -> bool:
-    return bool(_SAFE_KEY.match(key)) and ".." not in key
+    return bool(_SAFE_KEY.fullmatch(key)) and ".." not in key
 
 
 class LocalStorage:
@@ -29,12 +35,25 @@ class LocalStorage:
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        tmp: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a reader never sees half a file.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except OSError as failed:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)  # no partial file stays behind
+                except OSError:
+                    pass
+            if failed.errno in UNAVAILABLE_ERRNOS:
+                raise StorageUnavailable(
+                    f"files cannot be stored now: {os.strerror(failed.errno or 0).lower()} "
+                    f"({self.root})") from failed
+            raise
 
     def get(self, key: str) -> bytes:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from roomrender.canonical.errors import StorageUnavailable
 from roomrender.storage.base import FileMissing
 from roomrender.storage.local import is_safe_key
 
@@ -51,8 +52,13 @@ class S3Storage:
         return self.prefix + key
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._object(key), Body=data,
-                               ContentType=content_type)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._object(key), Body=data,
+                                   ContentType=content_type)
+        except (BotoCoreError, ClientError) as failed:
+            raise StorageUnavailable(f"the object store refused the file: {failed}") from failed
 
     def get(self, key: str) -> bytes:
         try:

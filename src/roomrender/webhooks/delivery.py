@@ -9,9 +9,11 @@
   (`Retry-After` may push an attempt later, never earlier); any other answer, a 3xx included
   (redirects are not followed: a webhook must answer at the URL it was given), and a URL refused
   at delivery time fail at once, since trying again would get the same.
-- The URL is checked again before every attempt. Over plain http the connection goes to the
-  address that was checked, so the name cannot be re-resolved to a private address in between;
-  over https the certificate check already refuses such a switch.
+- The URL is checked again before every attempt, and each connection goes to an address checked
+  at that moment (`roomrender.safehttp`), over https too (SNI and certificate on the name), so
+  the name cannot be re-resolved to a private address in between. An attempt has a total
+  deadline (the webhook timeout), not only a timeout per read.
+- One delivery's failure, whatever it is, fails that delivery only: the loop goes on.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from typing import Any
 
 import httpx
 
-from roomrender import __version__
+from roomrender import __version__, metrics
 from roomrender.canonical.errors import UrlRefused
 from roomrender.config import Settings
-from roomrender.netsafety import checked_addresses
+from roomrender.netsafety import check_url_form
+from roomrender.safehttp import deadline, pinned_client
+from roomrender.trouble import Trouble
 from roomrender.webhooks.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox
 from roomrender.webhooks.signing import SecretStore, SigningSecrets, signed_headers
 
@@ -88,6 +92,11 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
+def _storable(text: str | None) -> str | None:
+    """An error message as the database can store it (a URL in it may hold lone surrogates)."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def classify(status_code: int) -> str:
     if 200 <= status_code < 300:
         return DELIVERED
@@ -113,16 +122,16 @@ class Dispatcher:
         self.allow_private = settings.allow_private_urls if allow_private is None else allow_private
         self.poll_seconds = settings.webhook_poll_seconds
         self.id = dispatcher_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        # trust_env=False: an HTTP(S)_PROXY from the environment would connect on our behalf,
-        # past the address checks.
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False,
-            limits=httpx.Limits(max_connections=self.concurrency,
-                                max_keepalive_connections=self.concurrency),
+        self._client = pinned_client(
+            allow_private=self.allow_private, timeout=self.timeout,
+            ca_file=settings.outbound_ca_file or None, max_connections=self.concurrency,
             headers={"User-Agent": f"roomrender-webhooks/{__version__}",
                      "Content-Type": "application/json"},
         )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
+        # Retries after a failure start short: the poll is only a fallback (the feed wakes it).
+        self.trouble = Trouble(f"webhook dispatcher {self.id}",
+                               base_seconds=min(self.poll_seconds, 0.25), logger=log)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -141,16 +150,17 @@ class Dispatcher:
 
     # -- attempting -----------------------------------------------------------------------
 
-    def _target(self, url: str) -> tuple[httpx.URL, dict[str, str]]:
-        _host, addresses = checked_addresses(url, allow_private=self.allow_private)
-        target = httpx.URL(url)
-        if addresses and target.scheme == "http":
-            return target.copy_with(host=addresses[0]), {"Host": target.netloc.decode("ascii")}
-        return target, {}
-
     def attempt(self, delivery: Delivery) -> AttemptResult:
-        """POST one message once; never raises."""
+        """POST one message once; never raises: whatever goes wrong fails this attempt."""
         started = time.time()
+        try:
+            return self._attempt(delivery, started)
+        except Exception as failed:
+            log.warning("webhook %s: %s: %s", delivery.id, type(failed).__name__, failed)
+            return AttemptResult(delivery, started, int((time.time() - started) * 1000), FAILED,
+                                 error=f"{type(failed).__name__}: {failed}")
+
+    def _attempt(self, delivery: Delivery, started: float) -> AttemptResult:
 
         def result(outcome: str, **fields: Any) -> AttemptResult:
             duration = int((time.time() - started) * 1000)
@@ -159,18 +169,22 @@ class Dispatcher:
         if delivery.secrets is None:
             return result(FAILED, error="the API key that owns this job no longer exists")
         try:
-            target, extra_headers = self._target(delivery.url)
+            # The form here; the addresses when connecting (safehttp), once per connection.
+            check_url_form(delivery.url)
         except UrlRefused as refused:
             return result(FAILED, error=f"refused: {refused.message}")
-        headers = signed_headers(delivery.secrets, delivery.id, delivery.payload) | extra_headers
+        headers = signed_headers(delivery.secrets, delivery.id, delivery.payload)
         try:
-            with self._client.stream("POST", target, content=delivery.payload.encode("utf-8"),
-                                     headers=headers) as response:
+            with deadline(self.timeout), self._client.stream(
+                    "POST", delivery.url, content=delivery.payload.encode("utf-8"),
+                    headers=headers) as response:
                 snippet = b""
                 for chunk in response.iter_bytes():
                     snippet += chunk
                     if len(snippet) >= ERROR_SNIPPET_BYTES:
                         break
+        except UrlRefused as refused:
+            return result(FAILED, error=f"refused: {refused.message}")
         except httpx.TimeoutException:
             return result(RETRY, error=f"timed out after {self.timeout:g} s")
         except httpx.HTTPError as failed:
@@ -211,9 +225,14 @@ class Dispatcher:
             records.append(AttemptRecord(
                 message_id=r.delivery.id, token=r.delivery.token, attempt=r.delivery.attempt,
                 started_at=r.started_at, duration_ms=r.duration_ms, outcome=r.outcome,
-                status_code=r.status_code, error=r.error, status=status,
-                next_attempt_at=next_at, last_error=error))
+                status_code=r.status_code, error=_storable(r.error), status=status,
+                next_attempt_at=next_at, last_error=_storable(error)))
         self.outbox.record(records, now)
+        for record in records:
+            metrics.WEBHOOK_ATTEMPTS.labels(record.outcome).inc()
+            metrics.WEBHOOK_ATTEMPT_SECONDS.observe(record.duration_ms / 1000)
+            if record.status != PENDING:
+                metrics.WEBHOOK_DELIVERIES.labels(record.status).inc()
 
     # -- loops ----------------------------------------------------------------------------
 
@@ -243,8 +262,9 @@ class Dispatcher:
                     rung = False
                     try:
                         claimed = self.claim(free)
-                    except Exception:
-                        log.exception("claiming webhooks failed")
+                        self.trouble.cleared()
+                    except Exception as failure:
+                        self.trouble.failed(failure)  # logged once, retried less and less often
                         claimed = []
                     in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
                     if len(claimed) < free:
@@ -263,15 +283,16 @@ class Dispatcher:
 
     def _next_claim(self) -> float:
         """The monotonic time of the next claim once every due message was claimed: when the
-        next one is due, `poll_seconds` at the latest."""
-        try:
-            due = self.outbox.next_attempt_at()
-        except Exception:
-            log.exception("reading the next webhook attempt failed")
-            due = None
-        delay = self.poll_seconds if due is None else min(self.poll_seconds,
-                                                          max(MIN_CLAIM_GAP, due - time.time()))
-        return time.monotonic() + delay
+        next one is due, `poll_seconds` at the latest (in trouble: the trouble's delay)."""
+        if not self.trouble.failing:
+            try:
+                due = self.outbox.next_attempt_at()
+            except Exception as failure:
+                self.trouble.failed(failure)
+            else:
+                return time.monotonic() + (self.poll_seconds if due is None else min(
+                    self.poll_seconds, max(MIN_CLAIM_GAP, due - time.time())))
+        return time.monotonic() + self.trouble.delay()
 
     def _record_safely(self, results: list[AttemptResult]) -> None:
         try:

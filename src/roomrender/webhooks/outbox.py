@@ -19,6 +19,7 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -68,6 +69,16 @@ class AttemptRecord:
     status: str
     next_attempt_at: float | None
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Messages not yet delivered nor given up on."""
+
+    due: int            # to be sent now (or their lease ran out)
+    in_flight: int      # leased to a dispatcher, being sent
+    retrying: int       # waiting for their next attempt
+    oldest_due_seconds: float  # how late the most overdue message is (0: none due)
 
 
 class Outbox:
@@ -129,6 +140,25 @@ class Outbox:
                                       .where(m.claim_token == token)).all()
         return token, [LeasedMessage(row.id, row.url, row.payload, row.attempts, row.owner_id)
                        for row in rows]
+
+    def backlog(self, now: float | None = None) -> Backlog:
+        now = time.time() if now is None else now
+        m = webhook_messages.c
+        later = m.next_attempt_at > now
+        with self.db.connect() as connection:
+            row = connection.execute(
+                select(
+                    func.coalesce(func.sum(case((m.next_attempt_at <= now, 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((and_(later, m.claim_token.is_not(None)), 1),
+                                                else_=0)), 0),
+                    func.coalesce(func.sum(case((and_(later, m.claim_token.is_(None)), 1),
+                                                else_=0)), 0),
+                    func.min(m.next_attempt_at),
+                ).where(m.status == PENDING)
+            ).one()
+        earliest = row[3]
+        overdue = max(0.0, now - earliest) if earliest is not None else 0.0
+        return Backlog(int(row[0]), int(row[1]), int(row[2]), overdue)
 
     def record(self, records: Sequence[AttemptRecord], now: float | None = None) -> None:
         """Write the attempts and the messages' new states, each only by the claim that made it

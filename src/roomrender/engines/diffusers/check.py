@@ -1,4 +1,9 @@
-"""What each task needs and what of it is here: the data behind `roomrender models check`."""
+"""What each task needs and what of it is here: the data behind `roomrender models check`.
+
+A target chooses the tasks: none, what the server runs for a job that names no family (each task
+in the default family, or in the first family that has it); a family (`sdxl`); a task (`restyle`,
+in the default family); `family:task`; or `all`. `models pull` fetches for the same targets.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,26 @@ from pathlib import Path
 
 from roomrender.canonical.models import Task
 from roomrender.engines.diffusers.loading import Presence, fetch_hint, locate
-from roomrender.engines.diffusers.registry import ModelSpec, Registry
+from roomrender.engines.diffusers.registry import ModelSpec, Registry, TaskSpec
 
-OPTIONAL_NOTE = "optional: without it speed=fast only halves the steps; fetch it with"
+OPTIONAL_NOTE = "optional: without it speed=fast only halves the steps (or no live previews); fetch it with"
+
+
+class UnknownTarget(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
 class TaskModels:
     task: Task
-    # The required models, then the optional ones (the few-step LoRA).
+    # The required models, then the optional ones (the few-step LoRA, the previews' decoder).
     models: list[Presence]
     optional: frozenset[str] = frozenset()
+    family: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}:{self.task.value}" if self.family else self.task.value
 
     @property
     def ready(self) -> bool:
@@ -32,16 +46,38 @@ class TaskModels:
         return [p.spec for p in self.models if not p.present and p.spec.key in self.optional]
 
 
-def check_models(registry: Registry, models_dir: Path | None) -> list[TaskModels]:
+def select(registry: Registry, target: str | None = None, default_family: str | None = None) -> list[TaskSpec]:
+    """The task specs a target names (see the module's note)."""
+    if not target:
+        return list(registry.serving(default_family).values())
+    if target == "all":
+        return registry.all_specs()
+    if target in registry.families:
+        return list(registry.families[target].tasks.values())
+    family, _, name = target.rpartition(":")
+    if family and family not in registry.families:
+        raise UnknownTarget(f"no family {family!r}; the registry has {', '.join(registry.families)}")
+    try:
+        task = Task(name)
+    except ValueError:
+        raise UnknownTarget(f"{target!r} is neither a task, a family ({', '.join(registry.families)}) "
+                            "nor `all`") from None
+    spec = registry.spec_for(task, family or None, default_family)
+    if spec is None:
+        raise UnknownTarget(f"no family of the registry runs {target!r}")
+    return [spec]
+
+
+def check_models(registry: Registry, models_dir: Path | None, specs: list[TaskSpec] | None = None) -> list[TaskModels]:
     found: dict[str, Presence] = {}
     report = []
-    for task in registry.tasks:
+    for task_spec in specs if specs is not None else list(registry.tasks.values()):
         presences = []
-        for spec in registry.models_for(task):
+        for spec in registry.models_of(task_spec):
             if spec.key not in found:
                 found[spec.key] = locate(spec, models_dir)
             presences.append(found[spec.key])
-        optional = registry.optional_models_for(task)
+        optional = registry.optional_models_of(task_spec)
         for spec in optional:
             presence = locate(spec, models_dir)
             if not presence.present:
@@ -49,7 +85,8 @@ def check_models(registry: Registry, models_dir: Path | None) -> list[TaskModels
                 presence = Presence(spec, presence.path,
                                     (*presence.missing, f"{OPTIONAL_NOTE} {fetch_hint(spec, models_dir)}"))
             presences.append(presence)
-        report.append(TaskModels(task, presences, frozenset(spec.key for spec in optional)))
+        report.append(TaskModels(task_spec.task, presences, frozenset(spec.key for spec in optional),
+                                 task_spec.family))
     return report
 
 

@@ -118,6 +118,10 @@ class Compiler:
             self._done[key] = self._compile(module)
         return self._done[key]
 
+    def forget(self, module: Any) -> None:
+        """A module was unloaded: its compiled wrapper goes too."""
+        self._done.pop(id(module), None)
+
     def prepare(self, pipeline: Any) -> Any:
         """The pipeline with its heavy modules compiled (in place; idempotent)."""
         if not self.enabled or getattr(pipeline, "_roomrender_compiled", False):

@@ -1,10 +1,13 @@
-"""DiffusersEngine: Stable Diffusion 1.5 pipelines with ControlNets, from local weights.
+"""DiffusersEngine: Stable Diffusion 1.5 and SDXL pipelines with ControlNets, from local weights.
 
-Each task runs what data/diffusers_registry.json says (pipeline class, checkpoints, steps,
-guidance, ControlNet scales, scheduler). Inputs are prepared by `plan.py` (working size, masks,
-control images, prompts), run in one pipeline call per batch (every job's `n` variants together,
-one seeded generator per image), then resized to the asked size and composited so that what the
-mask keeps (windows, doors, the unedited area, the original canvas of an expand) stays as it was.
+Each task runs what data/diffusers_registry.json says for the job's model family (pipeline
+class, checkpoints, steps, guidance, ControlNet scales, scheduler); a job names a family
+(`model`) or runs in the server's (ROOMRENDER_DIFFUSERS_FAMILY), else in the first family that
+has its task. Inputs are prepared by `plan.py` (working size, masks, control images, prompts),
+the call's arguments by `calls.py`, run in one pipeline call per batch (every job's `n` variants
+together, one seeded generator per image), then resized to the asked size and composited so that
+what the mask keeps (windows, doors, the unedited area, the original canvas of an expand) stays
+as it was.
 
 Throughput (issue 7):
 - A batch is every job of a claim whose call settings match (`batch_key`), each job with its own
@@ -18,6 +21,9 @@ Throughput (issue 7):
   batches padded to fixed sizes, compiled at worker start by `warm_up()`.
 - speed="fast" runs the registry's few-step mode (LCM-LoRA + LCM scheduler) when its weights are
   here.
+
+Issue 17: prompts of any length (conditioning.py), live previews every few steps (previews.py),
+and the loaded models kept within ROOMRENDER_DIFFUSERS_MEMORY_GB (cache.py).
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from PIL import Image
 
 from roomrender.canonical.errors import (
+    InvalidRequest,
     RoomrenderError,
     ServerFault,
     Unsupported,
@@ -47,6 +53,9 @@ from roomrender.engines.base import (
     JobResult,
     RenderedImage,
 )
+from roomrender.engines.diffusers import previews
+from roomrender.engines.diffusers.cache import GIB
+from roomrender.engines.diffusers.calls import call_arguments
 from roomrender.engines.diffusers.compiled import (
     Compiler,
     padded_batch_size,
@@ -54,9 +63,12 @@ from roomrender.engines.diffusers.compiled import (
     parse_sizes,
     use_compile_cache,
 )
+from roomrender.engines.diffusers.conditioning import chunk_count
+from roomrender.engines.diffusers.matting import Matter
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
-from roomrender.engines.diffusers.registry import Registry, TaskSpec, load_registry
+from roomrender.engines.diffusers.prompts import build_prompt
+from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
 
@@ -84,6 +96,17 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
+def default_budget_bytes(device: torch.device) -> int:
+    """What the device has, less a margin for activations (a fifth, at least 4 GiB)."""
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        import os
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(total - max(total // 5, 4 * GIB), total // 4)
+
+
 def is_out_of_memory(failure: BaseException) -> bool:
     return isinstance(failure, torch.OutOfMemoryError) or "out of memory" in str(failure).lower()
 
@@ -105,22 +128,31 @@ class DiffusersEngine:
                  dtype: str = "auto", compile_mode: str = "off",
                  buckets: list[tuple[int, int]] | None = None,
                  batch_sizes: list[int] | None = None, warmup_tasks: list[str] | None = None,
-                 max_batch_images: int = 0, compile_cache: Path | None = None) -> None:
+                 max_batch_images: int = 0, compile_cache: Path | None = None, family: str | None = None,
+                 memory_budget_bytes: int | None = None) -> None:
         self.registry = registry
         self.models_dir = models_dir
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.max_batch_images = max_batch_images or registry.max_batch_images
-        self.store = ModelStore(registry, models_dir, self.device, self.dtype)
+        self.family = family or registry.default_family
+        if self.family not in registry.families:
+            raise ValueError(f"ROOMRENDER_DIFFUSERS_FAMILY: no family {self.family!r} in the registry "
+                             f"({', '.join(registry.families)})")
+        budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(self.device)
+        self.store = ModelStore(registry, models_dir, self.device, self.dtype, budget_bytes=budget)
         self.pre = Preprocessors(self.store.segmentation, self.store.depth, self.device, self.dtype)
         self.compiler = Compiler(compile_mode)
+        self.store.parts.on_evict(lambda _key, module: self.compiler.forget(module))
         if self.compiler.enabled and compile_cache is not None:
             use_compile_cache(compile_cache)
         # Fixed working sizes and batch sizes only on the compiled path, where shapes must repeat.
-        self.buckets = (buckets or [(registry.resolution, registry.resolution)]) if self.compiler.enabled else None
+        resolution = registry.family(self.family).resolution
+        self.buckets = (buckets or [(resolution, resolution)]) if self.compiler.enabled else None
         self.batch_sizes = (batch_sizes or [1, 2, 4, 8]) if self.compiler.enabled else None
         self.warmup_tasks = warmup_tasks if warmup_tasks is not None else ["restyle"]
-        self.planner = Planner(registry, self.pre, buckets=self.buckets, fast_ready=self.store.fast_ready)
+        self.planner = Planner(registry, self.pre, buckets=self.buckets, fast_ready=self.store.fast_ready,
+                               cut=self.cut)
         # One batch at a time on the GPU, always from this one thread: pipelines and schedulers
         # are not thread-safe, and CUDA graphs are recorded per thread (those recorded at warm-up
         # are replayed for every worker's batches).
@@ -137,7 +169,8 @@ class DiffusersEngine:
                    compile_mode=own.compile, buckets=parse_sizes(own.buckets) or None,
                    batch_sizes=parse_batch_sizes(own.batch_sizes), warmup_tasks=warmup or None,
                    max_batch_images=own.max_batch_images,
-                   compile_cache=settings.data_dir / "torch-compile-cache")
+                   compile_cache=settings.data_dir / "torch-compile-cache", family=own.family or None,
+                   memory_budget_bytes=int(own.memory_gb * GIB) if own.memory_gb > 0 else None)
 
     # -- worker start ------------------------------------------------------------------------
 
@@ -148,54 +181,75 @@ class DiffusersEngine:
         Returns what ran, with timings (also logged)."""
         runs: list[dict[str, Any]] = []
         for name in self.warmup_tasks:
+            # `task` (in the server's family) or `family:task`.
+            family, _, task_name = name.rpartition(":")
             try:
-                task = Task(name)
-            except ValueError:
+                task = Task(task_name)
+                spec = self.registry.spec_for(task, family or None, self.family)
+            except (ValueError, UnknownFamily):
                 log.warning("warm-up: unknown task %r", name)
                 continue
-            if task not in self.registry.tasks or task == Task.segment:
+            # Nothing to compile without diffusion; a place needs a product and boxes.
+            if spec is None or spec.kind in NO_DIFFUSION or task == Task.place:
                 continue
-            spec = self.registry.task(task)
             if self.store.missing(spec):
                 log.warning("warm-up: %s skipped, weights missing", name)
                 continue
             speeds: list[Literal["quality", "fast"]] = (
                 ["quality", "fast"] if self.store.fast_ready(spec) else ["quality"])
-            sizes = self.buckets or [(self.registry.resolution, self.registry.resolution)]
+            sizes = self.buckets or [(spec.resolution, spec.resolution)]
             counts = self.batch_sizes or [1]
             for speed in speeds:
                 for width, height in sizes:
                     for count in counts:
                         started = time.perf_counter()
-                        results = self.generate([warmup_job(task, width, height, count, speed)], _NO_CONTEXT)
+                        job = warmup_job(task, width, height, count, speed, family=spec.family)
+                        results = self.generate([job], _NO_CONTEXT)
                         failure = next((r for r in results if isinstance(r, Exception)), None)
                         seconds = time.perf_counter() - started
-                        runs.append({"task": name, "speed": speed, "size": f"{width}x{height}",
+                        runs.append({"task": spec.name, "speed": speed, "size": f"{width}x{height}",
                                      "batch": count, "seconds": round(seconds, 2),
                                      "error": str(failure) if failure else None})
-                        log.info("warm-up %s %s %dx%d batch %d: %.1fs%s", name, speed, width, height,
+                        log.info("warm-up %s %s %dx%d batch %d: %.1fs%s", spec.name, speed, width, height,
                                  count, seconds, f" FAILED {failure}" if failure else "")
         return runs
 
     # -- the Engine protocol --------------------------------------------------------------
 
     def supported_tasks(self) -> frozenset[Task]:
-        return frozenset(self.registry.tasks)
+        return frozenset(self.registry.serving(self.family))
+
+    def spec_for(self, request: GenerationRequest) -> TaskSpec:
+        """What runs the request: its task in its family (see Registry.spec_for)."""
+        try:
+            spec = self.registry.spec_for(request.task, request.model, self.family)
+        except UnknownFamily:
+            raise InvalidRequest(f"unknown model {request.model!r}; this server has: "
+                                 f"{', '.join(self.registry.families)}", code="unknown_model") from None
+        if spec is None:
+            where = f"the model {request.model!r}" if request.model else "the diffusers registry"
+            raise Unsupported(f"{where} has no pipeline for the task {request.task.value!r}")
+        return spec
 
     def validate(self, request: GenerationRequest) -> None:
-        if request.task not in self.registry.tasks:
-            raise Unsupported(f"the diffusers registry has no entry for the task {request.task.value!r}")
-        spec = self.registry.task(request.task)
+        spec = self.spec_for(request)
         missing = self.store.missing(spec)
         if missing:
-            raise missing_models_error(request.task.value, missing, self.models_dir)
+            raise missing_models_error(spec.name, missing, self.models_dir)
 
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
-        """Jobs that can share one pipeline call: same task, sizes and call settings."""
-        settings = self.planner.call_settings(request)
-        parts = [self.name, request.task.value, f"{width}x{height}",
+        """Jobs that can share one pipeline call: same family, task, sizes, call settings and
+        prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
+        it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
+        spec = self.spec_for(request)
+        settings = self.planner.call_settings(request, spec)
+        if spec.base is not None:
+            prompt = build_prompt(request)
+            settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
+        parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
                  f"out{request.width}x{request.height}", f"x{request.scale}",
                  request.expand.model_dump_json() if request.expand else "-",
+                 self._crop_key(request, width, height),
                  ",".join(f"{k}={v}" for k, v in sorted(settings.items()))]
         return ":".join(parts)
 
@@ -224,11 +278,29 @@ class DiffusersEngine:
         finally:
             self.pre.clear()
 
+    def _crop_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
+        """A place renders a crop around its area: jobs batch when their crops' sizes match."""
+        if request.task != Task.place or width is None or height is None or request.placement is None:
+            return "-"
+        crop = self.planner.place_crop(request, width, height, self.spec_for(request))
+        return f"crop{crop.w}x{crop.h}"
+
+    def cut(self, spec: TaskSpec, images: list[Image.Image]) -> list[Image.Image]:
+        """The subjects of `images` cut out (RGBA), with the task's matting models."""
+        assert spec.matting is not None
+        key = spec.matting
+        matter = Matter(self.pre, lambda: self.store.matting(key), self.device, self.dtype,
+                        resolution=spec.resolution,
+                        unknown_band=float(spec.extra.get("unknown_band", 0.015)),
+                        matting_side=int(spec.extra.get("matting_side", 1024)))
+        return matter.cut(images)
+
     # -- running a batch --------------------------------------------------------------------
 
     def prepare(self, batch: list[EngineJob]) -> Prepared:
         """The CPU side of a batch (and its preprocessors' forward passes), outside the GPU lock."""
-        spec = self.registry.task(batch[0].request.task)
+        self.store.parts.begin_batch()
+        spec = self.spec_for(batch[0].request)
         results: list[JobResult | None] = [None] * len(batch)
         plans: list[tuple[int, Plan]] = []
         self.planner.warm(batch, spec)
@@ -243,7 +315,7 @@ class DiffusersEngine:
         """The GPU side: one pipeline call; the raw images of each plan, in order."""
         batch, spec, plans = prepared.batch, prepared.spec, prepared.plans
         job_ids = [batch[i].job_id for i, _ in plans]
-        if spec.kind == "segmentation":
+        if spec.kind in NO_DIFFUSION:
             context.progress(job_ids, 1.0)
             return [[] for _ in plans]
         if not plans:
@@ -254,10 +326,11 @@ class DiffusersEngine:
         """Back to the asked sizes, composited (CPU, outside the GPU lock)."""
         results = prepared.results
         for (index, plan), raw in zip(prepared.plans, images, strict=True):
-            if prepared.spec.kind == "segmentation":
-                results[index] = plan.segments
+            if prepared.spec.kind in NO_DIFFUSION:
+                rendered = list(plan.segments)
             else:
-                results[index] = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
+                rendered = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
+            results[index] = self.planner.control_output(plan) + rendered
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],
@@ -276,51 +349,26 @@ class DiffusersEngine:
             # Throw-away copies of the last image fill the batch up to a size compiled at warm-up.
             flat += [flat[-1]] * (padded_batch_size(real, self.batch_sizes) - real)
         steps = int(settings["steps"])
-        kwargs: dict[str, Any] = {
-            "prompt": [plan.prompt.positive for plan, _ in flat],
-            "negative_prompt": [plan.prompt.negative for plan, _ in flat],
-            "num_inference_steps": steps,
-            "guidance_scale": float(settings["guidance"]),
-            "generator": [torch.Generator("cpu").manual_seed(plan.seed + variant) for plan, variant in flat],
-            "output_type": "pil",
-        }
+        kwargs = call_arguments(spec, pipeline, flat, settings,
+                                lambda images: self.store.reference_embeds(spec, images))
 
         def report(step: int, total: int) -> None:
             context.progress(job_ids, 0.05 + 0.9 * min(1.0, (step + 1) / max(total, 1)))
 
+        preview = self._previewer(spec, plans, job_ids, context)
         if spec.kind == "upscale":
-            kwargs.update(image=[plan.init for plan, _ in flat],
-                          noise_level=int(spec.extra.get("noise_level", 20)),
-                          callback=lambda step, _t, _latents: report(step, steps), callback_steps=1)
+            kwargs.update(callback=lambda step, _t, _latents: report(step, steps), callback_steps=1)
         else:
-            width, height = plans[0].work_size
-            kwargs.update(width=width, height=height)
-
             def on_step_end(pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
                 if compiled:
                     self.compiler.step_done()
-                report(step, getattr(pipe, "num_timesteps", None) or steps)
+                total = getattr(pipe, "num_timesteps", None) or steps
+                report(step, total)
+                if preview is not None:
+                    preview(step, total, tensors["latents"])
                 return tensors
 
             kwargs["callback_on_step_end"] = on_step_end
-            if spec.kind == "inpaint":
-                kwargs.update(image=[plan.init for plan, _ in flat],
-                              mask_image=[plan.mask for plan, _ in flat],
-                              strength=float(settings["strength"]))
-            elif spec.kind == "img2img":
-                kwargs.update(image=[plan.init for plan, _ in flat], strength=float(settings["strength"]))
-            if spec.controlnets:
-                per_net = [[plan.controls[i] for plan, _ in flat] for i in range(len(spec.controlnets))]
-                scales = [float(s) for s in settings["scales"]]
-                key = "control_image" if spec.kind in ("inpaint", "img2img") else "image"
-                # Several ControlNets take one tensor each, (batch, 3, H, W) in [0, 1]: the
-                # pipelines refuse a list of per-image lists there.
-                kwargs[key] = per_net[0] if len(per_net) == 1 else [as_batch(images) for images in per_net]
-                kwargs["controlnet_conditioning_scale"] = scales[0] if len(scales) == 1 else scales
-            if spec.ip_adapter:
-                positive = self.store.reference_embeds(spec, [plan.reference for plan, _ in flat])
-                embeds = torch.cat([torch.zeros_like(positive), positive]) if kwargs["guidance_scale"] > 1 else positive
-                kwargs["ip_adapter_image_embeds"] = [embeds]
         with torch.inference_mode():
             output = pipeline(**kwargs)
         images = list(output.images)[:real]
@@ -330,20 +378,32 @@ class DiffusersEngine:
             images = images[plan.n:]
         return grouped
 
+    def _previewer(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],
+                   context: BatchContext) -> Any:
+        """(step, total, latents) → hands each job's first image to the context, when due."""
+        if spec.preview is None or not context.wants_previews or not self.store.preview_ready(spec):
+            return None
+        decoder = self.store.preview_decoder(spec)
+        firsts, index = [], 0
+        for plan in plans:
+            firsts.append(index)
+            index += plan.n
+        every = spec.preview
 
-def as_batch(images: list[Image.Image]) -> torch.Tensor:
-    arrays = [np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0 for image in images]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        def preview(step: int, total: int, latents: torch.Tensor) -> None:
+            if not previews.due(every, step, total):
+                return
+            for job_id, image in zip(job_ids, previews.decode(decoder, latents, firsts, every.max_side), strict=True):
+                context.preview(job_id, image)
 
-
-
+        return preview
 
 
 _NO_CONTEXT = BatchContext(lambda _job, _fraction: None, lambda _job: False)
 
 
 def warmup_job(task: Task, width: int, height: int, images: int,
-               speed: Literal["quality", "fast"]) -> EngineJob:
+               speed: Literal["quality", "fast"], family: str | None = None) -> EngineJob:
     """A synthetic job of `images` images at a working size: a grey room with a darker floor and
     a window, so that masks and control images are not empty."""
     room = Image.new("RGB", (width, height), (200, 196, 188))
@@ -355,7 +415,7 @@ def warmup_job(task: Task, width: int, height: int, images: int,
     request = GenerationRequest(
         task=task, image=None if task == Task.text_to_image else "warm-up", n=images, seed=0, steps=3,
         prompt="a living room", style="modern", color="#808080", area="wall", speed=speed,
-        scale=2 if task == Task.upscale else None)
+        scale=2 if task == Task.upscale else None, model=family)
     if task == Task.text_to_image:
         # Unvalidated: a test bucket may be smaller than a request may ask.
         request = request.model_copy(update={"width": width, "height": height})

@@ -23,11 +23,17 @@ _SD_PARTS = [("unet", True), ("vae", True), ("text_encoder", True), ("tokenizer"
              ("scheduler", False)]
 LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     "sd": _SD_PARTS,
+    "sdxl": [*_SD_PARTS, ("text_encoder_2", True), ("tokenizer_2", False)],
     "sd_upscale": [*_SD_PARTS, ("low_res_scheduler", False)],
     "controlnet": [("", True)],
+    "controlnet_union": [("", True)],
     "segmentation": [("", True)],
     "depth": [("", True)],
+    "vae_tiny": [("", True)],
+    "matting": [("", True)],
 }
+# A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
+_SHARING_PARTS = [("unet", True), ("scheduler", False)]
 CONFIG_NAMES = ("config.json", "scheduler_config.json", "tokenizer_config.json", "vocab.json",
                 "tokenizer.json")
 
@@ -43,12 +49,25 @@ class Presence:
         return self.path is not None and not self.missing
 
 
-def _required(spec: ModelSpec) -> list[tuple[str, bool]]:
+def required_folders(spec: ModelSpec) -> list[tuple[str, bool]]:
+    """(folder, needs weights) pairs the model must have; "" is the model's own folder."""
     if spec.kind == "lora":
         return []
     if spec.kind == "ip_adapter":
         return [(spec.image_encoder or "image_encoder", True)]
+    if spec.shares:
+        return _SHARING_PARTS
     return LAYOUTS[spec.kind]
+
+
+_required = required_folders
+
+
+def variant_in(folder: Path, variant: str | None) -> str | None:
+    """`variant` when the folder holds weights of that variant (`*.fp16.safetensors`), else None."""
+    if variant and folder.is_dir() and any(p.name.endswith(f".{variant}.safetensors") for p in folder.iterdir()):
+        return variant
+    return None
 
 
 def _has_config(folder: Path) -> bool:

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFilter
 
+from roomrender.canonical.boxes import Box
 from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.engines.base import EngineJob, RenderedImage
@@ -26,12 +28,15 @@ from roomrender.engines.diffusers.preprocessors import (
 )
 from roomrender.engines.diffusers.prompts import Prompt, build_prompt
 from roomrender.engines.diffusers.registry import Registry, TaskSpec
+from roomrender.engines.placing import box_mask, boxes, full_alpha, grow, paste, scaled_product
 from roomrender.engines.preview import erase, paint
 from roomrender.engines.preview import expand as expand_canvas
 
 MULTIPLE = 8
 # keep_structure raises every ControlNet scale to at least this.
 KEEP_STRUCTURE_SCALE = 0.8
+# Cuts subjects out of images with the task's matting models (engines/diffusers/matting.py).
+Cutter = Callable[[TaskSpec, list[Image.Image]], list[Image.Image]]
 
 
 def fit(width: int, height: int, resolution: int, multiple: int = MULTIPLE) -> tuple[int, int]:
@@ -57,22 +62,27 @@ class Plan:
     # What the result is composited over, at the target size: (original, mask of what changes).
     keep: tuple[Image.Image, Image.Image] | None = None
     segments: list[RenderedImage] = field(default_factory=list)
+    # The control map the request asked to get back (`control_map`), at the working size.
+    control_map: Image.Image | None = None
+    # The part of the target the model renders (left, top, right, bottom); None: all of it.
+    crop: tuple[int, int, int, int] | None = None
 
 
 class Planner:
     def __init__(self, registry: Registry, pre: Preprocessors, *,
                  buckets: list[tuple[int, int]] | None = None,
-                 fast_ready: Callable[[TaskSpec], bool] = lambda _spec: False) -> None:
+                 fast_ready: Callable[[TaskSpec], bool] = lambda _spec: False,
+                 cut: Cutter | None = None) -> None:
         self.registry = registry
         self.pre = pre
+        self.cut = cut
         # The compiled path's working sizes (None: the long side at the registry's resolution).
         self.buckets = buckets
         # Whether the few-step mode's weights are here for a task.
         self.fast_ready = fast_ready
 
-    def call_settings(self, request: GenerationRequest) -> dict[str, Any]:
+    def call_settings(self, request: GenerationRequest, spec: TaskSpec) -> dict[str, Any]:
         """The pipeline-call settings a request asks for; jobs with equal settings batch together."""
-        spec = self.registry.task(request.task)
         fast = request.speed == "fast" and spec.fast is not None and self.fast_ready(spec)
         steps = request.steps or (spec.fast.steps if fast and spec.fast else spec.steps)
         guidance = spec.fast.guidance if fast and spec.fast else spec.guidance
@@ -87,14 +97,14 @@ class Planner:
         return {"steps": steps, "guidance": request.guidance if request.guidance is not None else guidance,
                 "strength": round(strength, 4), "scales": tuple(scales), "fast": fast}
 
-    def work_size(self, width: int, height: int) -> tuple[int, int]:
+    def work_size(self, width: int, height: int, spec: TaskSpec) -> tuple[int, int]:
         if self.buckets:
             return nearest_bucket(width, height, self.buckets)
-        return fit(width, height, self.registry.resolution)
+        return fit(width, height, spec.resolution)
 
     def _work_image(self, job: EngineJob, spec: TaskSpec) -> Image.Image:
         image = job.image.convert("RGB")
-        return image.resize(self.work_size(*image.size), Image.Resampling.LANCZOS)
+        return image.resize(self.work_size(*image.size, spec), Image.Resampling.LANCZOS)
 
     def warm(self, batch: list[EngineJob], spec: TaskSpec) -> None:
         """Run each preprocessor once over the whole batch (the results are cached)."""
@@ -108,26 +118,39 @@ class Planner:
             self.pre.segment(images)
         if "depth" in needs:
             self.pre.depth(images)
-        if "lines" in needs:
+        if "lines" in needs or any(job.request.control_map == "lines" for job in batch):
             self.pre.lines(images)
         if "canny" in needs:
             self.pre.canny(images)
 
     def plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
+        plan = self._plan(job, spec)
+        if job.request.control_map == "lines":
+            # The same (cached) map the lines ControlNet is given, whatever the task.
+            plan.control_map = self.pre.lines([self._work_image(job, spec)])[0]
+        return plan
+
+    def _plan(self, job: EngineJob, spec: TaskSpec) -> Plan:
         request = job.request
-        settings = self.call_settings(request)
+        settings = self.call_settings(request, spec)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - 16)
         task = request.task
-        resolution = self.registry.resolution
+        resolution = spec.resolution
         if task == Task.text_to_image:
             target = (request.width or resolution, request.height or resolution)
-            return Plan(request, settings, target, self.work_size(*target), build_prompt(request),
+            return Plan(request, settings, target, self.work_size(*target, spec), build_prompt(request),
                         seed, request.n)
         original = job.image.convert("RGB")
-        if task == Task.upscale:
+        if task == Task.upscale and spec.kind == "upscale":
             return self._upscale(job, spec, settings, seed)
+        if task == Task.upscale:
+            return self._refine_upscale(job, spec, settings, seed)
         if task == Task.expand:
-            return self._expand(job, settings, seed)
+            return self._expand(job, spec, settings, seed)
+        if task == Task.cutout:
+            return self._cutout(job, spec, settings, seed)
+        if task == Task.place:
+            return self._place(job, spec, settings, seed)
         target = (request.width or original.width, request.height or original.height)
         image = self._work_image(job, spec)
         plan = Plan(request, settings, target, image.size, build_prompt(request), seed, request.n,
@@ -164,7 +187,7 @@ class Planner:
         if spec.mask == "furniture":
             return mask_furniture(labels)
         if spec.mask == "area":
-            return mask_area(labels, job.request.area or "wall")
+            return mask_area(labels, job.request.surface or "wall")
         raise InvalidRequest(f"the mask {spec.mask!r} is not known here")
 
     def _control(self, kind: str, image: Image.Image) -> Image.Image:
@@ -204,16 +227,30 @@ class Planner:
         return Plan(request, settings, target, (low.width * 4, low.height * 4), build_prompt(request),
                     seed, request.n, init=low)
 
-    def _expand(self, job: EngineJob, settings: dict[str, Any], seed: int) -> Plan:
+    def _refine_upscale(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        """An upscale by img2img at the output size (capped by `max_output_side`): the image
+        resized up with Lanczos, then refined at low strength, held by its own edges (SDXL)."""
         request = job.request
         original = job.image.convert("RGB")
-        spec = request.expand or Expand()
-        canvas = expand_canvas(original, spec)
-        left, top = round(original.width * spec.left), round(original.height * spec.top)
+        scale = request.scale or 2
+        target = (original.width * scale, original.height * scale)
+        cap = int(spec.extra.get("max_output_side", 2048))
+        work = fit(*target, min(cap, max(target)))
+        image = original.resize(work, Image.Resampling.LANCZOS)
+        plan = Plan(request, settings, target, work, build_prompt(request), seed, request.n, init=image)
+        plan.controls = [self._control(kind, image) for kind in (c.input for c in spec.controlnets)]
+        return plan
+
+    def _expand(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        request = job.request
+        original = job.image.convert("RGB")
+        sides = request.expand or Expand()
+        canvas = expand_canvas(original, sides)
+        left, top = round(original.width * sides.left), round(original.height * sides.top)
         outside = Image.new("L", canvas.size, 255)
         outside.paste(0, (left, top, left + original.width, top + original.height))
         target = (request.width or canvas.width, request.height or canvas.height)
-        work = self.work_size(*canvas.size)
+        work = self.work_size(*canvas.size, spec)
         # Repaint a thin seam inside the original too, so the new area blends in.
         seam = max(2, max(work) // 64)
         work_mask = outside.resize(work, Image.Resampling.NEAREST).filter(ImageFilter.MaxFilter(seam * 2 + 1))
@@ -223,9 +260,55 @@ class Planner:
                     init=canvas.resize(work, Image.Resampling.LANCZOS), mask=work_mask,
                     keep=(canvas_target, keep_mask))
 
+    def control_output(self, plan: Plan) -> list[RenderedImage]:
+        """The asked control map at the output size, labelled with its name (or nothing)."""
+        if plan.control_map is None or plan.request.control_map is None:
+            return []
+        resized = plan.control_map.resize(plan.target_size, Image.Resampling.BILINEAR)
+        return [RenderedImage(resized, label=plan.request.control_map)]
+
+    def _cutout(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        assert self.cut is not None
+        [cut] = self.cut(spec, [job.image])
+        request = job.request
+        plan = Plan(request, settings, cut.size, cut.size, build_prompt(request), seed, request.n)
+        plan.segments = [RenderedImage(cut) for _ in range(request.n)]
+        return plan
+
+    def place_crop(self, request: GenerationRequest, width: int, height: int, spec: TaskSpec) -> Box:
+        """What of the photo a place renders: its area and some context around it."""
+        return grow(boxes(request, width, height)[1], float(spec.extra.get("context", 0.25)), width, height)
+
+    def _place(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        """The product pasted at its place; the model repaints a ring around it (its rim and the
+        floor under it), conditioned on the product, in a crop around the area."""
+        assert self.cut is not None
+        request = job.request
+        room = job.image.convert("RGB")
+        placement, area = boxes(request, *room.size)
+        [cutout] = self.cut(spec, [job.images["product_image"]])
+        product, box = scaled_product(cutout, placement)
+        composed = paste(room, product, box)
+        changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))
+        crop = self.place_crop(request, *room.size, spec)
+        work = self.work_size(crop.w, crop.h, spec)
+        mask = (changed.crop(crop.corners()).resize(work, Image.Resampling.BILINEAR)
+                .point(lambda v: 255 if v > 0 else 0))
+        reference = Image.new("RGB", product.size, (127, 127, 127))
+        reference.paste(product, (0, 0), product.getchannel("A"))
+        return Plan(request, settings, room.size, work, build_prompt(request), seed, request.n,
+                    init=composed.crop(crop.corners()).resize(work, Image.Resampling.LANCZOS), mask=mask,
+                    reference=reference, keep=(composed, changed), crop=crop.corners())
+
     def finish(self, plan: Plan, image: Image.Image) -> Image.Image:
         """The generated image at the asked size, composited over what the mask keeps."""
-        result = image.convert("RGB").resize(plan.target_size, Image.Resampling.LANCZOS)
+        if plan.crop is not None and plan.keep is not None:
+            left, top, right, bottom = plan.crop
+            result = plan.keep[0].copy()
+            result.paste(image.convert("RGB").resize((right - left, bottom - top), Image.Resampling.LANCZOS),
+                         (left, top))
+        else:
+            result = image.convert("RGB").resize(plan.target_size, Image.Resampling.LANCZOS)
         if plan.keep is not None:
             original, changed = plan.keep
             result = Image.composite(result, original, changed)
@@ -234,3 +317,21 @@ class Planner:
             assert request.color is not None
             result = paint(result, plan.keep[1], request.color)
         return result
+
+
+def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], ring: float) -> Image.Image:
+    """What a place repaints (soft, 0 outside `area`): the product's rim, a ring around it `ring`
+    of its size wide, and the floor under it, where its contact shadow falls."""
+    solid = (full_alpha(product, box, size) > 0.5).astype(np.uint8)
+    outer = max(3, round(min(box.w, box.h) * ring))
+    inner = max(1, outer // 4)
+
+    def disc(radius: int) -> np.ndarray:
+        return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+    changed = (cv2.dilate(solid, disc(outer)) > 0) & ~(cv2.erode(solid, disc(inner)) > 0)
+    changed[max(0, box.bottom - outer // 2):box.bottom + outer, max(0, box.x - outer):box.right + outer] = True
+    soft = Image.fromarray(np.where(changed, 255, 0).astype(np.uint8), "L").filter(
+        ImageFilter.GaussianBlur(max(1.0, outer / 4)))
+    inside = np.asarray(soft, dtype=np.float32) * box_mask(area, size)
+    return Image.fromarray(inside.astype(np.uint8), "L")

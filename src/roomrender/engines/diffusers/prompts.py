@@ -57,7 +57,7 @@ def build_prompt(request: GenerationRequest) -> Prompt:
         "prompt": subject,
         "materials": ", ".join(request.materials),
         "palette": request.palette or "",
-        "area": f"{request.area or 'wall'}s" if (request.area or "wall") == "wall" else (request.area or ""),
+        "area": f"{request.surface or 'wall'}s" if (request.surface or "wall") == "wall" else (request.surface or ""),
         "color_name": color_name(request.color) if request.color else "",
     }
     positive = template["prompt"].format(**values)

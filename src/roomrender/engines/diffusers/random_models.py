@@ -1,13 +1,17 @@
 """A models folder of randomly initialised weights, laid out as the registry expects.
 
 For tests (`tiny`: a few thousand parameters, runs on a CPU in seconds) and the GPU smoke bench
-(`full`: SD 1.5-sized UNet, ControlNets, VAE and text encoder, so timings are realistic).
-The images are noise; the point is that every pipeline runs through the real loading code.
-Nothing is downloaded: the tokenizer is built from a vocab and merges file written here.
+(`full`: SD 1.5- and SDXL-sized UNets, ControlNets, VAEs and text encoders, so timings are
+realistic). The images are noise; the point is that every pipeline runs through the real loading
+code. Nothing is downloaded. The tokenizers are CLIP's own BPE when open_clip is installed (it
+ships `bpe_simple_vocab_16e6.txt.gz`, the same BPE as the CLIP text encoder, 49408 tokens; the
+test dependencies install it), else a made-up byte-level one written here.
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import json
 import tempfile
 from pathlib import Path
@@ -53,6 +57,41 @@ def write_tokenizer(folder: Path, vocab_size: int) -> None:
     tokenizer.save_pretrained(folder)
 
 
+CLIP_VOCAB_SIZE = 49408
+
+
+def clip_bpe_file() -> Path | None:
+    """open_clip's copy of CLIP's BPE merges, found without importing open_clip (which needs
+    torchvision); None when open_clip is not installed."""
+    found = importlib.util.find_spec("open_clip")
+    for folder in (found.submodule_search_locations or []) if found else []:
+        path = Path(folder) / "bpe_simple_vocab_16e6.txt.gz"
+        if path.is_file():
+            return path
+    return None
+
+
+def write_clip_tokenizer(folder: Path, bpe: Path) -> None:
+    """CLIP's tokenizer (vocab.json, merges.txt) from the BPE merges, built as CLIP builds it:
+    the 256 byte symbols, the same with the end-of-word mark, one token per merge, then the start
+    and end markers: 49408 tokens."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(bpe, "rt", encoding="utf-8") as merges_file:
+        lines = merges_file.read().split("\n")
+    # CLIP keeps the first 48894 merges: 2 x 256 byte symbols + 48894 + 2 markers = 49408.
+    merges = [tuple(line.split()) for line in lines[1:CLIP_VOCAB_SIZE - 2 * 256 - 2 + 1]]
+    chars = list(_bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), "utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), "utf-8")
+    tokenizer = CLIPTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"),
+                              model_max_length=77, pad_token="<|endoftext|>")
+    tokenizer.save_pretrained(folder)
+
+
 def _ade_labels() -> dict[int, str]:
     from roomrender.catalog import load_data_file
 
@@ -60,33 +99,39 @@ def _ade_labels() -> dict[int, str]:
 
 
 class Builder:
-    def __init__(self, profile: str = "tiny", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, profile: str = "tiny", dtype: torch.dtype = torch.float32,
+                 clip_bpe: Path | None = None) -> None:
         if profile not in ("tiny", "full"):
             raise ValueError("profile must be 'tiny' or 'full'")
         self.tiny = profile == "tiny"
         self.dtype = dtype
         self.cross_attention_dim = 32 if self.tiny else 768
+        self.clip_bpe = clip_bpe if clip_bpe is not None else clip_bpe_file()
+        self.vocab_size = CLIP_VOCAB_SIZE if self.clip_bpe else 1000
 
     def _cast(self, model: Any) -> Any:
         return model if self.dtype == torch.float32 else model.to(self.dtype)
 
     # -- Stable Diffusion parts ---------------------------------------------------------------
 
-    def text_encoder(self, hidden: int | None = None) -> Any:
-        from transformers import CLIPTextConfig, CLIPTextModel
+    def text_encoder(self, hidden: int | None = None, layers: int = 12, projection: bool = False) -> Any:
+        from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
         hidden = hidden or self.cross_attention_dim
+        # The token ids of the markers: CLIP's, or the made-up tokenizer's.
+        markers: dict[str, Any] = ({"bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
+                                   if self.clip_bpe else {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1})
         if self.tiny:
             config = CLIPTextConfig(hidden_size=hidden, intermediate_size=37, num_attention_heads=4,
-                                    num_hidden_layers=2, vocab_size=1000, projection_dim=hidden,
-                                    max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                                    pad_token_id=1)
+                                    num_hidden_layers=2, vocab_size=self.vocab_size, projection_dim=hidden,
+                                    max_position_embeddings=77, **markers)
         else:
             config = CLIPTextConfig(hidden_size=hidden, intermediate_size=hidden * 4,
-                                    num_attention_heads=hidden // 64, num_hidden_layers=12,
-                                    vocab_size=49408, projection_dim=hidden, hidden_act="quick_gelu",
-                                    max_position_embeddings=77)
-        return CLIPTextModel(config)
+                                    num_attention_heads=hidden // 64, num_hidden_layers=layers,
+                                    vocab_size=49408, projection_dim=hidden,
+                                    hidden_act="gelu" if hidden > 1024 else "quick_gelu",
+                                    max_position_embeddings=77, **markers)
+        return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
 
     def unet(self, in_channels: int = 4) -> Any:
         from diffusers import UNet2DConditionModel
@@ -131,13 +176,13 @@ class Builder:
         return PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                              skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
 
-    def sd(self, folder: Path, inpainting: bool) -> None:
+    def sd(self, folder: Path, in_channels: int = 4) -> None:
         from diffusers import StableDiffusionPipeline
 
         text_encoder = self.text_encoder()
         pipeline = StableDiffusionPipeline(
             vae=self.vae(), text_encoder=text_encoder, tokenizer=self._tokenizer(folder),
-            unet=self.unet(9 if inpainting else 4), scheduler=self.scheduler(),
+            unet=self.unet(in_channels), scheduler=self.scheduler(),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         self._cast(pipeline).save_pretrained(folder)
 
@@ -165,7 +210,7 @@ class Builder:
                 up_block_types=(*["CrossAttnUpBlock2D"] * 3, "UpBlock2D"),
                 cross_attention_dim=1024, attention_head_dim=[2, 4, 8, 8], use_linear_projection=True,
                 num_class_embeds=1000)
-            text_encoder = self.text_encoder(1024)
+            text_encoder = self.text_encoder(1024, layers=23)
         vae = self.vae(blocks=3)
         vae.register_to_config(scaling_factor=0.08333)
         pipeline = StableDiffusionUpscalePipeline(
@@ -174,13 +219,88 @@ class Builder:
             max_noise_level=350)
         self._cast(pipeline).save_pretrained(folder)
 
-    @staticmethod
-    def _tokenizer(folder: Path) -> Any:
+    def _tokenizer(self, folder: Path) -> Any:
         from transformers import CLIPTokenizer
 
         with tempfile.TemporaryDirectory() as scratch:
-            write_tokenizer(Path(scratch), vocab_size=1000)
+            if self.clip_bpe:
+                write_clip_tokenizer(Path(scratch), self.clip_bpe)
+            else:
+                write_tokenizer(Path(scratch), vocab_size=1000)
             return CLIPTokenizer.from_pretrained(scratch)
+
+    # -- SDXL parts ------------------------------------------------------------------------------
+
+    def sdxl_unet(self, in_channels: int = 4) -> Any:
+        from diffusers import UNet2DConditionModel
+
+        if self.tiny:
+            return UNet2DConditionModel(
+                block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=in_channels,
+                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+                transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+                cross_attention_dim=64)
+        return UNet2DConditionModel(
+            sample_size=128, in_channels=in_channels, out_channels=4, layers_per_block=2,
+            block_out_channels=(320, 640, 1280),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(5, 10, 20), transformer_layers_per_block=(1, 2, 10), use_linear_projection=True,
+            cross_attention_dim=2048, addition_embed_type="text_time", addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816)
+
+    def sdxl(self, folder: Path, spec: ModelSpec, in_channels: int) -> None:
+        """An SDXL checkpoint (two text encoders); a model that `shares` another's parts gets only
+        its UNet and scheduler."""
+        from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+
+        scheduler: Any = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                           steps_offset=1, timestep_spacing="leading")
+        unet = self._cast(self.sdxl_unet(in_channels))
+        if spec.shares:
+            unet.save_pretrained(folder / "unet", variant=spec.variant)
+            scheduler.save_pretrained(folder / "scheduler")
+            (folder / "model_index.json").write_text(json.dumps({
+                "_class_name": "StableDiffusionXLInpaintPipeline", "requires_aesthetics_score": False,
+                "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+            }, indent=1))
+            return
+        vae = self.vae()
+        vae.register_to_config(scaling_factor=0.13025, force_upcast=True)
+        hidden = (32, 32) if self.tiny else (768, 1280)
+        pipeline = StableDiffusionXLPipeline(
+            vae=vae, text_encoder=self.text_encoder(hidden[0]), tokenizer=self._tokenizer(folder),
+            text_encoder_2=self.text_encoder(hidden[1], layers=32, projection=True),
+            tokenizer_2=self._tokenizer(folder), unet=unet, scheduler=scheduler, add_watermarker=False)
+        self._cast(pipeline).save_pretrained(folder, variant=spec.variant)
+
+    def controlnet_union(self, unet_config: dict[str, Any]) -> Any:
+        """A ControlNet Union (xinsir's: six control types) shaped after an SDXL UNet."""
+        from diffusers import ControlNetUnionModel, UNet2DConditionModel
+
+        config = {**unet_config, "in_channels": 4}
+        with torch.device("meta"):
+            unet = UNet2DConditionModel.from_config(config)
+        first = config["block_out_channels"][0]
+        net = ControlNetUnionModel.from_unet(unet, load_weights_from_unet=False,
+                                             conditioning_embedding_out_channels=(16, 32) if self.tiny else
+                                             (16, 32, 96, 256))
+        if first != net.config.num_trans_channel:
+            # The union's transformer runs at the width of the first block.
+            config = {k: v for k, v in net.config.items() if not k.startswith("_")}
+            net = ControlNetUnionModel.from_config({**config, "num_trans_channel": first, "num_trans_head": 4,
+                                                    "num_proj_channel": first})
+        return net
+
+    def vae_tiny(self) -> Any:
+        from diffusers import AutoencoderTiny
+
+        if self.tiny:
+            return AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                                   num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1))
+        return AutoencoderTiny()
 
     # -- preprocessors and adapters ------------------------------------------------------------
 
@@ -226,6 +346,29 @@ class Builder:
         self._cast(DPTForDepthEstimation(config)).save_pretrained(folder)
         DPTImageProcessor(size={"height": size, "width": size}, keep_aspect_ratio=False).save_pretrained(folder)
 
+    def matting(self, folder: Path) -> None:
+        """A ViTMatte (a ViTDet backbone over RGB + trimap, a detail-capture decoder), with its
+        image processor, as hustvl/vitmatte-small-composition-1k lays them out."""
+        from transformers import VitDetConfig, VitMatteConfig, VitMatteForImageMatting, VitMatteImageProcessor
+
+        # out_features: a keyword of the backbone config's __init__ that its stub omits.
+        if self.tiny:
+            backbone = VitDetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2,
+                                    image_size=64, pretrain_image_size=64, patch_size=16, num_channels=4,
+                                    out_features=["stage2"])  # type: ignore[call-arg]
+            config = VitMatteConfig(backbone_config=backbone, hidden_size=32, convstream_hidden_sizes=[8, 16, 32],
+                                    fusion_hidden_sizes=[32, 16, 8, 8])
+        else:
+            backbone = VitDetConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+                                    image_size=512, pretrain_image_size=224, patch_size=16, num_channels=4,
+                                    use_relative_position_embeddings=True, window_size=14,
+                                    window_block_indices=[0, 1, 3, 4, 6, 7, 9, 10],
+                                    residual_block_indices=[2, 5, 8, 11], out_features=["stage12"])  # type: ignore[call-arg]
+            config = VitMatteConfig(backbone_config=backbone, hidden_size=384, convstream_hidden_sizes=[48, 96, 192],
+                                    fusion_hidden_sizes=[256, 128, 64, 32])
+        self._cast(VitMatteForImageMatting(config)).save_pretrained(folder)
+        VitMatteImageProcessor().save_pretrained(folder)
+
     def ip_adapter(self, folder: Path, spec: ModelSpec, unet_config: dict[str, Any]) -> None:
         from safetensors.torch import save_file
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
@@ -238,8 +381,12 @@ class Builder:
                                       num_hidden_layers=32, image_size=224, patch_size=14,
                                       projection_dim=1024, hidden_act="gelu")
         encoder_dir = folder / (spec.image_encoder or "image_encoder")
-        # Like h94/IP-Adapter: the encoder's folder has no preprocessor_config.json.
-        self._cast(CLIPVisionModelWithProjection(vision)).save_pretrained(encoder_dir)
+        if (encoder_dir / "config.json").is_file():
+            # Another adapter of the repository uses the same encoder (h94's SD 1.5 and SDXL ViT-H ones).
+            vision = CLIPVisionConfig.from_pretrained(encoder_dir)
+        else:
+            # Like h94/IP-Adapter: the encoder's folder has no preprocessor_config.json.
+            self._cast(CLIPVisionModelWithProjection(vision)).save_pretrained(encoder_dir)
         cross = unet_config["cross_attention_dim"]
         channels = list(unet_config["block_out_channels"])
         weights: dict[str, torch.Tensor] = {
@@ -310,42 +457,88 @@ def build_models_dir(target: Path, registry: Registry | None = None, profile: st
     registry = registry or load_registry()
     builder = Builder(profile, dtype)
     torch.manual_seed(0)
+    # Built in the target precision: a full-size SDXL UNet is 10 GB in float32, 5 in half.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        _build(target, registry, builder, only)
+    finally:
+        torch.set_default_dtype(default_dtype)
+    return target
+
+
+def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | None) -> None:
     specs = [spec for key, spec in registry.models.items() if only is None or key in only]
-    # IP-Adapters and LoRAs are shaped after the UNet they attach to: build base models first.
-    specs.sort(key=lambda spec: spec.kind in ("ip_adapter", "lora"))
-    inpainting_bases = {t.base for t in registry.tasks.values() if t.kind == "inpaint"}
+    # Adapters, LoRAs and ControlNet Unions are shaped after the UNet they attach to: bases first;
+    # and a model sharing another's parts after that one.
+    specs.sort(key=lambda spec: (spec.kind in ("ip_adapter", "lora", "controlnet_union"), spec.shares is not None))
+    channels = _unet_in_channels(registry)
     for spec in specs:
         folder = target / spec.id
         if spec.kind == "sd":
-            builder.sd(folder, inpainting=spec.key in inpainting_bases)
+            builder.sd(folder, channels.get(spec.key, 4))
+        elif spec.kind == "sdxl":
+            builder.sdxl(folder, spec, channels.get(spec.key, 4))
         elif spec.kind == "sd_upscale":
             builder.sd_upscale(folder)
         elif spec.kind == "controlnet":
             builder._cast(builder.controlnet()).save_pretrained(folder)
+        elif spec.kind == "controlnet_union":
+            base = _controlnet_base(registry, spec.key)
+            builder._cast(builder.controlnet_union(_unet_config(target, base))).save_pretrained(folder)
+        elif spec.kind == "vae_tiny":
+            builder._cast(builder.vae_tiny()).save_pretrained(folder)
         elif spec.kind == "segmentation":
             builder.segmentation(folder)
         elif spec.kind == "depth":
             builder.depth(folder)
+        elif spec.kind == "matting":
+            builder.matting(folder)
         elif spec.kind == "ip_adapter":
-            base = _ip_adapter_base(registry, spec.key)
-            unet_config = json.loads((target / base.id / "unet" / "config.json").read_text())
-            builder.ip_adapter(folder, spec, unet_config)
+            builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":
-            base = _lora_base(registry, spec.key)
-            unet_config = json.loads((target / base.id / "unet" / "config.json").read_text())
-            builder.lora(folder, spec, unet_config)
-    return target
+            builder.lora(folder, spec, _unet_config(target, _lora_base(registry, spec.key)))
+
+
+# Inpainting pipelines that blend latents with a plain (4-channel) UNet.
+BLENDING_INPAINT = frozenset({"StableDiffusionXLControlNetUnionInpaintPipeline"})
+
+
+def _unet_in_channels(registry: Registry) -> dict[str, int]:
+    """The UNet input channels of each base: 9 for an inpainting UNet, 8 for InstructPix2Pix,
+    else 4."""
+    channels: dict[str, int] = {}
+    for spec in registry.all_specs():
+        if spec.base and spec.kind == "inpaint" and spec.pipeline not in BLENDING_INPAINT:
+            channels[spec.base] = 9
+        elif spec.base and spec.kind == "instruct":
+            channels[spec.base] = 8
+    return channels
+
+
+def _unet_config(target: Path, base: ModelSpec) -> dict[str, Any]:
+    folder = target / base.id / "unet"
+    config: dict[str, Any] = json.loads((folder / "config.json").read_text())
+    return config
+
+
+def _controlnet_base(registry: Registry, key: str) -> ModelSpec:
+    for spec in registry.all_specs():
+        if spec.base and any(c.model == key for c in spec.controlnets):
+            base = registry.models[spec.base]
+            return registry.models[base.shares] if base.shares else base
+    raise ValueError(f"no task uses the ControlNet {key!r}")
 
 
 def _lora_base(registry: Registry, lora_key: str) -> ModelSpec:
-    for spec in registry.tasks.values():
+    for spec in registry.all_specs():
         if spec.fast and spec.fast.lora == lora_key and spec.base and spec.base in registry.models:
             return registry.models[spec.base]
     raise ValueError(f"no task uses the LoRA {lora_key!r}")
 
 
 def _ip_adapter_base(registry: Registry, adapter_key: str) -> ModelSpec:
-    for spec in registry.tasks.values():
+    for spec in registry.all_specs():
         if spec.ip_adapter == adapter_key and spec.base:
             return registry.models[spec.base]
     raise ValueError(f"no task uses the IP-Adapter {adapter_key!r}")

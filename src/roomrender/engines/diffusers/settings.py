@@ -25,6 +25,11 @@ class DiffusersSettings(BaseSettings):
     warmup_tasks: str = ""
     # The most images per batch; 0: the registry's max_batch_images.
     max_batch_images: int = 0
+    # The model family a job that names none runs in (sd15, sdxl); empty: the registry's first.
+    family: str = ""
+    # GiB the loaded models may take (least recently used ones are unloaded beyond it);
+    # 0: what the device has, less a margin for activations.
+    memory_gb: float = 0.0
 
     @classmethod
     def read(cls, settings: Any) -> DiffusersSettings:

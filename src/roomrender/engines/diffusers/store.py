@@ -2,8 +2,13 @@
 
 A base checkpoint's VAE, text encoder and UNet are loaded once and shared by every pipeline built
 on it (text_to_image and sketch_render share one SD 1.5; restyle, stage, edit... share the
-inpainting one). A pipeline with an IP-Adapter gets a UNet of its own, since attaching the adapter
-changes the UNet's attention layers for everybody holding it.
+inpainting one; an SDXL inpainting UNet uses the SDXL base's VAE and text encoders, `shares` in
+the registry). A pipeline with an IP-Adapter gets a UNet of its own, since attaching the adapter
+changes the UNet's attention layers for everybody holding it. Which components a pipeline takes
+(one text encoder or two, a ControlNet Union, an image encoder) follows its class's constructor.
+
+Loaded components live in a PartCache (cache.py) that keeps them within the memory budget: a
+pipeline whose component was unloaded is forgotten and assembled again when next needed.
 
 The few-step mode (speed="fast") runs a second copy of the base UNet with the LCM-LoRA fused into
 its weights: toggling a LoRA on the shared UNet per batch would cost a peft indirection on every
@@ -13,14 +18,18 @@ switch; a fused copy costs 1.7 GB of GPU memory (fp16) per base and nothing per 
 
 from __future__ import annotations
 
+import inspect
+import json
 import threading
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from roomrender.canonical.errors import Unsupported
-from roomrender.engines.diffusers.loading import LORA_WEIGHTS, fetch_hint, locate
+from roomrender.engines.diffusers.cache import PartCache
+from roomrender.engines.diffusers.loading import LORA_WEIGHTS, fetch_hint, locate, variant_in
 from roomrender.engines.diffusers.registry import ModelSpec, Registry, TaskSpec
 
 
@@ -52,19 +61,23 @@ def clip_processor(folder: Path, encoder: Any) -> Any:
 
 class ModelStore:
     def __init__(self, registry: Registry, models_dir: Path | None, device: torch.device,
-                 dtype: torch.dtype) -> None:
+                 dtype: torch.dtype, budget_bytes: int | None = None) -> None:
         self.registry = registry
         self.models_dir = models_dir
         self.device = device
         self.dtype = dtype
-        self._parts: dict[tuple[str, ...], Any] = {}
-        self._pipelines: dict[str, Any] = {}
+        self.parts = PartCache(budget_bytes)
+        self.parts.on_evict(self._forget_pipelines_of)
+        # name → (pipeline, the part keys it holds)
+        self._pipelines: dict[str, tuple[Any, frozenset[Hashable]]] = {}
+        self._present: dict[str, bool] = {}
+        self._assembling: set[Hashable] | None = None
         self._lock = threading.RLock()
 
     # -- where --------------------------------------------------------------------------
 
     def missing(self, task_spec: TaskSpec) -> list[ModelSpec]:
-        return [spec for spec in self.registry.models_for(task_spec.task)
+        return [spec for spec in self.registry.models_of(task_spec)
                 if not locate(spec, self.models_dir).present]
 
     def path(self, key: str) -> Path:
@@ -74,11 +87,21 @@ class ModelStore:
             raise missing_models_error(key, [spec], self.models_dir)
         return found.path
 
+    def present(self, key: str) -> bool:
+        """Whether an optional model is here (looked up once)."""
+        if key not in self._present:
+            self._present[key] = locate(self.registry.models[key], self.models_dir).present
+        return self._present[key]
+
+    def _shared(self, key: str) -> str:
+        """The model whose VAE, text encoders and tokenizers `key` uses."""
+        return self.registry.models[key].shares or key
+
     def _once(self, key: tuple[str, ...], load: Any) -> Any:
         with self._lock:
-            if key not in self._parts:
-                self._parts[key] = load()
-            return self._parts[key]
+            if self._assembling is not None:
+                self._assembling.add(key)
+            return self.parts.get(key, load)
 
     def _ready(self, model: Any) -> Any:
         model = model.to(self.device)
@@ -88,17 +111,21 @@ class ModelStore:
 
     # -- parts --------------------------------------------------------------------------
 
-    def _diffusers_part(self, key: str, cls_name: str, subfolder: str | None, tag: str = "") -> Any:
+    def _load_diffusers(self, key: str, cls_name: str, subfolder: str | None) -> Any:
         import diffusers
 
-        def load() -> Any:
-            cls = getattr(diffusers, cls_name)
-            kwargs: dict[str, Any] = {"local_files_only": True, "torch_dtype": self.dtype}
-            if subfolder:
-                kwargs["subfolder"] = subfolder
-            return self._ready(cls.from_pretrained(self.path(key), **kwargs))
+        root = self.path(key)
+        kwargs: dict[str, Any] = {"local_files_only": True, "torch_dtype": self.dtype}
+        if subfolder:
+            kwargs["subfolder"] = subfolder
+        variant = variant_in(root / (subfolder or ""), self.registry.models[key].variant)
+        if variant:
+            kwargs["variant"] = variant
+        return getattr(diffusers, cls_name).from_pretrained(root, **kwargs)
 
-        return self._once((key, cls_name, subfolder or "", tag), load)
+    def _diffusers_part(self, key: str, cls_name: str, subfolder: str | None, tag: str = "") -> Any:
+        return self._once((key, cls_name, subfolder or "", tag),
+                          lambda: self._ready(self._load_diffusers(key, cls_name, subfolder)))
 
     def _transformers_part(self, key: str, cls_name: str, subfolder: str | None) -> Any:
         import transformers
@@ -108,7 +135,11 @@ class ModelStore:
             path = self.path(key) / subfolder if subfolder else self.path(key)
             if cls_name.endswith(("Tokenizer", "Processor")):
                 return cls.from_pretrained(path, local_files_only=True)
-            return self._ready(cls.from_pretrained(path, local_files_only=True, dtype=self.dtype))
+            kwargs: dict[str, Any] = {"local_files_only": True, "dtype": self.dtype}
+            variant = variant_in(path, self.registry.models[key].variant)
+            if variant:
+                kwargs["variant"] = variant
+            return self._ready(cls.from_pretrained(path, **kwargs))
 
         return self._once((key, cls_name, subfolder or ""), load)
 
@@ -126,7 +157,7 @@ class ModelStore:
         import diffusers
 
         assert task_spec.base is not None
-        name = task_spec.scheduler or self.registry.scheduler
+        name = task_spec.scheduler
         if fast and task_spec.fast is not None:
             name = task_spec.fast.scheduler
         return getattr(diffusers, name).from_config(self.scheduler_config(task_spec.base))
@@ -136,8 +167,19 @@ class ModelStore:
         whose UNet is of its own (speed=fast halves the steps there)."""
         if task_spec.fast is None or task_spec.ip_adapter:
             return False
-        key = task_spec.fast.lora
-        return bool(self._once((key, "present"), lambda: locate(self.registry.models[key], self.models_dir).present))
+        return self.present(task_spec.fast.lora)
+
+    def preview_ready(self, task_spec: TaskSpec) -> bool:
+        return task_spec.preview is not None and self.present(task_spec.preview.model)
+
+    def preview_decoder(self, task_spec: TaskSpec) -> Any:
+        """The tiny autoencoder (TAESD) that turns the latents into a preview."""
+        assert task_spec.preview is not None
+        return self._diffusers_part(task_spec.preview.model, "AutoencoderTiny", None)
+
+    def tokenizer(self, task_spec: TaskSpec) -> Any:
+        assert task_spec.base is not None
+        return self._transformers_part(self._shared(task_spec.base), "CLIPTokenizer", "tokenizer")
 
     def _fast_unet(self, base: str, lora: str) -> Any:
         """A copy of the base UNet with the few-step LoRA fused into its weights."""
@@ -145,9 +187,8 @@ class ModelStore:
 
         def load() -> Any:
             spec = self.registry.models[lora]
-            unet = diffusers.UNet2DConditionModel.from_pretrained(
-                self.path(base), subfolder="unet", local_files_only=True, torch_dtype=self.dtype)
-            unet = self._ready(unet)  # fused on the device: fast, and fp16 matmuls on a GPU
+            unet = self._ready(self._load_diffusers(base, "UNet2DConditionModel", "unet"))
+            # Fused on the device: fast, and fp16 matmuls on a GPU.
             state, alphas = diffusers.StableDiffusionPipeline.lora_state_dict(
                 str(self.path(lora)), weight_name=spec.weight_name or LORA_WEIGHTS, local_files_only=True)
             unet.load_lora_adapter(state, network_alphas=alphas, prefix="unet", adapter_name="fast")
@@ -165,6 +206,10 @@ class ModelStore:
         return (self._transformers_part("depth", "AutoImageProcessor", None),
                 self._transformers_part("depth", "AutoModelForDepthEstimation", None))
 
+    def matting(self, key: str) -> tuple[Any, Any]:
+        return (self._transformers_part(key, "AutoImageProcessor", None),
+                self._transformers_part(key, "AutoModelForImageMatting", None))
+
     @torch.inference_mode()
     def reference_embeds(self, task_spec: TaskSpec, images: list[Any]) -> torch.Tensor:
         """CLIP image embeddings of reference images, shaped (batch, 1, dim) for the IP-Adapter."""
@@ -181,40 +226,61 @@ class ModelStore:
 
     def pipeline(self, task_spec: TaskSpec, fast: bool = False) -> Any:
         with self._lock:
-            name = task_spec.task.value + (":fast" if fast else "")
+            name = task_spec.name + (":fast" if fast else "")
             if name not in self._pipelines:
-                self._pipelines[name] = self._assemble(task_spec, fast)
-            return self._pipelines[name]
+                self._assembling = set()
+                try:
+                    pipeline = self._assemble(task_spec, fast)
+                    keys = frozenset(self._assembling)
+                finally:
+                    self._assembling = None
+                self._pipelines[name] = (pipeline, keys)
+                self.parts.reweigh(keys)
+            pipeline, keys = self._pipelines[name]
+            self.parts.touch(keys)
+            return pipeline
+
+    def pipeline_names(self) -> list[str]:
+        return list(self._pipelines)
+
+    def _forget_pipelines_of(self, key: Hashable, _value: Any) -> None:
+        with self._lock:
+            for name in [name for name, (_p, keys) in self._pipelines.items() if key in keys]:
+                del self._pipelines[name]
 
     def _assemble(self, spec: TaskSpec, fast: bool = False) -> Any:
         import diffusers
-        from diffusers import MultiControlNetModel
 
         assert spec.base is not None
-        base = spec.base
-        unet_tag = f"ip:{spec.task.value}" if spec.ip_adapter else ""
+        base, shared = spec.base, self._shared(spec.base)
+        cls = getattr(diffusers, spec.pipeline)
+        accepted = inspect.signature(cls.__init__).parameters
+        unet_tag = f"ip:{spec.name}" if spec.ip_adapter else ""
         parts: dict[str, Any] = {
-            "vae": self._diffusers_part(base, "AutoencoderKL", "vae"),
-            "text_encoder": self._transformers_part(base, "CLIPTextModel", "text_encoder"),
-            "tokenizer": self._transformers_part(base, "CLIPTokenizer", "tokenizer"),
+            "vae": self._diffusers_part(shared, "AutoencoderKL", "vae"),
+            "text_encoder": self._transformers_part(shared, "CLIPTextModel", "text_encoder"),
+            "tokenizer": self._transformers_part(shared, "CLIPTokenizer", "tokenizer"),
             "unet": self._diffusers_part(base, "UNet2DConditionModel", "unet", unet_tag),
             "scheduler": self.new_scheduler(spec, fast),
+            "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False,
+            "add_watermarker": False, "requires_aesthetics_score": self._model_index(base).get(
+                "requires_aesthetics_score", False),
         }
+        if "text_encoder_2" in accepted:
+            parts["text_encoder_2"] = self._transformers_part(shared, "CLIPTextModelWithProjection", "text_encoder_2")
+            parts["tokenizer_2"] = self._transformers_part(shared, "CLIPTokenizer", "tokenizer_2")
         if fast and spec.fast is not None and not spec.ip_adapter:
             parts["unet"] = self._fast_unet(base, spec.fast.lora)
         if spec.kind == "upscale":
             parts["low_res_scheduler"] = diffusers.DDPMScheduler.from_pretrained(
                 self.path(base), subfolder="low_res_scheduler", local_files_only=True)
-        else:
-            parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
         if spec.controlnets:
-            nets = [self._diffusers_part(c.model, "ControlNetModel", None) for c in spec.controlnets]
-            parts["controlnet"] = nets[0] if len(nets) == 1 else MultiControlNetModel(nets)
+            parts["controlnet"] = self._controlnet(spec)
         if spec.ip_adapter:
             adapter = self.registry.models[spec.ip_adapter]
             parts["image_encoder"] = self._transformers_part(
                 spec.ip_adapter, "CLIPVisionModelWithProjection", adapter.image_encoder or "image_encoder")
-        pipeline = getattr(diffusers, spec.pipeline)(**parts)
+        pipeline = cls(**{name: part for name, part in parts.items() if name in accepted})
         if spec.ip_adapter:
             adapter = self.registry.models[spec.ip_adapter]
             pipeline.load_ip_adapter(str(self.path(spec.ip_adapter)), subfolder=adapter.subfolder or "",
@@ -223,6 +289,22 @@ class ModelStore:
             pipeline.set_ip_adapter_scale(float(spec.extra.get("ip_adapter_scale", 0.7)))
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
+
+    def _controlnet(self, spec: TaskSpec) -> Any:
+        from diffusers import MultiControlNetModel
+
+        if spec.controlnets[0].mode is not None:
+            # One ControlNet Union takes every control type of the task.
+            return self._diffusers_part(spec.controlnets[0].model, "ControlNetUnionModel", None)
+        nets = [self._diffusers_part(c.model, "ControlNetModel", None) for c in spec.controlnets]
+        return nets[0] if len(nets) == 1 else MultiControlNetModel(nets)
+
+    def _model_index(self, key: str) -> dict[str, Any]:
+        def load() -> Any:
+            index = self.path(key) / "model_index.json"
+            return json.loads(index.read_text("utf-8")) if index.is_file() else {}
+
+        return dict(self._once((key, "model_index"), load))
 
     def release(self) -> None:
         """Free cached GPU memory (after an error); the loaded models stay."""

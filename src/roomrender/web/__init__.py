@@ -1,0 +1,1 @@
+"""The web playground served at `/`: static files shipped in this package, no build step."""

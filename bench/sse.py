@@ -108,7 +108,9 @@ def running_server(database_url: str, job_ms: float) -> Iterator[Server]:
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
            "ROOMRENDER_ENGINE": "bench.sse_engine:factory", "SSE_BENCH_GATE": str(gate),
            "SSE_BENCH_JOB_MS": str(job_ms), "ROOMRENDER_BATCH_MAX_IMAGES": "1",
-           "ROOMRENDER_BATCH_WAIT_MS": "0"}
+           "ROOMRENDER_BATCH_WAIT_MS": "0",
+           # One key holds every stream here; a server caps a key at 16 by default.
+           "ROOMRENDER_MAX_EVENT_STREAMS_PER_KEY": "1000000"}
     processes: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
     with database(database_url) as url:

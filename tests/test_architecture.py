@@ -6,7 +6,7 @@ from __future__ import annotations
 import grimp
 
 CORE = ("canonical", "jobs", "worker", "engines", "webhooks", "storage", "db", "janitor",
-        "images", "netsafety")
+        "images", "netsafety", "events")
 ABOVE_THE_CORE = ("api", "app", "services", "dialects", "cli")
 
 

@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.state.metrics = metrics_registry(services.queue, services.outbox)
     app.state.draining = draining
+    draining.on_set(services.watchers.drain)  # open event streams end at once
     app.state.background = background
     dialects = DialectErrors()
     app.state.dialect_errors = dialects

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     batch_max_images: int = 8
     batch_wait_ms: int = 5
-    worker_poll_seconds: float = 0.2
+    # Idle workers and webhook dispatchers are woken by the change feed when work arrives; these
+    # are only their fallback polls.
+    worker_poll_seconds: float = 5.0
     # Workers may be limited to some tasks (empty: all the engine supports).
     worker_tasks: list[str] = Field(default_factory=list)
     # ...and to some pipelines: batch keys equal to one of these or starting with it plus ":".
@@ -81,7 +83,7 @@ class Settings(BaseSettings):
     webhook_retry_schedule: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0])
     webhook_concurrency: int = 16
-    webhook_poll_seconds: float = 0.25
+    webhook_poll_seconds: float = 5.0
     # A claimed delivery is retried by another dispatcher if not recorded within this time.
     webhook_lease_seconds: float = 120.0
     # After a rotation the previous secret keeps signing (a second signature) this long.

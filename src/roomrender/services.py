@@ -21,6 +21,7 @@ from roomrender.jobs.credits import CreditLedger
 from roomrender.jobs.keys import KeyStore
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.service import JobService
+from roomrender.jobs.watch import JobWatchers
 from roomrender.logs import JobLogHook
 from roomrender.metrics import JobMetricsHook
 from roomrender.storage import Storage, open_storage
@@ -44,6 +45,8 @@ class Services:
     jobs: JobService
     outbox: Outbox
     webhook_bodies: WebhookBodies
+    # The SSE streams' watchers, fed by the change feed (queue.feed).
+    watchers: JobWatchers
 
     @property
     def storage(self) -> Storage:
@@ -90,4 +93,5 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     # After the outbox's hook: a change whose webhook could not be written is not counted.
     queue.add_hook(JobMetricsHook())
     queue.add_hook(JobLogHook(keys.prefix_of))
-    return Services(settings, db, files, engine, queue, keys, ledger, jobs, outbox, bodies)
+    return Services(settings, db, files, engine, queue, keys, ledger, jobs, outbox, bodies,
+                    JobWatchers(queue, jobs.present))

@@ -134,8 +134,9 @@ class Worker:
         self._finisher: ThreadPoolExecutor | None = None
         self._finishing = 0  # batches being stored on the finisher thread
         self._finishing_lock = threading.Lock()
-        self.trouble = Trouble(f"worker {self.worker_id}", base_seconds=settings.worker_poll_seconds,
-                               logger=log)
+        # Retries after a failure start short: the poll is only a fallback (the feed wakes it).
+        self.trouble = Trouble(f"worker {self.worker_id}",
+                               base_seconds=min(settings.worker_poll_seconds, 0.2), logger=log)
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
         self.previews = _PreviewSink(self._store_preview)
@@ -157,6 +158,10 @@ class Worker:
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
         threading.Thread(target=self._hand_back_when_stopped, args=(stop,), name="stop-watch",
                          daemon=True).start()
+        # Idle, the worker sleeps until a job of its engine is queued (the change feed rings),
+        # or worker_poll_seconds at most: a fallback, not the way it finds work.
+        bell = self.queue.queued_doorbell(self.engine.name)
+        bell.ring_when_set(stop)
         try:
             while not stop.is_set():
                 metrics.worker_seen(self.worker_id)
@@ -171,8 +176,9 @@ class Worker:
                 if self.trouble.failing:
                     stop.wait(self.trouble.delay())
                 elif not worked:
-                    stop.wait(self.settings.worker_poll_seconds)
+                    bell.wait(self.settings.worker_poll_seconds)
         finally:
+            bell.close()
             self._finisher.shutdown(wait=True)
             self._finisher = None
 

@@ -230,9 +230,6 @@ def test_the_worker_stores_previews_and_the_job_and_its_events_show_them(
 
 def test_the_event_stream_sends_a_preview_event(dservices: Services, client_for: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from roomrender.api import native
-
-    monkeypatch.setattr(native, "EVENT_POLL_SECONDS", 0.01)
     client, headers = client_for
     job_id = client.post("/v1/jobs", json={"task": "text_to_image", "prompt": "a den"}, headers=headers).json()["id"]
     # A worker has claimed the job and stored a preview of it (as the engine's callback does).

@@ -16,6 +16,7 @@ from roomrender.config import Settings
 from roomrender.engines.base import Engine
 from roomrender.jobs.keys import ApiKey, KeyStore
 from roomrender.jobs.service import JobService
+from roomrender.jobs.watch import JobWatchers
 from roomrender.storage.base import Storage
 from roomrender.storage.files import FileStore
 from roomrender.webhooks.outbox import Outbox
@@ -32,6 +33,8 @@ class Services(Protocol):
     def db(self) -> Database: ...
     @property
     def jobs(self) -> JobService: ...
+    @property
+    def watchers(self) -> JobWatchers: ...
     @property
     def keys(self) -> KeyStore: ...
     @property

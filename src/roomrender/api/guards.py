@@ -168,8 +168,8 @@ def _async_url(url: str) -> str:
 
 
 class StreamSlots:
-    """Open event streams per key on this process: each polls the job until it ends, so one key
-    opening thousands would take the reads every other client needs."""
+    """Open event streams per key on this process: each holds a connection and some memory until
+    its job ends, so one key must not open thousands."""
 
     def __init__(self, per_key: int) -> None:
         self.per_key = max(1, per_key)

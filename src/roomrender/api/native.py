@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,16 +19,17 @@ from roomrender.api.guards import StreamSlots
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
 from roomrender.api.shutdown import shutting_down
+from roomrender.api.sse import EventStream, sse
 from roomrender.canonical.errors import ImageTooLarge
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
 from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
+from roomrender.jobs.watch import JobUpdate
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
 
 router = APIRouter(prefix="/v1", tags=["native"],
                    responses=native_responses(401, 404, *COMMON_STATUSES))
-EVENT_POLL_SECONDS = 0.5
 EVENT_KEEPALIVE_SECONDS = 15.0
 
 
@@ -170,8 +169,8 @@ def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
     return JSONResponse(job_json(svc.jobs.cancel(key, job_id), svc.settings.public_base_url))
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return sse(event, json.dumps(data, separators=(",", ":")))
 
 
 @router.get("/jobs/{job_id}/events",
@@ -179,48 +178,46 @@ def _sse(event: str, data: dict[str, Any]) -> str:
                     "a small JPEG of the picture forming, while it runs)",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(request: Request, job_id: str, key: Key) -> StreamingResponse:
+async def job_events(request: Request, job_id: str, key: Key) -> EventStream:
+    """Pushed as the job changes (no polling); `end` when it ends."""
     svc = services(request)
-    first = await read(svc.db, svc.jobs.get, key, job_id)  # 404 before the stream starts
+    watch = await svc.watchers.watch(key.id, job_id)  # 404 before the stream starts
     slots: StreamSlots = request.app.state.stream_slots
-    slots.take(key.id)  # 429 past the key's open streams
+    try:
+        slots.take(key.id)  # 429 past the key's open streams
+    except Exception:
+        watch.close()
+        raise
+    if shutting_down(request):
+        watch.stop_serving()  # its first event, then: reconnect elsewhere
+    return EventStream(watch, _NativeEvents(svc.settings.public_base_url),
+                       lambda job: _sse("end", {"id": job.id, "status": job.status.value}),
+                       keepalive_seconds=EVENT_KEEPALIVE_SECONDS,
+                       on_close=lambda: slots.give_back(key.id))
 
-    async def stream() -> AsyncIterator[str]:
-        try:
-            async for event in events():
-                yield event
-        finally:
-            slots.give_back(key.id)
 
-    async def events() -> AsyncIterator[str]:
-        job, last_seen, last_preview, quiet = first, None, None, 0.0
-        while True:
-            state = (job.status, job.percent, job.queue_position, len(job.outputs))
-            if state != last_seen:
-                yield _sse("status", job_json(job, svc.settings.public_base_url))
-                last_seen, quiet = state, 0.0
-            if job.preview_url and job.preview_url != last_preview:
-                yield _sse("preview", {"id": job.id, "url": job.preview_url, "progress": job.percent})
-                last_preview, quiet = job.preview_url, 0.0
-            if job.status.is_terminal:
-                yield _sse("end", {"id": job.id, "status": job.status.value})
-                return
-            if quiet >= EVENT_KEEPALIVE_SECONDS:
-                yield ": keep-alive\n\n"
-                quiet = 0.0
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-            quiet += EVENT_POLL_SECONDS
-            if await request.is_disconnected():
-                return
-            if shutting_down(request):
-                # The stream ends cleanly; the client reconnects (to another process) and gets
-                # the job's current state first.
-                yield "retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
-                return
-            job = await read(svc.db, svc.jobs.get, key, job_id)
+class _NativeEvents:
+    """What one stream sends for an update: `status` (the job as GET /v1/jobs/{id} answers it)
+    when what it shows changed, `preview` when the job has a new preview. Each is rendered once
+    per change for all of the job's streams."""
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.last_seen: tuple[Any, ...] | None = None
+        self.last_preview: str | None = None
+
+    def __call__(self, update: JobUpdate) -> bytes:
+        job, body = update.job, b""
+        state = (job.status, job.percent, job.queue_position, len(job.outputs))
+        if state != self.last_seen:
+            body += update.rendered(f"native:{self.base_url}",
+                                    lambda job: _sse("status", job_json(job, self.base_url)))
+            self.last_seen = state
+        if job.preview_url and job.preview_url != self.last_preview:
+            body += update.rendered("native:preview", lambda job: _sse(
+                "preview", {"id": job.id, "url": job.preview_url, "progress": job.percent}))
+            self.last_preview = job.preview_url
+        return body
 
 
 @router.post("/uploads", status_code=201, response_model=UploadOut,

@@ -17,7 +17,6 @@ import base64
 import json
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -53,9 +52,11 @@ from roomrender.api.replicate_wire import (
     replicate_responses,
 )
 from roomrender.api.shutdown import shutting_down
+from roomrender.api.sse import EventStream
 from roomrender.canonical.errors import JobNotCancelable, NotFound, Unsupported
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus
 from roomrender.jobs.keys import ApiKey
+from roomrender.jobs.watch import JobUpdate
 from roomrender.webhooks.bodies import BodyRenderer
 
 router = APIRouter(prefix="/v1", tags=["replicate"], responses=replicate_responses())
@@ -82,7 +83,6 @@ DEFAULT_FILTER = ("output", "completed")
 MAX_WAIT_SECONDS = 60
 WAIT_POLL_SECONDS = 0.1
 PAGE_SIZE = 100
-STREAM_POLL_SECONDS = 0.25
 STREAM_KEEPALIVE_SECONDS = 15.0
 # A data: URI given as an input is echoed back in the prediction shortened to this.
 ECHO_DATA_URI_CHARS = 64
@@ -321,46 +321,55 @@ def _event(number: int, name: str, data: str) -> str:
             summary="Server-Sent Events of a prediction: logs, output, error, done",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def stream_prediction(request: Request, prediction_id: str, key: Key) -> StreamingResponse:
-    first = await _own_prediction(request, key, prediction_id)
+async def stream_prediction(request: Request, prediction_id: str, key: Key) -> EventStream:
+    """Pushed as the prediction changes (no polling)."""
     svc = services(request)
-    base = _base(request)
+    try:
+        watch = await svc.watchers.watch(key.id, prediction_id)
+    except NotFound:
+        watch = None
+    if watch is None or watch.job is None or watch.job.dialect != DIALECT:
+        if watch is not None:
+            watch.close()
+        raise NotFound(f"no prediction {prediction_id!r} for this API token")
+    if shutting_down(request):
+        watch.stop_serving()  # its first events, then: reconnect elsewhere
+    events = _PredictionEvents(_base(request))
+    return EventStream(watch, events, events.end, keepalive_seconds=STREAM_KEEPALIVE_SECONDS,
+                       farewell=b"retry: 1000\n: the server is shutting down; reconnect to follow "
+                                b"the prediction\n\n")
 
-    async def events() -> AsyncIterator[str]:
-        job, number, quiet = first, 0, 0.0
-        sent: set[str] = set()
-        while True:
-            # The log lines not sent yet (a progress line is new at every percent).
-            fresh = [line for line in prediction_json(job, base)["logs"].splitlines() if line not in sent]
-            if fresh:
-                number += 1
-                yield _event(number, "logs", "\n".join(fresh))
-                sent.update(fresh)
-                quiet = 0.0
-            if job.status.is_terminal:
-                for item in output_items(job):
-                    number += 1
-                    yield _event(number, "output", item if isinstance(item, str) else json.dumps(item))
-                if job.status == JobStatus.failed:
-                    number += 1
-                    yield _event(number, "error", json.dumps({"detail": job.error_message}))
-                done = {} if job.status == JobStatus.succeeded else {"reason": job.status.value}
-                yield _event(number + 1, "done", json.dumps(done))
-                return
-            if quiet >= STREAM_KEEPALIVE_SECONDS:
-                yield ": keep-alive\n\n"
-                quiet = 0.0
-            await asyncio.sleep(STREAM_POLL_SECONDS)
-            quiet += STREAM_POLL_SECONDS
-            if await request.is_disconnected():
-                return
-            if shutting_down(request):  # ends cleanly; the client reconnects elsewhere
-                yield "retry: 1000\n: the server is shutting down; reconnect to follow the prediction\n\n"
-                return
-            job = await run_in_threadpool(svc.jobs.get, key, prediction_id)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+class _PredictionEvents:
+    """One stream's events: `logs` with the lines it has not sent yet (a progress line is new at
+    every percent), then `output` per item, `error`, `done`; numbered."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.number = 0
+        self.sent: set[str] = set()
+
+    def __call__(self, update: JobUpdate) -> bytes:
+        logs = update.rendered(f"replicate:logs:{self.base_url}",
+                               lambda job: str(prediction_json(job, self.base_url)["logs"]))
+        fresh = [line for line in logs.splitlines() if line not in self.sent]
+        if not fresh:
+            return b""
+        self.number += 1
+        self.sent.update(fresh)
+        return _event(self.number, "logs", "\n".join(fresh)).encode()
+
+    def end(self, job: Job) -> bytes:
+        events = []
+        for item in output_items(job):
+            self.number += 1
+            events.append(_event(self.number, "output", item if isinstance(item, str) else json.dumps(item)))
+        if job.status == JobStatus.failed:
+            self.number += 1
+            events.append(_event(self.number, "error", json.dumps({"detail": job.error_message})))
+        done = {} if job.status == JobStatus.succeeded else {"reason": job.status.value}
+        events.append(_event(self.number + 1, "done", json.dumps(done)))
+        return "".join(events).encode()
 
 
 # -- the plug -------------------------------------------------------------------------------

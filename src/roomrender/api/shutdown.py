@@ -3,8 +3,8 @@
 uvicorn, on SIGTERM or SIGINT, stops accepting connections and waits (up to its
 `timeout_graceful_shutdown`) for open responses to end before it runs the app's lifespan shutdown.
 An event stream never ends by itself, so the app must learn of the signal earlier: `Draining`
-chains a handler in front of the server's while the app runs. Event streams then end at their
-next poll, and `/readyz` answers 503 so a load balancer stops sending new requests.
+chains a handler in front of the server's while the app runs. Event streams are then told at once
+(`on_set`) and end, and `/readyz` answers 503 so a load balancer stops sending new requests.
 """
 
 from __future__ import annotations
@@ -23,6 +23,12 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class Draining:
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_set(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever this is set (from a signal handler too: it must only hand
+        the news on)."""
+        self._listeners.append(listener)
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -33,6 +39,8 @@ class Draining:
 
     def set(self) -> None:
         self._event.set()
+        for listener in self._listeners:
+            listener()
 
     def watch_signals(self) -> Callable[[], None]:
         """From now on SIGTERM and SIGINT set this first, then reach the server's handlers; the

@@ -3,6 +3,8 @@
 Every transition is one guarded UPDATE (`WHERE status = ... AND claim_token = ...`), so two
 processes can never both move the same job, on SQLite and PostgreSQL alike. On PostgreSQL the
 candidate rows are also locked with FOR UPDATE SKIP LOCKED so concurrent claimers don't collide.
+Every transition runs its hooks inside its transaction and is published on the process's change
+feed (`roomrender.events`) once it commits, with the job's new row (`job_change`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy import (
 from roomrender.canonical.errors import RateLimited
 from roomrender.canonical.models import JobStatus
 from roomrender.db.tables import jobs
+from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
 from roomrender.jobs.credits import CreditLedger
 from roomrender.jobs.rows import FastQuery
 from roomrender.storage.files import FileStore
@@ -60,6 +63,19 @@ _LAST_RUN_TURN = select(func.max(jobs.c.turn)).where(jobs.c.status == JobStatus.
 _OWN_LAST_TURN = select(func.max(jobs.c.turn)).where(
     jobs.c.owner_id == bindparam("owner_id"),
     jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value]), *_SAME_LANE)
+
+
+# Job changes on the change feed: topic "job", key the job's id, data {"event", "row"}: the row's
+# columns after the change, but for the request (large, never changes) and the claim token.
+JOB_TOPIC = "job"
+_NOT_CARRIED = frozenset({"request", "claim_token", "request_hash", "idempotency_key"})
+# Events after which the job is queued: workers of its engine wake up.
+ENTERS_QUEUE = frozenset({"job.queued", "job.requeued"})
+
+
+def job_change(row: Any, event: str) -> Change:
+    return Change(JOB_TOPIC, row.id, {"event": event, "row": {
+        name: value for name, value in row._mapping.items() if name not in _NOT_CARRIED}})
 
 
 def too_many_active_jobs(max_active: int) -> RateLimited:
@@ -108,8 +124,11 @@ class JobQueue:
     """The only module that writes (and, but for the metrics' counts, reads) the jobs table."""
 
     def __init__(self, db: Engine, *, lease_seconds: float, ledger: CreditLedger,
-                 files: FileStore, hooks: Sequence[JobHook] = ()) -> None:
+                 files: FileStore, hooks: Sequence[JobHook] = (),
+                 feed: ChangeFeed | None = None) -> None:
         self.db = db
+        # Every transition is published on the process's change feed after it commits.
+        self.feed = feed or feed_for(db)
         self.lease_seconds = lease_seconds
         self.ledger = ledger
         self.files = files
@@ -123,12 +142,25 @@ class JobQueue:
         self.hooks.append(hook)
 
     def emit(self, connection: Connection, job_ids: list[str], event: str) -> None:
-        if not self.hooks or not job_ids:
+        """Inside the transition's transaction (opened with `self.feed.transaction`): run the
+        hooks, and stage the jobs' new rows on the change feed (published at commit)."""
+        if not job_ids:
             return
         rows = connection.execute(select(jobs).where(jobs.c.id.in_(job_ids))).all()
         for row in rows:
             for hook in self.hooks:
                 hook(connection, row, event)
+            self.feed.stage(job_change(row, event))
+
+    def queued_doorbell(self, engine: str) -> Doorbell:
+        """Rung when a job of `engine` is queued (here or in another process): an idle worker
+        waits on it instead of polling."""
+        def enters_queue(change: Change) -> bool:
+            data = change.data
+            return data is None or (data["event"] in ENTERS_QUEUE
+                                    and data["row"]["engine"] == engine)
+
+        return self.feed.doorbell(JOB_TOPIC, enters_queue)
 
     # -- queuing --------------------------------------------------------------------------
 
@@ -139,7 +171,7 @@ class JobQueue:
         do not cover the cost; RateLimited when the key has `max_active` queued and running jobs
         already. An IntegrityError means its idempotency key was taken meanwhile."""
         try:
-            with self.db.begin() as connection:
+            with self.feed.transaction(self.db) as connection:
                 # The charge locks the key's row first, so the count below is the key's alone
                 # until this transaction ends, whichever process enqueues.
                 if not self.ledger.charge(connection, row["owner_id"], row["cost"]):
@@ -180,7 +212,7 @@ class JobQueue:
             eligible.append(jobs.c.task.in_(list(tasks)))
         if pipelines:
             eligible.append(pipeline_condition(pipelines))
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             first_query = select(jobs.c.batch_key).where(*eligible).order_by(*_URGENCY).limit(1)
             if self._locks_rows:
                 first_query = first_query.with_for_update(skip_locked=True)
@@ -197,7 +229,7 @@ class JobQueue:
             return claim
         first = claim.rows[0]
         eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == first.engine]
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             more = self._take(connection, worker_id, claim.token, first.batch_key, eligible,
                               max_images, time.time())
         return Claim(claim.token, [*claim.rows, *more.rows]) if more else claim
@@ -269,7 +301,7 @@ class JobQueue:
         by_fraction: dict[float, list[str]] = {}
         for job_id, fraction in progress.items():
             by_fraction.setdefault(fraction, []).append(job_id)
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             for fraction, job_ids in by_fraction.items():
                 changed = set(connection.execute(
                     update(jobs)
@@ -284,7 +316,7 @@ class JobQueue:
     def set_preview(self, token: str, job_id: str, key: str) -> str | None:
         """Record `key` as the running job's latest preview; answers the key that is no longer
         shown (the one it replaces, or `key` itself when the job is no longer this claim's)."""
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             previous = connection.execute(
                 select(jobs.c.preview_key).where(jobs.c.id == job_id, jobs.c.claim_token == token,
                                                  jobs.c.status == JobStatus.running.value)).first()
@@ -309,7 +341,7 @@ class JobQueue:
         succeeded: set[str] = set()
         if not outputs:
             return succeeded
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             for job_id, job_outputs in outputs.items():
                 result = connection.execute(
                     update(jobs)
@@ -360,7 +392,7 @@ class JobQueue:
             guard.append(jobs.c.status == only.value)
         else:
             guard.append(jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value]))
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             row = connection.execute(select(jobs.c.owner_id, jobs.c.cost).where(*guard)).first()
             if row is None:
                 return False
@@ -389,7 +421,7 @@ class JobQueue:
             if not job_ids:
                 return []
             mine = (*mine, jobs.c.id.in_(list(job_ids)))
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             released = list(connection.execute(
                 update(jobs)
                 .where(*mine, jobs.c.cancel_requested.is_(False))
@@ -399,6 +431,7 @@ class JobQueue:
                         started_at=case((jobs.c.attempts <= 1, None), else_=jobs.c.started_at))
                 .returning(jobs.c.id)
             ).scalars())
+            self.emit(connection, released, "job.requeued")
             to_cancel = connection.execute(select(jobs.c.id).where(*mine)).scalars().all()
         for job_id in to_cancel:
             self.cancel_running(job_id, token)
@@ -421,13 +454,15 @@ class JobQueue:
                           f"the worker running this job stopped responding {row.attempts} times; "
                           "the job was given up", token=row.claim_token)
             else:
-                with self.db.begin() as connection:
-                    connection.execute(
+                with self.feed.transaction(self.db) as connection:
+                    requeued = connection.execute(
                         update(jobs)
                         .where(jobs.c.id == row.id, jobs.c.claim_token == row.claim_token, expired)
                         .values(status=JobStatus.queued.value, claim_token=None, lease_owner=None,
                                 lease_expires_at=None, progress=0.0, updated_at=now)
                     )
+                    if requeued.rowcount:
+                        self.emit(connection, [row.id], "job.requeued")
 
     # -- reading --------------------------------------------------------------------------
 
@@ -449,6 +484,28 @@ class JobQueue:
                                        created_at=row.created_at)
         return int(next(iter(ahead.values()))) + 1 if ahead else 1
 
+
+    def positions(self, engine: str, job_ids: Sequence[str]) -> dict[str, int]:
+        """The queue positions of those of `job_ids` still queued among `engine`'s jobs, in one
+        query (a watcher of each learns its new position from one read for all)."""
+        if not job_ids:
+            return {}
+        ranked = select(
+            jobs.c.id,
+            func.rank().over(order_by=(jobs.c.priority.desc(), jobs.c.turn,
+                                       jobs.c.created_at)).label("position"),
+        ).where(jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine).subquery()
+        with self.db.connect() as connection:
+            rows = connection.execute(select(ranked.c.id, ranked.c.position)
+                                      .where(ranked.c.id.in_(list(job_ids)))).all()
+        return {row.id: int(row.position) for row in rows}
+
+    def rows(self, job_ids: Sequence[str]) -> list[Any]:
+        """The rows of these jobs (those that exist), whoever owns them."""
+        if not job_ids:
+            return []
+        with self.db.connect() as connection:
+            return list(connection.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all())
 
     def owned(self, job_id: str, owner_id: str) -> Any:
         """The job's row if `owner_id` owns it, else None."""

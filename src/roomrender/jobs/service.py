@@ -333,15 +333,17 @@ class JobService:
         last = (float(rows[-1].created_at), str(rows[-1].id)) if rows else None
         return JobPage([self.present(row) for row in rows], total, last)
 
-    def present(self, row: Any) -> Job:
-        """A jobs row as the Job its owner would get now (queue position and ETA included)."""
+    def present(self, row: Any, queue_position: int | None = None) -> Job:
+        """A jobs row as the Job its owner would get now (queue position and ETA included; the
+        position is read unless given)."""
         now = time.time()
         job = row_to_job(row, self.files.storage, now=now)
         if job.status.is_terminal:
             return job
         average = self._seconds_per_job(row.task)
         if job.status == JobStatus.queued:
-            job.queue_position = self.queue.queue_position(row)
+            job.queue_position = (self.queue.queue_position(row) if queue_position is None
+                                  else queue_position)
             job.eta_seconds = round(job.queue_position * average, 1)
         elif job.status == JobStatus.running:
             elapsed = now - (row.started_at or now)

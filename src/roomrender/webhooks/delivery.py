@@ -47,6 +47,9 @@ log = logging.getLogger("roomrender.webhooks")
 RETRY, ERROR_SNIPPET_BYTES = "retry", 512
 # A `Retry-After` longer than the schedule's longest wait is cut to it.
 MAX_RETRY_AFTER_SECONDS = 10 * 3600.0
+# A due message that could not be claimed (another dispatcher holds it) is looked at again after
+# this, not in a tight loop.
+MIN_CLAIM_GAP = 0.05
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,9 @@ class Dispatcher:
                      "Content-Type": "application/json"},
         )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook")
-        self.trouble = Trouble(f"webhook dispatcher {self.id}", base_seconds=self.poll_seconds,
-                               logger=log)
+        # Retries after a failure start short: the poll is only a fallback (the feed wakes it).
+        self.trouble = Trouble(f"webhook dispatcher {self.id}",
+                               base_seconds=min(self.poll_seconds, 0.25), logger=log)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -240,33 +244,55 @@ class Dispatcher:
         return len(results)
 
     def run(self, stop: threading.Event) -> None:
-        """Keep up to `concurrency` attempts in flight until `stop` is set."""
+        """Keep up to `concurrency` attempts in flight until `stop` is set. Idle, it sleeps until
+        a message is added (the outbox's doorbell), the next one is due, or `poll_seconds`."""
         log.info("webhook dispatcher %s started", self.id)
+        bell = self.outbox.doorbell()
+        bell.ring_when_set(stop)
         in_flight: set[Future[AttemptResult]] = set()
-        next_claim = 0.0
-        while not stop.is_set():
-            free = self.concurrency - len(in_flight)
-            # Claim in batches (half the slots at least) to spare the database a claim per message.
-            batch_ready = free >= max(1, self.concurrency // 2) or not in_flight
-            if free > 0 and batch_ready and time.monotonic() >= next_claim:
-                try:
-                    claimed = self.claim(free)
-                    self.trouble.cleared()
-                except Exception as failure:
-                    self.trouble.failed(failure)  # logged once, retried less and less often
-                    claimed = []
-                in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
-                if len(claimed) < free:
-                    wait_seconds = self.trouble.delay() if self.trouble.failing else self.poll_seconds
-                    next_claim = time.monotonic() + wait_seconds
-            if not in_flight:
-                stop.wait(max(0.0, next_claim - time.monotonic()))
-                continue
-            done, in_flight = wait(in_flight, timeout=self.poll_seconds, return_when=FIRST_COMPLETED)
-            self._record_safely([future.result() for future in done])
+        next_claim, rung = 0.0, True
+        try:
+            while not stop.is_set():
+                rung = bell.take() or rung
+                free = self.concurrency - len(in_flight)
+                # Claim in batches (half the slots at least) to spare the database a claim per
+                # message.
+                batch_ready = free >= max(1, self.concurrency // 2) or not in_flight
+                if free > 0 and batch_ready and (rung or time.monotonic() >= next_claim):
+                    rung = False
+                    try:
+                        claimed = self.claim(free)
+                        self.trouble.cleared()
+                    except Exception as failure:
+                        self.trouble.failed(failure)  # logged once, retried less and less often
+                        claimed = []
+                    in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
+                    if len(claimed) < free:
+                        next_claim = self._next_claim()
+                if not in_flight:
+                    rung = bell.wait(max(0.0, next_claim - time.monotonic()))
+                    continue
+                done, in_flight = wait(in_flight, timeout=self.poll_seconds,
+                                       return_when=FIRST_COMPLETED)
+                self._record_safely([future.result() for future in done])
+        finally:
+            bell.close()
         done, _ = wait(in_flight)
         self._record_safely([future.result() for future in done])
         log.info("webhook dispatcher %s stopped", self.id)
+
+    def _next_claim(self) -> float:
+        """The monotonic time of the next claim once every due message was claimed: when the
+        next one is due, `poll_seconds` at the latest (in trouble: the trouble's delay)."""
+        if not self.trouble.failing:
+            try:
+                due = self.outbox.next_attempt_at()
+            except Exception as failure:
+                self.trouble.failed(failure)
+            else:
+                return time.monotonic() + (self.poll_seconds if due is None else min(
+                    self.poll_seconds, max(MIN_CLAIM_GAP, due - time.time())))
+        return time.monotonic() + self.trouble.delay()
 
     def _record_safely(self, results: list[AttemptResult]) -> None:
         try:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 
 from roomrender.canonical.models import Job
 from roomrender.db.tables import webhook_attempts, webhook_messages
+from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
 from roomrender.webhooks.bodies import WebhookBodies
 
 log = logging.getLogger("roomrender.webhooks")
@@ -36,6 +37,8 @@ log = logging.getLogger("roomrender.webhooks")
 # `job.progress` is sent at most this often per job.
 PROGRESS_INTERVAL_SECONDS = 1.0
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# On the change feed: a message was added (dispatchers wake up).
+OUTBOX_TOPIC = "outbox"
 
 
 def new_message_id() -> str:
@@ -79,9 +82,10 @@ class Backlog:
 
 
 class Outbox:
-    def __init__(self, db: Engine) -> None:
+    def __init__(self, db: Engine, feed: ChangeFeed | None = None) -> None:
         self.db = db
         self._locks_rows = db.dialect.name == "postgresql"
+        self.feed = feed or feed_for(db)
 
     def add(self, connection: Connection, *, job_id: str, owner_id: str, event: str, url: str,
             payload: str, first_attempt_at: float) -> None:
@@ -91,6 +95,20 @@ class Outbox:
             payload=payload, status=PENDING, attempts=0, next_attempt_at=first_attempt_at,
             created_at=now, updated_at=now,
         ))
+        self.feed.stage(Change(OUTBOX_TOPIC))
+
+    def doorbell(self) -> Doorbell:
+        """Rung when a message is added (here or in another process): an idle dispatcher waits
+        on it, and on `next_attempt_at`, instead of polling."""
+        return self.feed.doorbell(OUTBOX_TOPIC)
+
+    def next_attempt_at(self) -> float | None:
+        """When the earliest pending message is due (a lease's end included), if any."""
+        m = webhook_messages.c
+        with self.db.connect() as connection:
+            due = connection.execute(
+                select(func.min(m.next_attempt_at)).where(m.status == PENDING)).scalar()
+        return None if due is None else float(due)
 
     @staticmethod
     def sent_progress_recently(connection: Connection, job_id: str, now: float) -> bool:

@@ -1,0 +1,88 @@
+"""Server-Sent Events of a job, fed by a watch (`roomrender.jobs.watch`).
+
+A plain ASGI response: one coroutine per stream, and no read, thread or poll per event; a
+keep-alive comment goes out whenever `keepalive_seconds` pass without an event (wall clock);
+the stream ends with the job, when the client leaves (noticed at once, not at the next write),
+or when the server begins to shut down (`Watch.stop_serving`: a `retry` hint, so the client
+reconnects to another process and gets the job's current state first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from roomrender.canonical.models import Job
+from roomrender.jobs.watch import JobUpdate, Watch
+
+KEEPALIVE = b": keep-alive\n\n"
+FAREWELL = b"retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
+
+
+def sse(event: str, data: str) -> bytes:
+    """One event; `data` is one line of JSON."""
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class EventStream(Response):
+    media_type = "text/event-stream"
+
+    def __init__(self, watch: Watch, render: Callable[[JobUpdate], bytes],
+                 end: Callable[[Job], bytes], keepalive_seconds: float, *,
+                 farewell: bytes = FAREWELL, on_close: Callable[[], None] | None = None) -> None:
+        """`render`: what an update sends (may be nothing); `end`: what follows the job's last
+        update; `on_close`: called once the stream is over, however it ended."""
+        # Not Response.__init__: it would announce a Content-Length.
+        self.watch = watch
+        self.render_update = render
+        self.end = end
+        self.keepalive_seconds = keepalive_seconds
+        self.farewell = farewell
+        self.on_close = on_close
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                            (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watch = self.watch
+        left = asyncio.ensure_future(_until_disconnect(receive))
+        left.add_done_callback(lambda _: watch.close())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            while True:
+                update = await watch.next(self.keepalive_seconds)
+                if update is None:
+                    if watch.draining and not watch.closed:
+                        await send(_body(self.farewell, more=False))
+                        return
+                    if watch.closed:
+                        return
+                    await send(_body(KEEPALIVE, more=True))
+                    continue
+                body = self.render_update(update)
+                if update.job.status.is_terminal:
+                    await send(_body(body + self.end(update.job), more=False))
+                    return
+                if body:
+                    await send(_body(body, more=True))
+        finally:
+            left.cancel()
+            watch.close()
+            if self.on_close is not None:
+                self.on_close()
+            if self.background is not None:
+                await self.background()
+
+
+def _body(body: bytes, *, more: bool) -> dict[str, Any]:
+    return {"type": "http.response.body", "body": body, "more_body": more}

@@ -47,7 +47,8 @@ class Neighbours:
         with _HELD_LOCK:
             held = _HELD.get(self.path)
             if held is None:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # Private like the database beside it (its processes run as one user).
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.lockf(fd, fcntl.LOCK_SH)
                 held = _HELD[self.path] = [fd, 0]
             held[1] += 1

@@ -73,6 +73,16 @@ def rss_bytes(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
 
+def full_collections(server: Server) -> int:
+    """The server's full garbage collections so far (its /metrics): each stops the process for
+    a time that grows with the objects it holds (every open stream's among them)."""
+    text = httpx.get(f"{server.base}/metrics", timeout=30).text
+    for line in text.splitlines():
+        if line.startswith('python_gc_collections_total{generation="2"}'):
+            return int(float(line.split()[-1]))
+    return -1
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -443,24 +453,30 @@ async def watch_phase(n: int, args: argparse.Namespace, server: Server, ids: lis
     open_seconds = time.perf_counter() - opened_at
     await asyncio.sleep(1.0)
     rss_with = rss_bytes(server.pid)
+    gcs = [await loop.run_in_executor(None, full_collections, server)]
     cpu = cpu_seconds(server.pid)
     keepalives = sum(w.keepalives for w in watchers)
     await asyncio.sleep(args.idle_seconds)
     idle_with = (cpu_seconds(server.pid) - cpu) / args.idle_seconds
     keepalives = sum(w.keepalives for w in watchers) - keepalives
+    gcs.append(await loop.run_in_executor(None, full_collections, server))
     get_with = await loop.run_in_executor(None, get_windows, server, poll_path, args.rate,
                                           args.get_seconds, args.get_windows)
+    gcs.append(await loop.run_in_executor(None, full_collections, server))
     cpu = cpu_seconds(server.pid)
     started = time.perf_counter()
     await loop.run_in_executor(None, open_gate, server.gate)
     await asyncio.wait_for(asyncio.gather(*ends), timeout=args.jobs * args.job_ms / 1000 * 20 + 120)
     active_seconds = time.perf_counter() - started
     active_cpu = cpu_seconds(server.pid) - cpu
+    gcs.append(await loop.run_in_executor(None, full_collections, server))
     return {"watchers": watchers, "open_seconds": open_seconds,
             "memory_per_stream_kb": (rss_with - rss_before) / n / 1024,
             "rss_with_mb": rss_with / 2**20, "idle_cpu_with": idle_with,
             "keepalives_in_idle_window": keepalives, "get_with": get_with,
-            "active_seconds": active_seconds, "active_cpu_seconds": active_cpu}
+            "active_seconds": active_seconds, "active_cpu_seconds": active_cpu,
+            # full collections during the idle window, the GET windows, the active phase
+            "full_gcs": [after - before for before, after in zip(gcs, gcs[1:], strict=False)]}
 
 
 def delays(watchers: list[Watcher], ids: list[str],
@@ -512,7 +528,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, loads: list[
           f"{args.idle_seconds:g} s")
     header = (f"{'watchers':>8} {'open s':>7} {'KB/stream':>9} {'idle CPU':>9} {'(none)':>7} "
               f"{'GET p95':>8} {'(none)':>7} {'ratio':>6} {'delay p50':>9} {'p95':>6} {'p99':>6} "
-              f"{'max':>6} {'pos p50':>7} {'pos p99':>7} {'missed':>6}")
+              f"{'max':>6} {'pos p50':>7} {'pos p99':>7} {'missed':>6} {'full GCs':>8}")
     print(header)
     for r in results:
         ratio = r["get_with"]["p95"] / r["get_without"]["p95"]
@@ -521,12 +537,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, loads: list[
               f"{r['idle_cpu_with'] * 100:>8.1f}% {r['idle_cpu_without'] * 100:>6.1f}% "
               f"{r['get_with']['p95']:>8.1f} {r['get_without']['p95']:>7.1f} {ratio:>6.2f} "
               f"{d['p50']:>9.1f} {d['p95']:>6.1f} {d['p99']:>6.1f} {d['max']:>6.0f} "
-              f"{p['p50']:>7.0f} {p['p99']:>7.0f} {r['missed']:>6}")
+              f"{p['p50']:>7.0f} {p['p99']:>7.0f} {r['missed']:>6} "
+              f"{'/'.join(str(n) for n in r['full_gcs']):>8}")
     print("idle CPU: % of one core (with N watchers open, and without); GET p95 in ms with the "
           "watchers open and without; delay: ms from a status change (running, succeeded) to its "
           "event at the watcher; pos: ms from a job leaving the queue to the position move it "
           "caused (recomputed at most every 0.5 s per lane); missed: watchers that did not see "
-          "queued -> running -> succeeded")
+          "queued -> running -> succeeded; full GCs: the server's full garbage collections in "
+          "the idle window / the GET windows with watchers / the active phase")
     print(json.dumps({"machine": machine, "database": backend, "load": loads,
                       "results": results}, default=str))
 

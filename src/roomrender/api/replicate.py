@@ -25,7 +25,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from starlette.routing import Route
 
+from roomrender.api.auth import require_key
 from roomrender.api.deps import Key, services
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.replicate_models import (
@@ -52,7 +54,7 @@ from roomrender.api.replicate_wire import (
     replicate_responses,
 )
 from roomrender.api.shutdown import shutting_down
-from roomrender.api.sse import EventStream
+from roomrender.api.sse import EventStream, StreamEndpoint
 from roomrender.canonical.errors import JobNotCancelable, NotFound, Unsupported
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus
 from roomrender.jobs.keys import ApiKey
@@ -322,7 +324,22 @@ def _event(number: int, name: str, data: str) -> str:
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_prediction(request: Request, prediction_id: str, key: Key) -> EventStream:
-    """Pushed as the prediction changes (no polling)."""
+    """Pushed as the prediction changes (no polling). (Answered by the leading route STREAM_ROUTE;
+    this one documents it.)"""
+    return await _prediction_stream(request, key, prediction_id)
+
+
+async def _open_prediction_stream(request: Request) -> EventStream:
+    return await _prediction_stream(request, await require_key(request),
+                                    request.path_params["prediction_id"])
+
+
+# An open stream holds a short call stack this way (see StreamEndpoint).
+STREAM_ROUTE = Route("/v1/predictions/{prediction_id}/stream",
+                     StreamEndpoint(_open_prediction_stream), methods=["GET"])
+
+
+async def _prediction_stream(request: Request, key: ApiKey, prediction_id: str) -> EventStream:
     svc = services(request)
     try:
         watch = await svc.watchers.watch(key.id, prediction_id)
@@ -381,6 +398,7 @@ def webhook_body(context: WebhookContext) -> BodyRenderer:
 
 PLUG = DialectPlug(
     name=DIALECT, routers=[router, resources_router], render_error=replicate_error,
+    leading_routes=[STREAM_ROUTE],
     # Replicate's paths under /v1; those this server does not serve (deployments, trainings,
     # ...) answer a 404 a Replicate client can read.
     error_prefixes=("/v1/predictions", "/v1/models", "/v1/files", "/v1/webhooks/default",

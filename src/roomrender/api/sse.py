@@ -10,9 +10,10 @@ reconnects to another process and gets the job's current state first).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -82,6 +83,23 @@ class EventStream(Response):
                 self.on_close()
             if self.background is not None:
                 await self.background()
+
+
+class StreamEndpoint:
+    """A stream's route as a plain ASGI endpoint, answered ahead of the FastAPI routes (a dialect's
+    `leading_routes`; its FastAPI route documents it). An open stream keeps its whole call stack
+    alive, and Python's garbage collector scans every object of it at each full collection (with
+    5,000 streams open, a pause of a third of a second on a 2-core VM): this way the stack is 6
+    frames shorter and a stream holds 132 objects instead of 162, and opening one skips FastAPI's
+    dependency solving. Errors before the stream starts are raised, and rendered by the app's
+    handlers, as on any route."""
+
+    def __init__(self, open_stream: Callable[[Request], Awaitable[EventStream]]) -> None:
+        self.open_stream = open_stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stream = await self.open_stream(Request(scope, receive))
+        await stream(scope, receive, send)
 
 
 def _body(body: bytes, *, more: bool) -> dict[str, Any]:

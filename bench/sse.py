@@ -542,7 +542,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, loads: list[
     print("idle CPU: % of one core (with N watchers open, and without); GET p95 in ms with the "
           "watchers open and without; delay: ms from a status change (running, succeeded) to its "
           "event at the watcher; pos: ms from a job leaving the queue to the position move it "
-          "caused (recomputed at most every 0.5 s per lane); missed: watchers that did not see "
+          "caused (a lane recomputes at once with few watchers, at most every 1 s with "
+          "5,000: POSITION_MOVES_PER_SECOND); missed: watchers that did not see "
           "queued -> running -> succeeded; full GCs: the server's full garbage collections in "
           "the idle window / the GET windows with watchers / the active phase")
     print(json.dumps({"machine": machine, "database": backend, "load": loads,
@@ -556,7 +557,7 @@ def main() -> None:
     parser.add_argument("--job-ms", type=float, default=40.0)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--get-seconds", type=float, default=3.0)
-    parser.add_argument("--get-windows", type=int, default=3)
+    parser.add_argument("--get-windows", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=16.0)
     parser.add_argument("--baseline-idle-seconds", type=float, default=5.0)
     parser.add_argument("--database-url", default="")

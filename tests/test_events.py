@@ -23,7 +23,6 @@ from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.db.tables import jobs
 from roomrender.events.feed import Change
-from roomrender.jobs import watch
 from roomrender.services import Services, build_services
 from tests.conftest import data_uri, make_room_photo
 from tests.databases import is_postgresql
@@ -181,9 +180,8 @@ def test_an_idle_dispatcher_delivers_a_new_webhook_at_once(settings: Settings) -
     assert delivered_after < 1.0, delivered_after
 
 
-def test_queue_positions_move_for_a_watcher_of_a_queued_job(settings: Settings,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watch, "POSITION_INTERVAL_SECONDS", 0.0)
+def test_queue_positions_move_for_a_watcher_of_a_queued_job(settings: Settings) -> None:
+    # A lane with one watcher recomputes its positions at each move: no setting is changed.
     services = build_services(settings.model_copy(update={"batch_max_images": 1}),
                               engine=SlowPreviewEngine(steps=2, step_seconds=0.05))
     with server(services) as client:

@@ -1,7 +1,10 @@
 """Server-Sent Events of a job, fed by a watch (`roomrender.jobs.watch`).
 
 A plain ASGI response: one coroutine per stream, and no read, thread or poll per event; a
-keep-alive comment goes out whenever `keepalive_seconds` pass without an event (wall clock);
+keep-alive comment goes out when a stream has been silent for between three quarters of
+`keepalive_seconds` and all of it (wall clock; drawn afresh each time, so thousands of streams
+opened together do not send their keep-alives in one burst, and none waits longer than
+`keepalive_seconds`);
 the stream ends with the job, when the client leaves (noticed at once, not at the next write),
 or when the server begins to shut down (`Watch.stop_serving`: a `retry` hint, so the client
 reconnects to another process and gets the job's current state first).
@@ -10,6 +13,7 @@ reconnects to another process and gets the job's current state first).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +25,8 @@ from roomrender.canonical.models import Job
 from roomrender.jobs.watch import JobUpdate, Watch
 
 KEEPALIVE = b": keep-alive\n\n"
+# A keep-alive's silence, as a share of `keepalive_seconds`: at least this much, at most all.
+KEEPALIVE_SPREAD = 0.75
 FAREWELL = b"retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
 
 
@@ -56,12 +62,14 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watch = self.watch
+        shortest = self.keepalive_seconds * KEEPALIVE_SPREAD
+        longest = self.keepalive_seconds
         left = asyncio.ensure_future(_until_disconnect(receive))
         left.add_done_callback(lambda _: watch.close())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             while True:
-                update = await watch.next(self.keepalive_seconds)
+                update = await watch.next(random.uniform(shortest, longest))
                 if update is None:
                     if watch.draining and not watch.closed:
                         await send(_body(self.farewell, more=False))

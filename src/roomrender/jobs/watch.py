@@ -6,7 +6,9 @@ channel, kept current by the change feed.
   nothing changes, and sees every change however short (a `running` phase of 10 ms included).
 - Queue positions: a change that moves a lane's queue (a job of that engine queued, started,
   canceled or failed ahead of a watched queued job) recomputes the positions of every watched
-  queued job of the lane in one query, run at most every `POSITION_INTERVAL_SECONDS` per lane.
+  queued job of the lane in one query. A lane recomputes as often as keeps its moves under
+  `POSITION_MOVES_PER_SECOND` (a few watchers: at once; thousands: less often) and at least
+  every `POSITION_INTERVAL_SECONDS` while its queue moves.
 - Channels live on the server's event loop. Publishers (workers, request threads, the feed's
   listener) hand changes over with one `call_soon_threadsafe` per burst; reads this module needs
   after the first (positions, catching up) run on one thread of its own, never the request pool.
@@ -34,10 +36,14 @@ log = logging.getLogger("roomrender.watch")
 
 T = TypeVar("T")
 
-POSITION_INTERVAL_SECONDS = 0.5
+# The longest a lane's watchers wait for a position move...
+POSITION_INTERVAL_SECONDS = 1.0
+# ...and, below that, the moves a lane sends per second at most: each recompute may move every
+# watcher of the lane, and a move costs a write to each stream.
+POSITION_MOVES_PER_SECOND = 5000.0
 # Position moves reach this many watchers per turn of the event loop: a move touches every
 # watcher of a queued job at once, and a job's own change must not wait behind thousands.
-POSITION_SLICE_WATCHERS = 200
+POSITION_SLICE_WATCHERS = 100
 # Events after which the jobs behind the changed one may have moved.
 _MOVES_QUEUE = frozenset({"job.queued", "job.requeued", "job.started", "job.canceled",
                           "job.failed"})
@@ -205,7 +211,9 @@ class _Lane:
 
     def _finish(self, positions: dict[str, int] | None) -> None:
         self.in_flight = False
-        self.next_allowed = self.hub.loop.time() + POSITION_INTERVAL_SECONDS
+        watchers = sum(len(channel.watches) for channel in self.channels)
+        self.next_allowed = self.hub.loop.time() + min(
+            POSITION_INTERVAL_SECONDS, watchers / POSITION_MOVES_PER_SECOND)
         moved: list[tuple[_Channel, str]] = []
         for channel in list(self.channels):
             position = (positions or {}).get(channel.job_id)

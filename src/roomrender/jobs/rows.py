@@ -64,7 +64,10 @@ class FastQuery:
 
     On SQLite each thread keeps one connection for these reads (a pool checkout costs more than
     the query; SQLite reads outside a transaction pin no snapshot); on a networked database each
-    read borrows a pooled connection, so connections stay bounded by the pool."""
+    read borrows a pooled connection, so connections stay bounded by the pool, and runs it in
+    autocommit: one statement needs no transaction, and a BEGIN and a ROLLBACK would be two more
+    round trips (each one a thread giving up the GIL and waiting to take it back, behind the
+    event loop, under load)."""
 
     def __init__(self, db: Engine, statement: Select[Any], json_columns: tuple[str, ...] = ()) -> None:
         self.db = db
@@ -85,10 +88,15 @@ class FastQuery:
                 connection = self._held.connection = self.db.raw_connection()
             return self._run(connection, arguments)
         connection = self.db.raw_connection()
+        driver = connection.driver_connection
         try:
-            return self._run(connection, arguments)
+            driver.autocommit = True  # type: ignore[union-attr]
+            try:
+                return self._run(connection, arguments)
+            finally:
+                driver.autocommit = False  # type: ignore[union-attr]
         finally:
-            connection.close()  # back to the pool, rolled back
+            connection.close()  # back to the pool (no transaction left to roll back)
 
     def _run(self, connection: Any, arguments: Any) -> FastRow | None:
         cursor = connection.cursor()

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
 from roomrender.canonical.models import GenerationRequest, JobStatus
-from roomrender.services import build_services
+from roomrender.db.tables import jobs
+from roomrender.services import Services, build_services
 from tests.conftest import data_uri, drain, make_room_photo
 from tests.slow_engine import SlowPreviewEngine
 
@@ -207,3 +209,22 @@ def test_a_jobs_progress_never_goes_back_when_an_engine_counts_again(settings, m
     drain(services)
     assert services.jobs.get(owner, job.id).status == JobStatus.succeeded
     assert seen == [0.4, 0.8, 0.9, 1.0], seen  # the 0.3 and 0.6 of the second phase are not shown
+
+
+
+def test_poll_reads_give_pooled_connections_back_as_they_found_them(services: Services) -> None:
+    """Poll reads on a networked database run in autocommit (no BEGIN, no ROLLBACK round trip):
+    the connection goes back to the pool in transactions again, so a later rollback still rolls
+    back."""
+    if services.db.dialect.name == "sqlite":
+        pytest.skip("SQLite poll reads keep a connection per thread, outside the pool")
+    key = services.keys.create("t")[0]
+    job = services.jobs.submit(key, restyle(make_room_photo()))
+    for _ in range(5):
+        assert services.jobs.get(key, job.id).queue_position == 1
+    for _ in range(services.db.pool.checkedin()):  # each pooled connection in turn (FIFO)
+        with services.db.connect() as connection:
+            connection.execute(update(jobs).where(jobs.c.id == job.id).values(progress=0.5))
+            connection.rollback()
+    with services.db.connect() as connection:
+        assert connection.execute(select(jobs.c.progress).where(jobs.c.id == job.id)).scalar() == 0

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from roomrender.app import create_app
 from tests.conftest import BASE_URL, data_uri, make_room_photo
+from tests.rate_windows import away_from_window_edge
 
 LIMIT = 4096
 
@@ -78,9 +79,10 @@ def test_small_bodies_pass(small_bodies, auth):
 
 @pytest.fixture
 def limited(services) -> Iterator[TestClient]:
-    settings = services.settings.model_copy(update={"rate_limit": "5/minute"})
+    settings = services.settings.model_copy(update={"rate_limit": "5/hour"})
     app = create_app(settings, services=services, workers=0, janitor=False, webhooks=False)
     with TestClient(app, base_url=BASE_URL) as client:
+        away_from_window_edge()
         yield client
 
 
@@ -91,7 +93,7 @@ def test_a_key_past_its_rate_is_told_when_to_retry_in_each_dialect(limited, serv
     assert [a.status_code for a in answers] == [200] * 5
     native = limited.get("/v1/jobs", headers=bearer)
     assert native.status_code == 429 and native.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(native.headers["retry-after"]) <= 60
+    assert 1 <= int(native.headers["retry-after"]) <= 3600
     spacely = limited.get("/api/v1/generate/poll-result?refId=x", headers={"X-API-KEY": plaintext})
     assert spacely.status_code == 429 and spacely.json()["error"]["code"] == "rate_limited"
     assert spacely.headers["retry-after"]
@@ -103,7 +105,7 @@ def test_a_key_past_its_rate_is_told_when_to_retry_in_each_dialect(limited, serv
 
 
 def test_a_key_may_have_its_own_rate(limited, services):
-    plaintext = services.keys.create("vip", rate_limit="20/minute")[1]
+    plaintext = services.keys.create("vip", rate_limit="20/hour")[1]
     bearer = {"Authorization": f"Bearer {plaintext}"}
     assert [limited.get("/v1/account", headers=bearer).status_code for _ in range(20)] == [200] * 20
     assert limited.get("/v1/account", headers=bearer).status_code == 429

@@ -1,14 +1,18 @@
-"""Real servers for tests, on 127.0.0.1 and a free port: a static file server and uvicorn."""
+"""Real servers for tests, on 127.0.0.1 and a free port: a static file server and uvicorn; waiting
+for a server process to be ready, and stopping server processes."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -67,3 +71,35 @@ def run_uvicorn(app: FastAPI, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def wait_ready(base: str, *, seconds: float = 60.0, process: subprocess.Popen[bytes] | None = None,
+               log: Path | None = None) -> None:
+    """Until `base`/readyz answers 200; fails after `seconds`, or at once if `process` exited
+    (with the tail of its `log`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            said = log.read_text()[-2000:] if log is not None else ""
+            raise AssertionError(f"the server at {base} exited: {said}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base} did not start")
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    """SIGTERM to each one still running, then wait for each; killed after `grace` seconds."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

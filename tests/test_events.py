@@ -26,38 +26,12 @@ from roomrender.events.feed import Change
 from roomrender.services import Services, build_services
 from tests.conftest import data_uri, make_room_photo
 from tests.databases import is_postgresql
-from tests.servers import free_port, run_uvicorn
+from tests.event_streams import Stream
+from tests.servers import free_port, run_uvicorn, stop_processes, wait_ready
 from tests.slow_engine import SlowPreviewEngine
 from tests.webhook_receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Stream:
-    """An SSE stream read line by line: `next()` gives (event, data) or ("comment", text)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.lines = response.iter_lines()
-
-    def next(self) -> tuple[str, Any]:
-        event = ""
-        for line in self.lines:
-            if line.startswith(":"):
-                return "comment", line[1:].strip()
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                return event, json.loads(line[5:])
-        raise AssertionError("the stream ended")
-
-    def until_end(self) -> list[tuple[str, Any]]:
-        events = []
-        while True:
-            event = self.next()
-            events.append(event)
-            if event[0] == "end":
-                return events
 
 
 @contextmanager
@@ -299,27 +273,9 @@ def processes(*commands: tuple[list[str], dict[str, str]], logs: Path) -> Iterat
                                              stdout=log, stderr=subprocess.STDOUT), log))
         yield
     finally:
-        for process, _log in started:
-            process.terminate()
-        for process, log in started:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(process for process, _log in started)
+        for _process, log in started:
             log.close()
-
-
-def wait_ready(base: str) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base} did not start")
 
 
 def process_env(settings: Settings, database_url: str, **extra: str) -> dict[str, str]:

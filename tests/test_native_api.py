@@ -14,6 +14,7 @@ from roomrender.app import create_app
 from roomrender.db.tables import api_keys, jobs
 from roomrender.services import build_services
 from tests.conftest import data_uri, drain, make_room_photo
+from tests.event_streams import Stream
 from tests.slow_engine import FailingEngine, SlowPreviewEngine
 
 
@@ -201,17 +202,9 @@ def test_sse_streams_status_and_progress_until_the_end(settings, room_jpeg):
     with TestClient(create_app(settings, services=services, workers=1, janitor=False),
                     base_url="http://testserver") as client:
         job_id = submit(client, headers, room_jpeg).json()["id"]
-        events = []
         with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
-            name = None
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    events.append((name, json.loads(line[5:])))
-                    if name == "end":
-                        break
+            events = Stream(stream).until_end()
     statuses = [data["status"] for name, data in events if name == "status"]
     percents = [data["progress"] for name, data in events if name == "status"]
     assert statuses[-1] == "succeeded"

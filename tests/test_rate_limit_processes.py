@@ -16,7 +16,7 @@ import pytest
 
 from roomrender.services import build_services
 from tests.rate_windows import away_from_window_edge
-from tests.servers import free_port
+from tests.servers import free_port, stop_processes, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +45,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_processes([process])
 
 
 def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -54,20 +53,6 @@ def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "roomrender.cli", "serve", "--workers", "0", "--port", str(port),
              "--log-level", "warning"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the server did not start")
 
 
 @pytest.mark.slow
@@ -89,7 +74,7 @@ def test_two_api_processes_share_one_rate_limit_in_redis(settings, redis_url, tm
     try:
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         for base, process, log in zip(bases, processes, logs, strict=True):
-            wait_ready(base, process, log)
+            wait_ready(base, process=process, log=log)
         headers = {"Authorization": f"Bearer {plaintext}"}
         away_from_window_edge()
         codes = []
@@ -101,7 +86,4 @@ def test_two_api_processes_share_one_rate_limit_in_redis(settings, redis_url, tm
         # Ten in all, whichever process answered: each alone would have let ten through.
         assert codes == [200] * 10 + [429] * 6, codes
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(15)
+        stop_processes(processes, grace=15)

@@ -19,6 +19,7 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,7 +31,9 @@ from roomrender.config import Settings
 from roomrender.db.tables import api_keys, files, jobs
 from roomrender.services import build_services
 from tests.databases import is_postgresql
+from tests.event_streams import Stream
 from tests.fakes_scale import bulk_enqueue
+from tests.servers import stop_processes, wait_ready
 
 JOBS = 2000
 HTTP_JOBS = 200
@@ -60,40 +63,12 @@ class Processes:
         return process
 
     def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.running:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.running)
 
 
-def wait_ready(base: str, deadline: float) -> None:
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base} did not start")
-
-
-def sse_until_end(url: str, headers: dict[str, str]) -> list[tuple[str, str]]:
-    events: list[tuple[str, str]] = []
-    with httpx.stream("GET", url, headers=headers, timeout=60) as stream:
-        event = ""
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                events.append((event, line[5:].strip()))
-                if event == "end":
-                    break
-    return events
+def sse_until_end(url: str, headers: dict[str, str]) -> list[tuple[str, Any]]:
+    with httpx.stream("GET", url, headers=headers, timeout=60) as response:
+        return Stream(response).until_end()
 
 
 def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
@@ -132,12 +107,12 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         workers = [processes.start(f"worker{index}", "-c", "from roomrender.cli import app; app()",
                                    "worker") for index in range(4)]
         for base in apis:
-            wait_ready(base, deadline)
+            wait_ready(base, seconds=deadline - time.time())
 
         # Submitted on one API process, followed live on the other.
         first = httpx.post(f"{apis[0]}/v1/jobs", headers=headers,
                            json={"task": "text_to_image", "prompt": "watched"}).json()
-        watched: list[tuple[str, str]] = []
+        watched: list[tuple[str, Any]] = []
         watcher = threading.Thread(target=lambda: watched.extend(
             sse_until_end(f"{apis[1]}/v1/jobs/{first['id']}/events", headers)))
         watcher.start()
@@ -249,5 +224,6 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
         survivors = [at for pid, at in runs[job_id] if pid != victim.pid]
         assert survivors and min(survivors) > killed_at, (job_id, runs[job_id])
 
-    assert watched and watched[-1][0] == "end" and '"succeeded"' in watched[-1][1], watched
-    assert any('"status":"queued"' in data or '"status":"running"' in data for _, data in watched)
+    assert watched and watched[-1][0] == "end" and watched[-1][1]["status"] == "succeeded", watched
+    assert any(event == "status" and data["status"] in ("queued", "running")
+               for event, data in watched)

@@ -30,6 +30,7 @@ from roomrender.engines.diffusers.registry import load_registry  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import make_room_photo  # noqa: E402
 from tests.engines.test_diffusers_engine import CASES, HEIGHT, MASK, ROOM, WIDTH, png_uri, product_png  # noqa: E402
+from tests.event_streams import Stream  # noqa: E402
 
 NO_CONTEXT = BatchContext(lambda *_: None, lambda _: False)
 
@@ -238,18 +239,11 @@ def test_the_event_stream_sends_a_preview_event(dservices: Services, client_for:
     tracker = type("Tracker", (), {"claim": claim, "owner_of": lambda self, _job: claim.rows[0].owner_id})()
     dservices.new_worker()._store_preview(tracker, job_id, Image.new("RGB", (32, 32), (200, 10, 10)))
 
-    events: list[tuple[str, str]] = []
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as stream:
-        event = ""
-        for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                events.append((event, line[5:].strip()))
-                if event == "preview":
-                    break
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        stream = Stream(response)
+        events = [stream.next(), stream.next()]
     assert [event for event, _ in events] == ["status", "preview"]
-    data = json.loads(events[1][1])
+    data = events[1][1]
     assert data["id"] == job_id
     image = client.get(data["url"].removeprefix("http://testserver"))
     assert image.headers["content-type"] == "image/jpeg"

@@ -33,6 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.http1 import exchange  # noqa: E402
+
 
 async def _client(host: str, port: int, request: bytes, until: float, latencies: list[float],
                   errors: list[int]) -> None:
@@ -40,16 +42,7 @@ async def _client(host: str, port: int, request: bytes, until: float, latencies:
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
-            writer.write(request)
-            status = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            status = await exchange(reader, writer, request)
             latencies.append(time.perf_counter() - started)
             if b" 200 " not in status:
                 errors.append(1)

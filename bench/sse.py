@@ -51,6 +51,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.http1 import exchange  # noqa: E402
+
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -236,16 +238,7 @@ def _get_load(port: int, path: str, key: str, rate: float, seconds: float, conne
                 delay = due - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                writer.write(request)
-                status = await reader.readline()
-                length = 0
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                await reader.readexactly(length)
+                status = await exchange(reader, writer, request)
                 latencies.append(time.perf_counter() - due)  # from when it was due
                 if b" 200 " not in status:
                     errors[0] += 1

@@ -7,7 +7,7 @@ import time
 
 from roomrender.config import Settings
 from roomrender.engines.base import BatchContext, EngineJob, JobResult
-from roomrender.engines.preview import PreviewEngine
+from roomrender.engines.preview.engine import PreviewEngine
 
 
 class SlowPreviewEngine(PreviewEngine):

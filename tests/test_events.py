@@ -173,7 +173,7 @@ def test_queue_positions_move_for_a_watcher_of_a_queued_job(settings: Settings) 
 
 def test_keep_alives_go_out_by_the_clock_while_nothing_changes(settings: Settings,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from roomrender.api import native
+    from roomrender.api.native import routes as native
 
     monkeypatch.setattr(native, "EVENT_KEEPALIVE_SECONDS", 0.2)
     services = build_services(settings)

@@ -14,11 +14,11 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from roomrender.api.errors import HttpError
-from roomrender.api.luw import UNLIMITED_CREDITS, luw_error, result_body
+from roomrender.api.luw.routes import UNLIMITED_CREDITS, luw_error, result_body
 from roomrender.app import create_app
 from roomrender.db.tables import files, jobs
 from roomrender.services import Services, build_services
-from roomrender.signing import server_secret, sign
+from roomrender.url_signing import server_secret, sign
 from tests.conftest import BASE_URL, data_uri, drain, make_room_photo
 from tests.fakes import FAIL_PROMPT, AllTasksEngine
 
@@ -724,7 +724,7 @@ def test_another_process_on_the_host_signs_with_the_same_secret(settings):
     mine = server_secret(settings)
     theirs = subprocess.run(
         [sys.executable, "-c", "import sys; from roomrender.config import Settings; "
-         "from roomrender.signing import server_secret; "
+         "from roomrender.url_signing import server_secret; "
          "sys.stdout.write(server_secret(Settings(data_dir=sys.argv[1])).decode())",
          str(settings.data_dir)],
         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout

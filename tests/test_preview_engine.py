@@ -10,7 +10,7 @@ from PIL import Image
 from roomrender.canonical.models import Expand, GenerationRequest
 from roomrender.catalog import find_style
 from roomrender.engines.base import BatchContext, EngineJob
-from roomrender.engines.preview import (
+from roomrender.engines.preview.engine import (
     PreviewEngine,
     erase,
     expand,

@@ -189,7 +189,7 @@ def test_keys_take_turns_within_a_priority(settings):
 def test_a_jobs_progress_never_goes_back_when_an_engine_counts_again(settings, monkeypatch):
     from roomrender import worker as worker_module
     from roomrender.engines.base import BatchContext, EngineJob, JobResult
-    from roomrender.engines.preview import PreviewEngine
+    from roomrender.engines.preview.engine import PreviewEngine
 
     class PhasedEngine(PreviewEngine):
         """Preprocessing counts to 80%, then the images count from zero again."""

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from roomrender.api import replicate as replicate_api
-from roomrender.api.replicate_models import model_catalog
+from roomrender.api.replicate import routes as replicate_api
+from roomrender.api.replicate.models import model_catalog
 from roomrender.app import create_app
 from roomrender.canonical.models import JobStatus
 from roomrender.services import Services, build_services

@@ -16,7 +16,7 @@ from PIL import Image
 from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.engines.base import BatchContext, EngineJob, JobResult
-from roomrender.engines.preview import PreviewEngine
+from roomrender.engines.preview.engine import PreviewEngine
 from roomrender.services import build_services
 from tests.conftest import make_room_photo
 from tests.databases import isolated_database

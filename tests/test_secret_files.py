@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from roomrender.cli import app as cli
 from roomrender.config import Settings
 from roomrender.services import build_services
-from roomrender.signing import server_secret
+from roomrender.url_signing import server_secret
 
 
 def mode(path: Path) -> int:

@@ -12,10 +12,10 @@ from fastapi_offline import FastAPIOffline
 from starlette.routing import BaseRoute
 
 from roomrender import __version__
-from roomrender.api import files, ops
-from roomrender.api import webhooks as webhooks_api
+from roomrender.api import downloads, ops
 from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
 from roomrender.api.guards import BodyLimit, RequestRates, StreamSlots
+from roomrender.api.native import webhook_routes as webhooks_api
 from roomrender.api.ops import metrics_registry
 from roomrender.api.shutdown import Draining
 from roomrender.api.telemetry import RequestTelemetry
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         leading.extend(plug.leading_routes)
     install_error_handlers(app, dialects)
     honest_openapi(app)
-    app.include_router(files.router)
+    app.include_router(downloads.router)
     app.include_router(webhooks_api.router)
     app.include_router(playground.router)
     app.router.routes[0:0] = leading

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     spacely_standard_variants: int = 4
 
     # Signs expiring URLs (Luw upload URLs). Empty: one is generated once and kept in data_dir,
-    # so every process on a host signs alike (see roomrender.signing.server_secret).
+    # so every process on a host signs alike (see roomrender.url_signing.server_secret).
     secret_key: str = ""
     # Webhooks: delivered by the `serve` process (see roomrender.webhooks.delivery).
     webhook_timeout_seconds: float = 10.0

@@ -11,14 +11,14 @@ from typing import Any
 
 from sqlalchemy import Engine as Database
 
+from roomrender.accounts.credits import CreditLedger
+from roomrender.accounts.keys import KeyStore
 from roomrender.config import Settings
 from roomrender.db.database import check_schema, open_database, upgrade
 from roomrender.dialects import install_webhook_bodies
 from roomrender.engines import load_engine
 from roomrender.engines.base import Engine
 from roomrender.janitor import Janitor
-from roomrender.jobs.credits import CreditLedger
-from roomrender.jobs.keys import KeyStore
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.service import JobService
 from roomrender.jobs.watch import JobWatchers

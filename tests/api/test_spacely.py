@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from roomrender.api.spacely import result_body
-from roomrender.api.spacely_resources import resources
+from roomrender.api.spacely.resources import resources
+from roomrender.api.spacely.routes import result_body
 from roomrender.app import create_app
 from roomrender.catalog import room_types, styles
 from roomrender.config import Settings

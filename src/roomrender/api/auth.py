@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import Request
 
 from roomrender import logs
+from roomrender.accounts.keys import ApiKey, KeyStore
 from roomrender.api.reads import in_read_thread
 from roomrender.canonical.errors import Unauthorized
-from roomrender.jobs.keys import ApiKey, KeyStore
 
 
 def presented_key(request: Request) -> str | None:

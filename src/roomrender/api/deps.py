@@ -11,10 +11,10 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Header, Request
 from sqlalchemy import Engine as Database
 
+from roomrender.accounts.keys import ApiKey, KeyStore
 from roomrender.api.auth import require_key
 from roomrender.config import Settings
 from roomrender.engines.base import Engine
-from roomrender.jobs.keys import ApiKey, KeyStore
 from roomrender.jobs.service import JobService
 from roomrender.jobs.watch import JobWatchers
 from roomrender.storage.base import Storage

@@ -19,8 +19,8 @@ from limits.storage import storage_from_string
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from roomrender.accounts.keys import ApiKey
 from roomrender.canonical.errors import BodyTooLarge, RateLimited
-from roomrender.jobs.keys import ApiKey
 
 log = logging.getLogger("roomrender.api")
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.boxes import Box
 
 # Length limits of the free values of a request, whichever dialect it came in.
@@ -190,18 +191,29 @@ _IMAGE_FIELDS = ("image", "mask", "reference_image", "extra_images")
 
 @dataclass(frozen=True)
 class Output:
+    """One stored artifact of a job, as every dialect presents it."""
+
     url: str
     key: str
-    width: int
-    height: int
     content_type: str
+    kind: ArtifactKind = ArtifactKind.image
+    # Pixels, for images, videos and vector drawings; None for meshes, data and text.
+    width: int | None = None
+    height: int | None = None
     label: str | None = None
+    size_bytes: int | None = None
+    # Videos: their length, frame rate and the URL of their poster frame (a still image).
+    duration_seconds: float | None = None
+    fps: float | None = None
+    poster_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        data = {"url": self.url, "width": self.width, "height": self.height,
-                "content_type": self.content_type}
-        if self.label is not None:
-            data["label"] = self.label
+        data: dict[str, Any] = {"kind": self.kind.value, "url": self.url,
+                                "content_type": self.content_type}
+        for name in ("width", "height", "size_bytes", "duration_seconds", "fps", "poster_url", "label"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
         return data
 
 

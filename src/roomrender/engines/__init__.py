@@ -10,7 +10,7 @@ from roomrender.engines.base import Engine
 
 def load_engine(settings: Settings) -> Engine:
     if settings.engine == "preview":
-        from roomrender.engines.preview import PreviewEngine
+        from roomrender.engines.preview.engine import PreviewEngine
 
         return PreviewEngine()
     if settings.engine == "diffusers":

@@ -29,11 +29,11 @@ from sqlalchemy import (
     update,
 )
 
+from roomrender.accounts.credits import CreditLedger
 from roomrender.canonical.errors import RateLimited
 from roomrender.canonical.models import JobStatus
 from roomrender.db.tables import jobs
 from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
-from roomrender.jobs.credits import CreditLedger
 from roomrender.jobs.rows import FastQuery
 from roomrender.storage.files import FileStore
 

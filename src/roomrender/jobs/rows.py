@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Select
 
+from roomrender.canonical.artifacts import ArtifactKind, kind_of
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Output, Task
 from roomrender.storage.base import Storage
 
@@ -20,8 +21,12 @@ def to_datetime(epoch: float | None) -> datetime | None:
 
 def outputs_from_json(raw: list[dict[str, Any]] | None, storage: Storage) -> list[Output]:
     return [
-        Output(url=storage.url(item["key"]), key=item["key"], width=item["width"],
-               height=item["height"], content_type=item["content_type"], label=item.get("label"))
+        Output(url=storage.url(item["key"]), key=item["key"], content_type=item["content_type"],
+               kind=ArtifactKind(item.get("kind") or kind_of(item["content_type"])),
+               width=item.get("width"), height=item.get("height"), label=item.get("label"),
+               size_bytes=item.get("size_bytes"), duration_seconds=item.get("duration_seconds"),
+               fps=item.get("fps"),
+               poster_url=storage.url(item["poster_key"]) if item.get("poster_key") else None)
         for item in raw or []
     ]
 

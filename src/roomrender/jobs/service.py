@@ -13,6 +13,9 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from roomrender.accounts.credits import CreditLedger
+from roomrender.accounts.fetch_slots import FetchSlots
+from roomrender.accounts.keys import ApiKey
 from roomrender.canonical.boxes import placement_problem
 from roomrender.canonical.errors import (
     Conflict,
@@ -33,9 +36,6 @@ from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
-from roomrender.jobs.credits import CreditLedger
-from roomrender.jobs.fetch_slots import FetchSlots
-from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.queue import JobQueue, too_many_active_jobs
 from roomrender.jobs.rows import row_to_job
 from roomrender.netsafety import check_url

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Protocol
 
+from roomrender.canonical.artifacts import EXTENSIONS
+
 
 class FileMissing(KeyError):
     pass
@@ -26,7 +28,6 @@ class Storage(Protocol):
         ...
 
 
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def new_key(content_type: str, prefix: str = "") -> str:

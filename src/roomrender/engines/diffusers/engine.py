@@ -53,7 +53,7 @@ from roomrender.engines.base import (
     JobResult,
     RenderedImage,
 )
-from roomrender.engines.diffusers import previews
+from roomrender.engines.diffusers import live_previews as previews
 from roomrender.engines.diffusers.cache import GIB
 from roomrender.engines.diffusers.calls import call_arguments
 from roomrender.engines.diffusers.compiled import (

@@ -29,8 +29,8 @@ from roomrender.engines.diffusers.preprocessors import (
 from roomrender.engines.diffusers.prompts import Prompt, build_prompt
 from roomrender.engines.diffusers.registry import Registry, TaskSpec
 from roomrender.engines.placing import box_mask, boxes, full_alpha, grow, paste, scaled_product
-from roomrender.engines.preview import erase, paint
-from roomrender.engines.preview import expand as expand_canvas
+from roomrender.engines.preview.engine import erase, paint
+from roomrender.engines.preview.engine import expand as expand_canvas
 
 MULTIPLE = 8
 # keep_structure raises every ControlNet scale to at least this.

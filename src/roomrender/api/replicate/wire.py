@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from roomrender.api.deps import iso
 from roomrender.api.errors import HttpError, http_status
-from roomrender.api.replicate_models import (
+from roomrender.api.replicate.models import (
     InputInvalid,
     ModelVersion,
     ReplicateModel,

@@ -18,9 +18,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from roomrender.accounts.keys import ApiKey
 from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
 from roomrender.api.errors import HttpError, http_status, retry_headers
-from roomrender.api.luw_params import (
+from roomrender.api.luw.params import (
     GENERATE_OPENAPI,
     MODELS,
     RESULTS_OPENAPI,
@@ -46,17 +47,16 @@ from roomrender.canonical.errors import (
 )
 from roomrender.canonical.models import Job, JobStatus, Task
 from roomrender.catalog import styles as catalog_styles
-from roomrender.jobs.keys import ApiKey
-from roomrender.signing import (
+from roomrender.storage import FileMissing
+from roomrender.storage.base import Storage
+from roomrender.swatches import palette_swatch
+from roomrender.url_signing import (
     SignatureExpired,
     SignatureInvalid,
     server_secret,
     sign,
     verify,
 )
-from roomrender.storage import FileMissing
-from roomrender.storage.base import Storage
-from roomrender.swatches import palette_swatch
 from roomrender.webhooks.bodies import BodyRenderer
 
 # Luw's statuses; its bodies vary (`{"status": false, "error": ...}`, `insert_coin`, ...).

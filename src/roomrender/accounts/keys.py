@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from limits import parse_many
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 
+from roomrender.accounts.credits import CreditLedger
 from roomrender.db.tables import api_keys
-from roomrender.jobs.credits import CreditLedger
 
 KEY_PREFIX = "rr_"
 # A revoked key stops working within this many seconds on every process.

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.routing import Route
 
+from roomrender.accounts.keys import ApiKey
 from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
 from roomrender.api.errors import COMMON_STATUSES, native_responses
@@ -20,10 +21,10 @@ from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
 from roomrender.api.shutdown import shutting_down
 from roomrender.api.sse import EventStream, StreamEndpoint, sse
+from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.errors import ImageTooLarge
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Task
 from roomrender.catalog import room_types, styles
-from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
 from roomrender.jobs.watch import JobUpdate
 from roomrender.webhooks.bodies import NATIVE, BodyRenderer
@@ -34,10 +35,15 @@ EVENT_KEEPALIVE_SECONDS = 15.0
 
 
 class OutputOut(BaseModel):
+    kind: ArtifactKind
     url: str
-    width: int
-    height: int
     content_type: str
+    width: int | None = None
+    height: int | None = None
+    size_bytes: int | None = None
+    duration_seconds: float | None = None
+    fps: float | None = None
+    poster_url: str | None = None
     label: str | None = None
 
 

@@ -13,9 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from roomrender.accounts.keys import ApiKey
 from roomrender.api.deps import Key, services
-from roomrender.api.replicate_models import ReplicateModel, model_catalog
-from roomrender.api.replicate_wire import (
+from roomrender.api.replicate.models import ReplicateModel, model_catalog
+from roomrender.api.replicate.wire import (
     BadRequest,
     file_json,
     file_url,
@@ -24,7 +25,6 @@ from roomrender.api.replicate_wire import (
     version_json,
 )
 from roomrender.canonical.errors import ImageTooLarge, NotFound, Unsupported
-from roomrender.jobs.keys import ApiKey
 from roomrender.storage.files import StoredFile
 
 router = APIRouter(prefix="/v1", tags=["replicate"], responses=replicate_responses())

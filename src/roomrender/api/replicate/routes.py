@@ -27,10 +27,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.routing import Route
 
+from roomrender.accounts.keys import ApiKey
 from roomrender.api.auth import require_key
 from roomrender.api.deps import Key, services
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
-from roomrender.api.replicate_models import (
+from roomrender.api.replicate.models import (
     ModelVersion,
     ReplicateModel,
     canonical_fields,
@@ -42,9 +43,9 @@ from roomrender.api.replicate_models import (
     schema_errors,
     wire_name,
 )
-from roomrender.api.replicate_resources import file_id_of
-from roomrender.api.replicate_resources import router as resources_router
-from roomrender.api.replicate_wire import (
+from roomrender.api.replicate.resources import file_id_of
+from roomrender.api.replicate.resources import router as resources_router
+from roomrender.api.replicate.wire import (
     DIALECT,
     BadRequest,
     VersionInvalid,
@@ -57,7 +58,6 @@ from roomrender.api.shutdown import shutting_down
 from roomrender.api.sse import EventStream, StreamEndpoint
 from roomrender.canonical.errors import JobNotCancelable, NotFound, Unsupported
 from roomrender.canonical.models import GenerationRequest, Job, JobStatus
-from roomrender.jobs.keys import ApiKey
 from roomrender.jobs.watch import JobUpdate
 from roomrender.webhooks.bodies import BodyRenderer
 

@@ -18,11 +18,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from roomrender.accounts.keys import ApiKey
 from roomrender.api.auth import presented_key, require_key
 from roomrender.api.deps import describe_validation_errors, services
 from roomrender.api.errors import http_status, retry_headers
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
-from roomrender.api.spacely_resources import pick, resources
+from roomrender.api.spacely.resources import pick, resources
 from roomrender.canonical.errors import (
     InvalidRequest,
     NotFound,
@@ -39,7 +40,6 @@ from roomrender.canonical.models import (
     Task,
 )
 from roomrender.catalog import find_room_type
-from roomrender.jobs.keys import ApiKey
 from roomrender.webhooks.bodies import BodyRenderer
 
 

@@ -1,0 +1,1 @@
+"""API keys, credits, limits and fetch slots: who may ask for what."""

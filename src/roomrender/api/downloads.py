@@ -7,49 +7,23 @@ served sandboxed, so a script inside it never runs with this origin's rights."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from fastapi.routing import APIRoute
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomrender.api.deps import services
-from roomrender.api.errors import COMMON_STATUSES, native_responses
+from roomrender.api.errors import COMMON_STATUSES, native_error, native_responses
 from roomrender.canonical.errors import NotFound
 from roomrender.storage import FileMissing
 
-
-
-class NoSniffRoute(APIRoute):
-    """A route whose every answer says `nosniff`, its error answers too (they are rendered
-    inside the route's own ASGI app)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.app = _with_nosniff(self.app)
-
-
-def _with_nosniff(app: ASGIApp) -> ASGIApp:
-    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_nosniff(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).setdefault("X-Content-Type-Options", "nosniff")
-            await send(message)
-
-        await app(scope, receive, send_nosniff)
-
-    return answer
-
-
-router = APIRouter(tags=["files"], responses=native_responses(404, *COMMON_STATUSES),
-                   route_class=NoSniffRoute)
+router = APIRouter(tags=["files"], responses=native_responses(404, *COMMON_STATUSES))
 
 PASSIVE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4",
                            "model/gltf-binary", "application/json", "text/plain; charset=utf-8",
                            "text/plain"})
 SANDBOX = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 def sandboxed(content_type: str) -> dict[str, str]:
@@ -59,7 +33,21 @@ def sandboxed(content_type: str) -> dict[str, str]:
 
 @router.get("/files/{key}", summary="A stored input or output file (Range requests answered)",
             response_class=FileResponse)
-def get_file(request: Request, key: str) -> FileResponse:
+def get_file(request: Request, key: str) -> Response:
+    try:
+        path, content_type = _stored_file(request, key)
+    except NotFound as missing:
+        # Answered here rather than raised, so that the error too says nosniff.
+        answer = native_error(missing)
+        answer.headers.update(NOSNIFF)
+        return answer
+    return FileResponse(path, media_type=content_type,
+                        headers={"Cache-Control": "private, max-age=86400, immutable",
+                                 **NOSNIFF, **sandboxed(content_type)})
+
+
+def _stored_file(request: Request, key: str) -> tuple[Path, str]:
+    """The file on disk and its content type; NotFound when it is not served here."""
     store = services(request).files
     try:
         path = store.storage.local_path(key)
@@ -70,6 +58,4 @@ def get_file(request: Request, key: str) -> FileResponse:
     stored = store.lookup(key)
     if stored is None or stored.expired():
         raise NotFound("no such file, or it has expired")
-    return FileResponse(path, media_type=stored.content_type,
-                        headers={"Cache-Control": "private, max-age=86400, immutable",
-                                 **sandboxed(stored.content_type)})
+    return path, stored.content_type

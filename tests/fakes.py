@@ -41,6 +41,9 @@ class AllTasksEngine:
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         return f"{self.name}:{request.task.value}:{width}x{height}"
 
+    def warm_up(self) -> None:
+        return None
+
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
         results: list[JobResult] = []
         for job in batch:

@@ -38,6 +38,9 @@ class FakeEngine:
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         return f"fake:{request.task.value}"
 
+    def warm_up(self) -> None:
+        return None
+
     def _log(self, what: str, batch: list[EngineJob]) -> None:
         if not self.log_path:
             return

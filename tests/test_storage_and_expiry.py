@@ -16,7 +16,7 @@ def test_outputs_are_files_in_the_data_folder_at_unguessable_urls(client, auth, 
     key = output["url"].rsplit("/", 1)[1]
     assert len(key.split("-", 1)[1].split(".")[0]) == 32  # 128 random bits
     assert isinstance(services.storage, LocalStorage)
-    assert services.storage.path(key).is_relative_to(services.settings.data_dir.resolve())
+    assert services.storage.local_path(key).is_relative_to(services.settings.data_dir.resolve())
     assert client.get(output["url"].replace(key[5:9], "0000")).status_code == 404
     assert client.get("/files/..%2Froomrender.db").status_code == 404
 

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import httpx
@@ -68,6 +69,23 @@ def test_put_get_delete_and_presigned_url(bucket: str) -> None:
     assert not object_exists(bucket, f"renders/{key}")
     with pytest.raises(FileMissing):
         storage.get(key)
+
+
+def test_a_file_on_disk_is_stored_with_its_content_type_and_served_by_the_store(
+        bucket: str, tmp_path: Path) -> None:
+    video = tmp_path / "render.mp4"
+    video.write_bytes(bytes(range(256)) * 4096)  # 1 MiB, streamed from disk
+    storage = S3Storage.from_url(f"s3://{bucket}/renders")
+    key = new_key("video/mp4", prefix="out-")
+    storage.put_file(key, video, "video/mp4")
+
+    assert storage.get(key) == video.read_bytes()
+    head = boto3.client("s3").head_object(Bucket=bucket, Key=f"renders/{key}")
+    assert head["ContentType"] == "video/mp4"
+    # Clients download from the store itself; the API serves nothing of it.
+    assert storage.local_path(key) is None
+    part = httpx.get(storage.url(key), headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == video.read_bytes()[10:20]
 
 
 def test_key_for_url_knows_only_its_own_urls(bucket: str) -> None:

@@ -39,7 +39,7 @@ class Background:
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        if self.workers and hasattr(self.services.engine, "warm_up"):
+        if self.workers:
             self.services.engine.warm_up()
         for index in range(self.workers):
             worker = self.services.new_worker()

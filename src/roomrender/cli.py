@@ -132,8 +132,7 @@ def worker(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     _serve_metrics(settings, metrics_port, metrics_host)
-    if hasattr(services.engine, "warm_up"):
-        services.engine.warm_up()
+    services.engine.warm_up()
     services.new_worker(tasks=chosen, pipelines=chosen_pipelines).run(stop)
     logging.getLogger("roomrender.worker").info("worker stopped")
 

@@ -15,47 +15,37 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from PIL import Image
 
 from roomrender import logs, metrics
+from roomrender.artifact_files import ArtifactFiles, files_for
 from roomrender.canonical.errors import Unavailable
 from roomrender.canonical.models import GenerationRequest
 from roomrender.config import Settings
 from roomrender.engines.base import (
+    Artifact,
     BatchCanceled,
     BatchContext,
     Engine,
     EngineJob,
-    RenderedImage,
+    discard_artifact_files,
 )
 from roomrender.jobs.queue import Claim, JobQueue
 from roomrender.storage import new_key
-from roomrender.storage.files import FileStore, NewFile
+from roomrender.storage.files import FileStore, NewFile, output_keys
 from roomrender.trouble import Trouble
 
 log = logging.getLogger("roomrender.worker")
 
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 PROGRESS_WRITE_SECONDS = 0.25
 # How long stored outputs of a job not (yet) succeeded are kept before the janitor removes them.
 PENDING_OUTPUT_SECONDS = 3600.0
 # Live previews are short-lived files: the janitor removes them after this.
 PREVIEW_SECONDS = 600.0
-
-
-def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
-    buffer = io.BytesIO()
-    if output_format == "jpeg":
-        image.convert("RGB").save(buffer, format="JPEG", quality=92)
-    elif output_format == "webp":
-        image.save(buffer, format="WEBP", quality=92)
-    else:
-        image.save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue(), CONTENT_TYPES[output_format]
 
 
 class _ClaimTracker:
@@ -268,6 +258,7 @@ class Worker:
             except Exception:
                 log.exception("finishing a batch failed")
             finally:
+                discard_artifact_files(results)  # stored by now, or never to be
                 done.set()
 
         if self._finisher is None:
@@ -307,7 +298,7 @@ class Worker:
                 tracker: _ClaimTracker) -> None:
         """End every job of the batch; the successful ones are stored, then succeeded together
         in one transaction (a batch costs a few commits, not a few per job)."""
-        ready: list[tuple[EngineJob, list[RenderedImage]]] = []
+        ready: list[tuple[EngineJob, Sequence[Artifact]]] = []
         for job, result in zip(batch, results, strict=True):
             if tracker.is_canceled(job.job_id) or isinstance(result, BatchCanceled):
                 self.queue.cancel_running(job.job_id, claim.token)
@@ -342,30 +333,26 @@ class Worker:
                 # Canceled or taken over meanwhile: nobody will ever see these files.
                 self._discard(outputs)
 
-    def _store(self, ready: list[tuple[EngineJob, list[RenderedImage]]],
+    def _store(self, ready: list[tuple[EngineJob, Sequence[Artifact]]],
                claim: Claim) -> dict[str, list[dict[str, Any]] | Exception]:
-        """Encode and store each job's images: its outputs, or why they could not be stored.
+        """Encode and store each job's artifacts, each with its content type: its output records,
+        or why they could not be stored.
 
         They are stored as pending: they expire soon unless `queue.succeed_many` adopts them, so
         the janitor removes what a worker that died before succeeding left in the store."""
         owners = {row.id: row.owner_id for row in claim.rows}
         rows = {row.id: row for row in claim.rows}
         outcome: dict[str, list[dict[str, Any]] | Exception] = {}
-        encoded: dict[str, list[tuple[NewFile, RenderedImage]]] = {}
-        for job, images in ready:
+        encoded: dict[str, list[ArtifactFiles]] = {}
+        for job, artifacts in ready:
             try:
-                items = []
-                for rendered in images:
-                    fmt = "png" if rendered.label is not None else job.request.output_format
-                    data, content_type = encode(rendered.image, fmt)
-                    items.append((NewFile(new_key(content_type, prefix="out-"), data, content_type,
-                                          rendered.image.width, rendered.image.height), rendered))
-                encoded[job.job_id] = items
+                encoded[job.job_id] = [files_for(artifact, job.request.output_format)
+                                       for artifact in artifacts]
             except Exception as failure:
                 with logs.bound(**self._about(rows[job.job_id])):
                     log.exception("encoding outputs of %s failed", job.job_id)
                 outcome[job.job_id] = failure
-        groups = {job_id: (owners[job_id], [new for new, _ in items])
+        groups = {job_id: (owners[job_id], [new for item in items for new in item.files])
                   for job_id, items in encoded.items()}
         failed = self.files.save_pending(groups, kind="output",
                                          expires_at=time.time() + PENDING_OUTPUT_SECONDS)
@@ -376,9 +363,7 @@ class Worker:
                         log.error("storing outputs of %s failed: %s", job_id, failed[job_id])
                 outcome[job_id] = failed[job_id]
                 continue
-            outcome[job_id] = [{"key": new.key, "width": new.width, "height": new.height,
-                                "content_type": new.content_type, "label": rendered.label}
-                               for new, rendered in items]
+            outcome[job_id] = [item.record for item in items]
         return outcome
 
     def _about(self, row: Any) -> dict[str, Any]:
@@ -390,7 +375,7 @@ class Worker:
         return logs.batch_fields(claim.rows, prefixes)
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
-        self.files.discard([output["key"] for output in outputs])
+        self.files.discard([key for output in outputs for key in output_keys(output)])
 
     def _store_preview(self, tracker: _ClaimTracker, job_id: str, image: Image.Image) -> None:
         """A live preview as a short-lived JPEG, shown on the job in place of the last one."""

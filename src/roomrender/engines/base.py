@@ -1,13 +1,16 @@
-"""What an engine is: it turns a batch of canonical inputs into images, and says what it can do."""
+"""What an engine is: it turns a batch of canonical inputs into artifacts (images, videos,
+meshes, drawings, data, text), and says what it can do."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from PIL import Image
 
+from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.models import GenerationRequest, Task
 
 
@@ -33,14 +36,84 @@ class EngineJob:
         return self.images.get("mask")
 
 
+# What an engine returns per job. Each artifact may carry a label: what it is among the job's
+# outputs (a segment's name, a control map's name).
+
+
 @dataclass
 class RenderedImage:
+    """A picture, stored in the request's output_format (PNG when it carries a label)."""
+
     image: Image.Image
-    # A segment's name, for segmentation masks.
     label: str | None = None
+    kind: ClassVar[ArtifactKind] = ArtifactKind.image
 
 
-JobResult = list[RenderedImage] | Exception
+@dataclass
+class RenderedVideo:
+    """An MP4 the engine has written to `path` (an encoder fed frame by frame, so a long video
+    never sits in memory), with a still image to show before it plays. The file becomes the
+    worker's: it stores it, then deletes it."""
+
+    path: Path
+    poster: Image.Image
+    fps: float
+    duration_seconds: float
+    width: int
+    height: int
+    label: str | None = None
+    kind: ClassVar[ArtifactKind] = ArtifactKind.video
+
+
+@dataclass
+class RenderedMesh:
+    """A 3D model as GLB (binary glTF 2.0)."""
+
+    glb: bytes
+    label: str | None = None
+    kind: ClassVar[ArtifactKind] = ArtifactKind.mesh
+
+
+@dataclass
+class RenderedVector:
+    """A vector drawing as SVG text (served so that any script in it cannot run)."""
+
+    svg: str
+    width: int | None = None
+    height: int | None = None
+    label: str | None = None
+    kind: ClassVar[ArtifactKind] = ArtifactKind.vector
+
+
+@dataclass
+class RenderedData:
+    """A JSON-able value: measurements, boxes, a room's layout."""
+
+    value: Any
+    label: str | None = None
+    kind: ClassVar[ArtifactKind] = ArtifactKind.data
+
+
+@dataclass
+class RenderedText:
+    text: str
+    label: str | None = None
+    kind: ClassVar[ArtifactKind] = ArtifactKind.text
+
+
+Artifact = RenderedImage | RenderedVideo | RenderedMesh | RenderedVector | RenderedData | RenderedText
+JobResult = Sequence[Artifact] | Exception
+
+
+def discard_artifact_files(results: Sequence[JobResult]) -> None:
+    """Delete the files engines wrote for these results (videos), once they are stored or
+    will never be."""
+    for result in results:
+        if isinstance(result, Exception):
+            continue
+        for artifact in result:
+            if isinstance(artifact, RenderedVideo):
+                artifact.path.unlink(missing_ok=True)
 
 
 class BatchContext:
@@ -94,5 +167,10 @@ class Engine(Protocol):
         ...
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
-        """One result per job, in order: its images, or the exception that failed it alone."""
+        """One result per job, in order: its artifacts, or the exception that failed it alone."""
+        ...
+
+    def warm_up(self) -> object:
+        """Load (and compile) what the first request would otherwise wait for; called once before
+        a worker serves. What it returns (timings, for instance) is the engine's own affair."""
         ...

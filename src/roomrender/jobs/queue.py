@@ -35,7 +35,7 @@ from roomrender.canonical.models import JobStatus
 from roomrender.db.tables import jobs
 from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
 from roomrender.jobs.rows import FastQuery
-from roomrender.storage.files import FileStore
+from roomrender.storage.files import FileStore, output_keys
 
 # Most urgent first: priority; within a priority, keys take turns (JobService.submit gives each
 # job its turn); then first come, first served.
@@ -355,7 +355,8 @@ class JobQueue:
                     succeeded.add(job_id)
             # The outputs' files were stored as pending by the worker; adopting them here
             # makes "succeeded" and "its files are kept" one atomic fact.
-            adopted = {output["key"]: job_id for job_id in succeeded for output in outputs[job_id]}
+            adopted = {key: job_id for job_id in succeeded for output in outputs[job_id]
+                       for key in output_keys(output)}
             self.files.adopt(connection, adopted, expires_at)
             self.emit(connection, [job_id for job_id in outputs if job_id in succeeded],
                       "job.succeeded")

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, case, delete, insert, select, update
@@ -44,13 +45,29 @@ class StoredFile:
 
 @dataclass(frozen=True)
 class NewFile:
-    """A blob to store and what its row says about it."""
+    """A blob to store and what its row says about it: its bytes, or a file on disk (a video),
+    stored without reading it into memory."""
 
     key: str
-    data: bytes
+    data: bytes | Path
     content_type: str
     width: int | None
     height: int | None
+
+    @property
+    def size(self) -> int:
+        return self.data.stat().st_size if isinstance(self.data, Path) else len(self.data)
+
+    def put_into(self, storage: Storage) -> None:
+        if isinstance(self.data, Path):
+            storage.put_file(self.key, self.data, self.content_type)
+        else:
+            storage.put(self.key, self.data, self.content_type)
+
+
+def output_keys(output: Mapping[str, Any]) -> list[str]:
+    """The stored files one of a job's output records names: its own, and a video's poster."""
+    return [output["key"], *([output["poster_key"]] if output.get("poster_key") else [])]
 
 
 class FileStore:
@@ -70,17 +87,17 @@ class FileStore:
                 connection.execute(insert(files).values(
                     key=new.key, owner_id=owner_id, kind=kind, name=name,
                     content_type=new.content_type, width=new.width, height=new.height,
-                    size=len(new.data), created_at=now, expires_at=expires_at,
+                    size=new.size, created_at=now, expires_at=expires_at,
                 ))
         except IntegrityError as taken:
             raise Conflict(f"a file was already stored as {new.key!r}", code="file_exists") from taken
         try:
-            self.storage.put(new.key, new.data, new.content_type)
+            new.put_into(self.storage)
         except BaseException:
             self.forget([new.key])
             raise
         return StoredFile(new.key, self.storage.url(new.key), new.content_type, new.width,
-                          new.height, len(new.data), expires_at, owner_id, kind, name=name,
+                          new.height, new.size, expires_at, owner_id, kind, name=name,
                           created_at=now)
 
     def save_all(self, owner_id: str, news: list[NewFile], *, kind: str) -> list[StoredFile]:
@@ -104,7 +121,7 @@ class FileStore:
         rows = [
             dict(key=item.key, owner_id=owner_id, kind=kind, job_id=None,
                  content_type=item.content_type, width=item.width, height=item.height,
-                 size=len(item.data), created_at=now, expires_at=expires_at)
+                 size=item.size, created_at=now, expires_at=expires_at)
             for owner_id, items in groups.values() for item in items
         ]
         if rows:
@@ -114,7 +131,7 @@ class FileStore:
         for group, (_owner_id, items) in groups.items():
             try:
                 for item in items:
-                    self.storage.put(item.key, item.data, item.content_type)
+                    item.put_into(self.storage)
             except Exception as failure:
                 failed[group] = failure
                 self.discard([item.key for item in items])

@@ -5,11 +5,15 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlparse
 
 from roomrender.canonical.errors import StorageUnavailable
-from roomrender.storage.base import FileMissing
+from roomrender.storage.base import FileMissing, StorageOptions
 
 # A full or read-only disk, a quota, a dead device: the store may come back, nothing is wrong
 # with the request.
@@ -20,6 +24,11 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def is_safe_key(key: str) -> bool:
     return bool(_SAFE_KEY.fullmatch(key)) and ".." not in key
+
+
+def open_local(url: str, options: StorageOptions) -> LocalStorage:
+    """`file:///path`: the `file` entry point of `roomrender.storage`."""
+    return LocalStorage(Path(urlparse(url).path), options.public_base_url)
 
 
 class LocalStorage:
@@ -34,6 +43,13 @@ class LocalStorage:
         return self.root / key[:2] / key
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._write(key, lambda handle: handle.write(data))
+
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        with path.open("rb") as source:
+            self._write(key, lambda handle: shutil.copyfileobj(source, handle))
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         path = self._path(key)
         tmp: str | None = None
         try:
@@ -41,7 +57,7 @@ class LocalStorage:
             # Write then rename, so a reader never sees half a file.
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                fill(handle)
             os.replace(tmp, path)
         except OSError as failed:
             if tmp is not None:
@@ -61,7 +77,7 @@ class LocalStorage:
         except FileNotFoundError as missing:
             raise FileMissing(key) from missing
 
-    def path(self, key: str) -> Path:
+    def local_path(self, key: str) -> Path:
         """The file on disk, for serving it without reading it into memory."""
         path = self._path(key)
         if not path.is_file():

@@ -9,15 +9,21 @@ a presigned URL valid for `presign_seconds`, freshly signed each time a job is r
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from roomrender.canonical.errors import StorageUnavailable
-from roomrender.storage.base import FileMissing
+from roomrender.storage.base import FileMissing, StorageOptions
 from roomrender.storage.local import is_safe_key
 
 # Signed in place of a key to learn what the store's URLs look like before the key.
 _PROBE_KEY = "roomrender-url-probe"
+
+
+def open_s3(url: str, options: StorageOptions) -> S3Storage:
+    """`s3://bucket/prefix`: the `s3` entry point of `roomrender.storage`."""
+    return S3Storage.from_url(url, public_url=options.public_url, presign_seconds=options.presign_seconds)
 
 
 class S3Storage:
@@ -60,6 +66,17 @@ class S3Storage:
         except (BotoCoreError, ClientError) as failed:
             raise StorageUnavailable(f"the object store refused the file: {failed}") from failed
 
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # In parts when it is large; never whole in memory.
+            self.client.upload_file(str(path), self.bucket, self._object(key),
+                                    ExtraArgs={"ContentType": content_type})
+        except (BotoCoreError, ClientError, S3UploadFailedError) as failed:
+            raise StorageUnavailable(f"the object store refused the file: {failed}") from failed
+
     def get(self, key: str) -> bytes:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
@@ -74,6 +91,10 @@ class S3Storage:
             return
         # Deleting a missing object succeeds on S3, so this is idempotent like LocalStorage's.
         self.client.delete_object(Bucket=self.bucket, Key=name)
+
+    def local_path(self, key: str) -> None:
+        """None: clients download from the store itself (`url`)."""
+        return None
 
     def url(self, key: str) -> str:
         if self.public_url:

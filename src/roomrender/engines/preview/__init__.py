@@ -1,5 +1,5 @@
 """The preview engine: plain image processing, no weights, no AI."""
 
-from roomrender.engines.preview.engine import PreviewEngine
+from roomrender.engines.preview.engine import PreviewEngine, preview_engine
 
-__all__ = ["PreviewEngine"]
+__all__ = ["PreviewEngine", "preview_engine"]

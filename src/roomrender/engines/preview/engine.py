@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 from roomrender.canonical.errors import Unsupported
 from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.catalog import Style, find_style, styles
+from roomrender.config import Settings
 from roomrender.engines.base import (
     BatchCanceled,
     BatchContext,
@@ -166,6 +167,11 @@ def expand(image: Image.Image, spec: Expand) -> Image.Image:
     return _to_image(push_pull_fill(canvas, known))
 
 
+def preview_engine(settings: Settings) -> PreviewEngine:
+    """The `preview` entry point of `roomrender.engines`: it needs no settings."""
+    return PreviewEngine()
+
+
 class PreviewEngine:
     name = "preview"
     max_batch_images = 8
@@ -198,6 +204,9 @@ class PreviewEngine:
 
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         return f"preview:{request.task.value}:{width}x{height}"
+
+    def warm_up(self) -> None:
+        """Nothing to load: no weights."""
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
         results: list[JobResult] = []

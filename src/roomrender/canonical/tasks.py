@@ -57,9 +57,9 @@ PER_IMAGE = Cost(1, per="image", counted_by="n")
 
 @dataclass(frozen=True)
 class EngineUse:
-    """An engine that runs the task, and the request fields it does not honour there (it ignores
-    or refuses them; those the task does not take are left out): clients should not offer them
-    on that engine."""
+    """An engine that runs the task, and the request fields it does not honour there: it ignores
+    or refuses them, or makes nothing of them (`n` copies of one deterministic result). Clients
+    should not offer them on that engine; those the task does not take are left out."""
 
     engine: str
     ignores: frozenset[str] = frozenset()
@@ -122,6 +122,10 @@ _SIZE = ("width", "height")
 # The preview engine has no model: none of this reaches it; model and control_map it refuses.
 _NO_MODEL = frozenset({"negative_prompt", "steps", "guidance", "speed", "model", "control_map",
                        "width", "height"})
+
+
+# Its image processing gives one result for one input: no seed, and n copies of the same image.
+_FIXED = ("seed", "n")
 
 
 def _preview(*ignores: str) -> EngineUse:
@@ -201,27 +205,27 @@ def _definitions() -> list[TaskDefinition]:
                                 "area, or remove=true")),
             output=ArtifactKind.image, cost=PER_IMAGE,
             # The preview engine can only erase: it refuses an edit by prompt, materials or photo.
-            engines=(_preview("reference_image", "prompt", "materials", "strength", "seed"), _DIFFUSERS)),
+            engines=(_preview("reference_image", "prompt", "materials", "strength", *_FIXED), _DIFFUSERS)),
         TaskDefinition(
             Task.recolor, "Walls, floor, ceiling or a painted area in a given colour",
             inputs=("image", "mask"),
             options=("color", "area", "exact_color", "prompt", "strength", *_SAMPLING),
             requires=(_NEEDS_IMAGE, InputRule(("color",), "a recolor needs a color such as #A3B18A")),
             output=ArtifactKind.image, cost=PER_IMAGE, check=_area_is_a_surface,
-            engines=(_preview("exact_color", "prompt", "strength", "seed"), _DIFFUSERS)),
+            engines=(_preview("exact_color", "prompt", "strength", *_FIXED), _DIFFUSERS)),
         TaskDefinition(
             Task.upscale, "The picture enlarged two, four or eight times",
             inputs=("image",),
             options=("scale", "prompt", *_SAMPLING),
             requires=(_NEEDS_IMAGE, InputRule(("scale",), "an upscale needs a scale of 2, 4 or 8")),
             output=ArtifactKind.image, cost=PER_IMAGE, resize=_scaled,
-            engines=(_preview("prompt", "seed"), _DIFFUSERS)),
+            engines=(_preview("prompt", *_FIXED), _DIFFUSERS)),
         TaskDefinition(
             Task.expand, "The picture extended past its edges",
             inputs=("image",),
             options=("expand", "prompt", *_SIZE, *_SAMPLING),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE, resize=_expanded,
-            engines=(_preview("prompt", "seed"), _DIFFUSERS)),
+            engines=(_preview("prompt", *_FIXED), _DIFFUSERS)),
         TaskDefinition(
             Task.segment, "Labelled masks of the room's walls, floor, ceiling and furniture",
             inputs=("image",), options=("model",),
@@ -241,7 +245,7 @@ def _definitions() -> list[TaskDefinition]:
             output=ArtifactKind.image, cost=PER_IMAGE, engines=(_DIFFUSERS,)),
         TaskDefinition(
             Task.cutout, "The subject on a transparent background",
-            inputs=("image",), options=("n", "model"),
+            inputs=("image",), options=("model",),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             output_formats=("png", "webp"),
             engines=(_preview(), _DIFFUSERS)),
@@ -254,7 +258,7 @@ def _definitions() -> list[TaskDefinition]:
                       InputRule(("placement",), "place needs a placement {x, y, w, h}: where the "
                                                 "product goes, in pixels of the room photo")),
             output=ArtifactKind.image, cost=PER_IMAGE, check=_area_is_a_box,
-            engines=(_preview("prompt", "strength", "seed"), _DIFFUSERS)),
+            engines=(_preview("prompt", "strength", *_FIXED), _DIFFUSERS)),
     ]
 
 

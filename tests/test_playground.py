@@ -495,7 +495,10 @@ def test_failed_job_and_rejected_request_show_the_api_message(live: Starter,
 
 
 class TwoTaskEngine(PreviewEngine):
-    """The preview engine, running restyle and cutout only."""
+    """The preview engine under another name (no task definition names it, so it is taken to
+    honour every option), running restyle and cutout only."""
+
+    name = "two_tasks"
 
     def supported_tasks(self) -> frozenset[Task]:
         return frozenset({Task.restyle, Task.cutout})
@@ -525,6 +528,20 @@ def test_the_task_list_comes_from_v1_tasks(live: Starter, visit: Visitor) -> Non
         options = page.locator("#step-options").bounding_box()
         unavailable = page.locator("#step-unavailable").bounding_box()
         assert options is not None and unavailable is not None and options["y"] < unavailable["y"]
+
+        # Options the playground has no control of its own for get one from their JSON schema.
+        upload_photo(page)
+        pick_task(page, "restyle")
+        page.get_by_text("More options").click()
+        page.get_by_label("Steps").fill("12")
+        page.get_by_label("Negative prompt").fill("clutter")
+        page.get_by_label("Keep structure").check()
+        page.get_by_label("Speed").select_option("fast")
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("#1 in the queue").wait_for()
+    job = server.services.jobs.list(server.services.keys.list()[0], limit=1).jobs[0]
+    assert (job.request.steps, job.request.negative_prompt) == (12, "clutter")
+    assert job.request.keep_structure and job.request.speed == "fast" and job.request.width is None
     assert any(url.endswith("/v1/tasks") for url in seen.requested)
 
 

@@ -118,3 +118,63 @@ def test_submit_places_a_product(tmp_path, settings):
     red, green, blue = pixels.getpixel((130, 130))
     assert abs(red - 200) <= 30 and abs(green - 150) <= 30 and abs(blue - 30) <= 30
     assert pixels.getpixel((10, 10)) == Image.open(room).convert("RGB").getpixel((10, 10))
+
+
+def test_submit_runs_edit_recolor_upscale_and_expand_with_their_flags(tmp_path, settings):
+    from roomrender.app import create_app
+    from roomrender.services import build_services
+    from tests.servers import free_port as a_free_port
+    from tests.servers import run_uvicorn
+
+    port = a_free_port()
+    settings = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}",
+                                           "worker_poll_seconds": 0.05})
+    services = build_services(settings)
+    key = services.keys.create("cli")[1]
+    room = tmp_path / "room.png"
+    room.write_bytes(make_room_photo(200, 100, fmt="PNG"))
+    mask = tmp_path / "mask.png"
+    hole = Image.new("L", (200, 100), 0)
+    hole.paste(255, (120, 60, 160, 90))
+    hole.save(mask)
+    runner = CliRunner()
+
+    def run(*flags: str) -> Image.Image:
+        out = tmp_path / flags[1] / str(len(flags))
+        result = runner.invoke(app, ["submit", str(room), *flags, "--wait", "--out", str(out),
+                                     "--server", base, "--key", key])
+        assert result.exit_code == 0, result.output
+        [saved] = list(out.iterdir())
+        return Image.open(saved).convert("RGB")
+
+    original = Image.open(room).convert("RGB")
+    with run_uvicorn(create_app(settings, services=services, workers=1, janitor=False), port) as base:
+        edited = run("--task", "edit", "--mask", str(mask), "--remove")
+        recolored = run("--task", "recolor", "--color", "#2040C0", "--area", "floor")
+        upscaled = run("--task", "upscale", "--scale", "2")
+        expanded = run("--task", "expand", "--expand-left", "0.5", "--expand-right", "0",
+                       "--expand-top", "0.2")
+        # A flag the task does not take is refused before anything is sent.
+        refused = runner.invoke(app, ["submit", str(room), "--task", "upscale", "--color", "#000000",
+                                      "--server", base, "--key", key])
+    services.db.dispose()
+    assert refused.exit_code == 2 and "upscale does not take it" in refused.output
+
+    # edit: the masked area is filled from around it, the rest is the photo.
+    assert edited.getpixel((140, 75)) != original.getpixel((140, 75))
+    assert edited.getpixel((20, 20)) == original.getpixel((20, 20))
+    # recolor: the floor (the bottom band) turns blue, the ceiling stays.
+    red, green, blue = recolored.getpixel((100, 95))
+    assert blue > red and blue > green
+    assert recolored.getpixel((100, 5)) == original.getpixel((100, 5))
+    assert upscaled.size == (400, 200)
+    assert expanded.size == (300, 120)
+
+
+def test_submit_help_lists_every_task_option_and_flags_take_no_value():
+    result = CliRunner().invoke(app, ["submit", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for flag in ("--mask", "--color", "--area", "--scale", "--expand-left", "--expand-bottom",
+                 "--placement", "--product-image", "--remove", "--output-format"):
+        assert flag in result.output, flag
+    assert "<bool>" not in result.output and "BOOLEAN" not in result.output

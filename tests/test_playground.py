@@ -33,8 +33,10 @@ from playwright.sync_api import (
 
 from roomrender.app import create_app
 from roomrender.canonical.boxes import Box, default_area
+from roomrender.canonical.models import Task
 from roomrender.config import Settings
 from roomrender.engines.base import Engine
+from roomrender.engines.preview.engine import PreviewEngine
 from roomrender.samples import room_photo
 from roomrender.services import Services, build_services
 from tests.servers import free_port, run_uvicorn
@@ -393,8 +395,9 @@ def test_place_a_product_in_the_boxes_dragged_by_mouse_and_keyboard(live: Starte
         assert area == Box(x=moved.x + 12, y=moved.y, w=moved.w, h=moved.h + 4)
         assert area.contains(placement)
         page.get_by_role("button", name="Reset").wait_for()
+        # The preview engine's composite is the same for any seed: it offers none.
+        assert page.get_by_label("Seed", exact=True).count() == 0
 
-        page.get_by_label("Seed", exact=True).fill("3")
         page.get_by_role("button", name="Generate").click()
         page.locator(".strip .badge", has_text="Done").wait_for()
         page.wait_for_function("() => document.querySelector("
@@ -404,7 +407,7 @@ def test_place_a_product_in_the_boxes_dragged_by_mouse_and_keyboard(live: Starte
         result = fetch_image(src).convert("RGB")
 
     job = server.services.jobs.list(server.services.keys.list()[0], limit=5).jobs[0]
-    assert job.task.value == "place" and job.request.seed == 3
+    assert job.task.value == "place" and job.request.seed is None
     assert job.request.placement == placement and job.request.area == area
     room = Image.open(io.BytesIO(room_photo(640, 420))).convert("RGB")
     # The product stands on the placement's bottom edge; outside the area nothing changed.
@@ -473,8 +476,9 @@ def test_cancel_a_queued_job(live: Starter, visit: Visitor) -> None:
 def test_failed_job_and_rejected_request_show_the_api_message(live: Starter,
                                                               visit: Visitor) -> None:
     with live(FailingEngine()) as server:
+        metered = server.services.keys.create("metered", credits=2)[1]
         page = visit(server.base).page
-        connect(page, server.key)
+        connect(page, metered)
         upload_photo(page)
         pick(page, "Restyle")
         page.get_by_role("button", name="Generate").click()
@@ -482,15 +486,116 @@ def test_failed_job_and_rejected_request_show_the_api_message(live: Starter,
         notice.wait_for()
         assert "the model exploded" in notice.inner_text()
 
-        pick(page, "Edit an area")
-        page.get_by_label("Remove what I paint").uncheck()
-        page.get_by_label("What to put there").fill("a green armchair")
-        canvas = page.get_by_label("Mask: paint over the area to change")
-        box = canvas.bounding_box()
-        assert box is not None
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        # The failed job gave its credit back: 2 left, and 3 images cost 3.
+        page.get_by_label("Images").fill("3")
+        page.get_by_role("button", name="Generate 3 images").click()
+        page.get_by_role("alert").filter(has_text="not enough credits").wait_for()
+        assert "this job costs 3 and the key has 2 left" in page.get_by_role("alert").filter(
+            has_text="not enough credits").inner_text()
+
+
+class TwoTaskEngine(PreviewEngine):
+    """The preview engine under another name (no task definition names it, so it is taken to
+    honour every option), running restyle and cutout only."""
+
+    name = "two_tasks"
+
+    def supported_tasks(self) -> frozenset[Task]:
+        return frozenset({Task.restyle, Task.cutout})
+
+
+def pick_task(page: Page, name: str) -> None:
+    page.locator(f"label:has(input[name=task][value={name}])").click()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_task_list_comes_from_v1_tasks(live: Starter, visit: Visitor) -> None:
+    with live(TwoTaskEngine(), workers=0) as server:
+        seen = visit(server.base)
+        page = seen.page
+        connect(page, server.key)
+        catalog = httpx.get(server.base + "/v1/tasks").json()
+        tiles = page.locator("input[name=task]")
+        tiles.first.wait_for()
+        assert sorted(tiles.evaluate_all("inputs => inputs.map(i => i.value)")) == ["cutout", "restyle"]
+        summary = next(t["summary"] for t in catalog["tasks"] if t["name"] == "cutout")
+        assert page.locator("label", has_text="Cut out").locator(".task-blurb").inner_text() == summary
+        greyed = page.locator("input[name=unavailable-task]")
+        assert greyed.count() == len(Task) - 2
+        assert all(greyed.nth(i).is_disabled() for i in range(greyed.count()))
+        # The chosen task's options come right after its tiles, the greyed tasks below them.
+        options = page.locator("#step-options").bounding_box()
+        unavailable = page.locator("#step-unavailable").bounding_box()
+        assert options is not None and unavailable is not None and options["y"] < unavailable["y"]
+
+        # Options the playground has no control of its own for get one from their JSON schema.
+        upload_photo(page)
+        pick_task(page, "restyle")
+        page.get_by_text("More options").click()
+        page.get_by_label("Steps").fill("12")
+        page.get_by_label("Negative prompt").fill("clutter")
+        page.get_by_label("Keep structure").check()
+        page.get_by_label("Speed").select_option("fast")
         page.get_by_role("button", name="Generate").click()
-        page.get_by_role("alert").filter(has_text="needs the diffusers engine").wait_for()
+        page.get_by_text("#1 in the queue").wait_for()
+    job = server.services.jobs.list(server.services.keys.list()[0], limit=1).jobs[0]
+    assert (job.request.steps, job.request.negative_prompt) == (12, "clutter")
+    assert job.request.keep_structure and job.request.speed == "fast" and job.request.width is None
+    assert any(url.endswith("/v1/tasks") for url in seen.requested)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_preview_playground_offers_no_option_it_would_ignore(live: Starter, visit: Visitor) -> None:
+    with live(workers=0) as server:
+        page = visit(server.base).page
+        connect(page, server.key)
+        catalog = httpx.get(server.base + "/v1/tasks").json()
+        runs = [task for task in catalog["tasks"] if task["runs_here"]]
+        assert {task["name"] for task in runs} == {t.value for t in PreviewEngine().supported_tasks()}
+        for task in runs:
+            pick_task(page, task["name"])
+            page.locator(f"input[name=task][value={task['name']}]:checked").wait_for()
+            shown = set(page.locator(".controls [data-option]").evaluate_all(
+                "nodes => nodes.map(n => n.dataset.option)"))
+            takes = {i["name"] for i in task["inputs"]} | set(task["options"])
+            assert shown <= takes - set(task["ignored_options"]), (task["name"], shown)
+        # Restyle there is a regrade by style: no prompt, no room type to fill in.
+        pick_task(page, "restyle")
+        page.get_by_text("Coastal").first.wait_for()
+        assert page.locator("#prompt").count() == 0 and page.locator("#room-type").count() == 0
+        # Edit there can only erase: removing is not a choice, nothing asks what to put there.
+        pick_task(page, "edit")
+        remove = page.get_by_label("Remove what I paint")
+        assert remove.is_checked() and remove.is_disabled()
+        assert page.get_by_label("What to put there").count() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_an_oversized_or_wrong_photo_is_refused_before_upload(live: Starter, visit: Visitor,
+                                                              tmp_path: Path) -> None:
+    huge = tmp_path / "huge.jpg"  # a photo of 30 MB (a file: the browser reads it from disk)
+    huge.write_bytes(room_photo(64, 48) + bytes(30 * 1024 * 1024))
+    with live(workers=0) as server:
+        seen = visit(server.base)
+        page = seen.page
+        connect(page, server.key)
+        page.set_input_files("#photo-file", files=[huge])
+        page.get_by_role("alert").filter(
+            has_text="huge.jpg is 30 MB; the server takes at most 20 MB.").wait_for()
+        notes: FilePayload = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a room"}
+        page.set_input_files("#photo-file", files=[notes])
+        page.get_by_role("alert").filter(has_text="notes.txt is not a JPEG, PNG or WebP image.").wait_for()
+        page.get_by_role("button", name="Generate").click()
+        page.locator(".generate [role=alert]", has_text="not a JPEG, PNG or WebP").wait_for()
+        # A URL the browser cannot read as an image says so at once.
+        page.get_by_label("Image URL of a room photo").fill(server.base + "/healthz")
+        page.get_by_role("button", name="Use").click()
+        page.get_by_role("alert").filter(has_text="This image URL could not be loaded").wait_for()
+    assert not any("/v1/uploads" in url for url in seen.requested)
+    assert not any(url.endswith("/v1/jobs") for url in seen.requested)
 
 
 @pytest.mark.slow

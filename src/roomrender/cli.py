@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import logging
 import os
@@ -18,7 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from roomrender.canonical.models import Task
+from roomrender.canonical.tasks import IMAGE_INPUTS
 from roomrender.config import Settings
+from roomrender.task_flags import is_local_file, request_fields, task_flags
 
 app = typer.Typer(help="roomrender: self-hosted AI interior-design rendering.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -310,45 +314,45 @@ def _sse_events(response: httpx.Response):  # type: ignore[no-untyped-def]
             event, data = "message", []
 
 
-@app.command()
+def _show_help(ctx: typer.Context, value: bool) -> None:
+    if value:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+# Typer's own --help shows as `--help <bool>`; a flag takes no value, so it shows none.
+HelpFlag = Annotated[bool, typer.Option("--help", metavar="", is_eager=True, expose_value=False,
+                                        callback=_show_help, help="Show this message and exit.")]
+
+
 def submit(
-    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a room photo")],
-    style: Annotated[str, typer.Option(help="a style from /v1/catalog")] = "modern",
-    room: Annotated[str | None, typer.Option(help="a room type from /v1/catalog")] = None,
-    task: Annotated[str, typer.Option(help="the task")] = "restyle",
-    prompt: Annotated[str | None, typer.Option()] = None,
-    n: Annotated[int, typer.Option(help="how many images")] = 1,
-    seed: Annotated[int | None, typer.Option()] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="follow progress and save the results")] = False,
+    image: Annotated[Path | None, typer.Argument(
+        exists=True, dir_okay=False, help="the photo (every task but text_to_image)")] = None,
+    task: Annotated[Task, typer.Option(help="the task")] = Task.restyle,
+    wait: Annotated[bool, typer.Option("--wait", metavar="",
+                                       help="follow progress and save the results")] = False,
     out: Annotated[Path, typer.Option(help="where results are saved")] = Path("."),
     server: Annotated[str, typer.Option(envvar="ROOMRENDER_URL")] = "http://127.0.0.1:8000",
     key: Annotated[str | None, typer.Option(envvar="ROOMRENDER_API_KEY", help="API key")] = None,
-    product: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
-                                                 help="--task place: the product's photo")] = None,
-    placement: Annotated[str | None, typer.Option(
-        help="--task place: where the product goes, x,y,w,h in pixels of the photo")] = None,
-    area: Annotated[str | None, typer.Option(
-        help="--task place: the only part of the photo that may change, x,y,w,h")] = None,
+    show_help: HelpFlag = False,
+    **given: Any,
 ) -> None:
-    """Send a photo to a running server; with --wait, show progress and save the results."""
+    """Send a job to a running server; with --wait, show progress and save the results. Every
+    option of every task has its flag (generated from the task definitions)."""
     if not key:
         console.print("an API key is needed: --key or ROOMRENDER_API_KEY")
         raise typer.Exit(2)
-    boxes = {name: _box(name, value) for name, value in (("placement", placement), ("area", area)) if value}
+    fields = request_fields(task, _SUBMIT_FLAGS, given)
+    if image is not None:
+        fields["image"] = str(image)
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server, headers=headers, timeout=60) as client:
-        upload = client.post("/v1/uploads", files={"file": (image.name, image.read_bytes())})
-        _raise_for(upload)
-        body: dict[str, Any] = {"task": task, "image": upload.json()["id"], "n": n, **boxes}
-        if product is not None:
-            product_upload = client.post("/v1/uploads", files={"file": (product.name, product.read_bytes())})
-            _raise_for(product_upload)
-            body["product_image"] = product_upload.json()["id"]
-        if task in ("restyle", "stage"):
-            body["style"] = style
-        for name, value in (("room_type", room), ("prompt", prompt), ("seed", seed)):
-            if value is not None:
-                body[name] = value
+        body: dict[str, Any] = {"task": task.value}
+        for name, value in fields.items():
+            if name in IMAGE_INPUTS:
+                value = ([_image_ref(client, ref) for ref in value] if isinstance(value, list)
+                         else _image_ref(client, value))
+            body[name] = value
         created = client.post("/v1/jobs", json=body)
         _raise_for(created)
         job = created.json()
@@ -356,20 +360,7 @@ def submit(
         if not wait:
             print(job["urls"]["self"])
             return
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeElapsedColumn(), console=console) as progress:
-            bar = progress.add_task(job["status"], total=100)
-            with client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=None) as stream:
-                _raise_for(stream)
-                for event, data in _sse_events(stream):
-                    if event == "status":
-                        job = data
-                        label = job["status"]
-                        if job.get("queue_position"):
-                            label += f" (#{job['queue_position']} in queue)"
-                        progress.update(bar, completed=job["progress"], description=label)
-                    elif event == "end":
-                        break
+        job = _follow(client, job)
         if job["status"] != "succeeded":
             error = job.get("error") or {}
             console.print(f"job {job['status']}: {error.get('message', '')}")
@@ -381,20 +372,47 @@ def submit(
             response = client.get(output["url"])
             _raise_for(response)
             path.write_bytes(response.content)
-            console.print(f"saved {path} ({output['width']}x{output['height']})")
+            size = f" ({output['width']}x{output['height']})" if output.get("width") else ""
+            console.print(f"saved {path}{size}")
 
 
-def _box(name: str, value: str) -> dict[str, int]:
-    """`x,y,w,h` → a box in pixels."""
-    parts = value.split(",")
-    try:
-        numbers = [int(part.strip()) for part in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) != 4:
-        raise typer.BadParameter(f"{value!r} is not x,y,w,h in whole pixels, e.g. 120,200,160,120",
-                                 param_hint=f"--{name}")
-    return dict(zip(("x", "y", "w", "h"), numbers, strict=True))
+# The command's own parameters, then a flag for each task option (task_flags.py), which reach
+# `submit` in `given`.
+_SUBMIT_FLAGS = task_flags()
+submit.__signature__ = inspect.signature(submit, eval_str=True).replace(  # type: ignore[attr-defined]
+    parameters=[*(p for p in inspect.signature(submit, eval_str=True).parameters.values()
+                  if p.kind is not inspect.Parameter.VAR_KEYWORD),
+                *(p for flag in _SUBMIT_FLAGS for p in flag.parameters)])
+app.command(add_help_option=False)(submit)
+
+
+def _image_ref(client: httpx.Client, reference: str) -> str:
+    """A file here is uploaded (its upload id is sent); a URL, data: URI or upload id goes as it is."""
+    if not is_local_file(reference):
+        return reference
+    path = Path(reference)
+    upload = client.post("/v1/uploads", files={"file": (path.name, path.read_bytes())})
+    _raise_for(upload)
+    return str(upload.json()["id"])
+
+
+def _follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
+    """The job's events, shown as a progress bar, until it ends; the job as it ended."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task(job["status"], total=100)
+        with client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=None) as stream:
+            _raise_for(stream)
+            for event, data in _sse_events(stream):
+                if event == "status":
+                    job = data
+                    label = job["status"]
+                    if job.get("queue_position"):
+                        label += f" (#{job['queue_position']} in queue)"
+                    progress.update(bar, completed=job["progress"], description=label)
+                elif event == "end":
+                    break
+    return job
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -25,13 +25,8 @@ from roomrender.canonical.errors import (
     NotFound,
     UrlRefused,
 )
-from roomrender.canonical.models import (
-    GenerationRequest,
-    Job,
-    JobStatus,
-    Task,
-    missing_input,
-)
+from roomrender.canonical.models import GenerationRequest, Job, JobStatus
+from roomrender.canonical.tasks import TASKS, cost_of, missing_input
 from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
@@ -75,7 +70,8 @@ def storable_text(text: str) -> str:
 
 
 def check_task_inputs(request: GenerationRequest) -> None:
-    """What every engine needs for a task (canonical TASK_INPUTS), and known style names."""
+    """What every engine needs for a task (its definition, canonical/tasks.py), and known style
+    names."""
     problem = missing_input(request)
     if problem is not None:
         raise InvalidRequest(problem)
@@ -201,7 +197,8 @@ class JobService:
             except UrlRefused as refused:
                 raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)
-        self._check_credits(owner, request.n)
+        cost = cost_of(request)
+        self._check_credits(owner, cost)
         max_active = self.max_active_jobs(owner)
         self._check_active_jobs(owner, max_active)
 
@@ -222,7 +219,7 @@ class JobService:
             id=job_id, owner_id=owner.id, dialect=dialect, task=request.task.value,
             status=JobStatus.queued.value, engine=self.engine.name,
             batch_key=self.engine.batch_key(request, *size),
-            request=request.model_dump(mode="json"), cost=request.n, priority=request.priority,
+            request=request.model_dump(mode="json"), cost=cost, priority=request.priority,
             progress=0.0, attempts=0, max_attempts=self.settings.max_attempts,
             cancel_requested=False, idempotency_key=idempotency_key, request_hash=digest,
             created_at=now, updated_at=now,
@@ -232,7 +229,7 @@ class JobService:
         try:
             if not self.queue.enqueue(row, [found.key for found in inputs.values()],
                                       max_active=max_active):
-                raise InsufficientCredits(self._credits_message(owner, request.n))
+                raise InsufficientCredits(self._credits_message(owner, cost))
         except BaseException as refused:
             # Nothing of a refused request stays: the inputs it brought go with it.
             self.files.discard([new.key for new in new_files])
@@ -278,14 +275,10 @@ class JobService:
         return request.model_copy(update=updates)
 
     def _check_output_size(self, request: GenerationRequest, size: tuple[int | None, int | None]) -> None:
-        width, height = size
-        if width is None or height is None:
+        if size[0] is None or size[1] is None:
             return
-        factor = request.scale if request.task == Task.upscale and request.scale else 1
-        if request.task == Task.expand and request.expand is not None:
-            width = round(width * (1 + request.expand.left + request.expand.right))
-            height = round(height * (1 + request.expand.top + request.expand.bottom))
-        pixels = width * height * factor * factor
+        width, height = TASKS[request.task].output_size(request, size[0], size[1])
+        pixels = width * height
         if pixels > self.settings.max_output_pixels:
             raise InvalidRequest(
                 f"the output would be {pixels} pixels; at most {self.settings.max_output_pixels} "

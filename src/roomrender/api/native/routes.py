@@ -17,6 +17,7 @@ from roomrender.api.auth import require_key
 from roomrender.api.deps import IdempotencyKey, Key, iso, services
 from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.api.guards import StreamSlots
+from roomrender.api.native import tasks
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.reads import read
 from roomrender.api.shutdown import shutting_down
@@ -283,5 +284,5 @@ FAST_ROUTES = [Route("/v1/jobs/{job_id}", _poll_job, methods=["GET"]),
                # An open stream holds a short call stack this way (see StreamEndpoint).
                Route("/v1/jobs/{job_id}/events", StreamEndpoint(_open_job_events), methods=["GET"])]
 
-PLUG = DialectPlug(name=NATIVE, routers=[router],
+PLUG = DialectPlug(name=NATIVE, routers=[router, tasks.router],
                    leading_routes=FAST_ROUTES, webhook_body=webhook_body)

@@ -20,7 +20,8 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from roomrender.canonical.errors import InvalidRequest
-from roomrender.canonical.models import TASK_INPUTS, GenerationRequest, Task
+from roomrender.canonical.models import GenerationRequest, Task
+from roomrender.canonical.tasks import TASK_INPUTS
 from roomrender.catalog import load_data_file, room_types, styles
 
 # Canonical fields that hold image references (a /v1/files URL there becomes an upload id).

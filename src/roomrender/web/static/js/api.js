@@ -39,8 +39,13 @@ async function send(url, init) {
   return answer(response);
 }
 
-// The catalog needs no key.
-export const loadCatalog = () => send('v1/catalog', {});
+// The catalog needs no key: the tasks, what each takes and whether this server runs it, and the
+// limits of input images (GET /v1/tasks); styles and room types (GET /v1/catalog).
+export async function loadCatalog() {
+  const [tasks, catalog] = await Promise.all([send('v1/tasks', {}), send('v1/catalog', {})]);
+  return { engine: tasks.engine, tasks: tasks.tasks, limits: tasks.input_limits,
+    styles: catalog.styles, room_types: catalog.room_types };
+}
 
 export class Api {
   constructor(key) {

@@ -4,14 +4,16 @@ import { render } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Api, isTerminal, loadCatalog } from './api.js';
 import { initialBoxes } from './boxes.js';
-import { TaskControls, TaskPicker } from './controls.js';
+import { TaskControls, TaskPicker, UnavailableTasks } from './controls.js';
 import { History } from './history.js';
 import { html } from './html.js';
 import { KeyForm } from './key.js';
 import { maskBlob } from './mask.js';
 import { PhotoPicker } from './photo.js';
 import { forgetKey, inputOf, rememberInput, saveKey, savedKey } from './storage.js';
-import { DEFAULTS, jobBody, needsMask, taskInfo } from './tasks.js';
+import {
+  byLook, DEFAULTS, fileProblem, jobBody, needsMask, needsPhoto, offered, taskInfo,
+} from './tasks.js';
 import { Viewer } from './viewer.js';
 
 const HISTORY_SIZE = 15;
@@ -42,7 +44,13 @@ function Header({ catalog, account, onChangeKey }) {
   </header>`;
 }
 
-const firstTask = (catalog) => (catalog.tasks.find((t) => t.supported) || catalog.tasks[0]).id;
+const firstTask = (catalog) => {
+  const tasks = [...catalog.tasks].sort(byLook);
+  return (tasks.find((t) => t.runs_here) || tasks[0]).name;
+};
+const inputRequired = (spec, name) => spec.inputs.some((input) => input.name === name && input.required);
+const URL_UNREADABLE = 'This image URL could not be loaded: check that it is public and is a JPEG, '
+  + 'PNG or WebP image.';
 
 function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   const [input, setInput] = useState(null);
@@ -62,12 +70,17 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   const [brush, setBrush] = useState(40);
   const [erasing, setErasing] = useState(false);
   const [painted, setPainted] = useState(false);
+  // A file refused before upload (type or size), by picker.
+  const [refused, setRefused] = useState({});
   const canvasRef = useRef(null);
   const following = useRef(null);
   const reveal = useRef(false);
   const info = taskInfo(task);
-  const masking = needsMask(task, params) && !info.noImage;
-  const placing = info.controls.includes('boxes') && !info.noImage;
+  const spec = catalog.tasks.find((t) => t.name === task);
+  const offer = offered(spec);
+  const noImage = !needsPhoto(spec);
+  const masking = needsMask(spec, params) && !noImage;
+  const placing = offer.has('placement') && !noImage;
   // The boxes belong to one photo: a new photo (or size) starts from the default boxes.
   const photoKey = input && input.width ? `${input.preview} ${input.width}x${input.height}` : null;
   const placed = photoKey && (boxes && boxes.photo === photoKey ? boxes
@@ -89,11 +102,22 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
     return () => following.current && following.current.abort();
   }, [api]);
 
-  // An image from a file (uploaded at once, so problems show before Generate) or from a URL.
-  const choose = async (setter, source) => {
+  // An image from a file (checked, then uploaded at once, so problems show before Generate) or
+  // from a URL (loaded here at once, so one that cannot be read says so).
+  const choose = async (setter, source, slot) => {
     setSubmitError('');
+    setRefused((current) => ({ ...current, [slot]: '' }));
     if (typeof source === 'string') {
       setter({ preview: source, ref: source, url: source, name: source, status: 'ready' });
+      const probe = new Image();
+      probe.onerror = () => setter((current) => (current && current.preview === source
+        ? { ...current, status: 'error', error: URL_UNREADABLE } : current));
+      probe.src = source;
+      return;
+    }
+    const problem = fileProblem(source, catalog.limits);
+    if (problem) {
+      setRefused((current) => ({ ...current, [slot]: problem }));
       return;
     }
     const preview = URL.createObjectURL(source);
@@ -114,7 +138,7 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   const choosePhoto = (source) => {
     setView('photo');
     setPainted(false);
-    return choose(setInput, source);
+    return choose(setInput, source, 'photo');
   };
 
   useEffect(() => {
@@ -161,19 +185,19 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
   }, [job && job.id]);
 
   const problem = () => {
-    if (!info.noImage && !input) return 'Choose a room photo first.';
-    if (!info.noImage && input.status === 'uploading') return 'The photo is still uploading.';
-    if (!info.noImage && input.status === 'error') return input.error;
-    if (info.controls.includes('reference') && !(reference && reference.status === 'ready')) {
+    if (!noImage && !input) return refused.photo || 'Choose a room photo first.';
+    if (!noImage && input.status === 'uploading') return 'The photo is still uploading.';
+    if (!noImage && input.status === 'error') return input.error;
+    if (offer.has('reference_image') && reference && reference.status === 'error') return reference.error;
+    if (inputRequired(spec, 'reference_image') && !(reference && reference.status === 'ready')) {
       return 'Choose a reference photo first.';
     }
-    if (info.controls.includes('product') && !(product && product.status === 'ready')) {
+    if (offer.has('product_image') && !(product && product.status === 'ready')) {
       return product && product.status === 'error' ? product.error : 'Choose a product photo first.';
     }
     if (placing && !placed) return 'The photo is still loading.';
-    if (info.controls.includes('prompt') && info.noImage && !params.prompt.trim()) {
-      return 'Write a prompt first.';
-    }
+    const promptNeeded = spec.requires.some((rule) => rule.any_of.length === 1 && rule.any_of[0] === 'prompt');
+    if (promptNeeded && !params.prompt.trim()) return 'Write a prompt first.';
     return '';
   };
 
@@ -196,9 +220,9 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
         }
         refs.mask = (await api.upload(blob, 'mask.png')).id;
       }
-      const created = await api.post('v1/jobs', jobBody(task, params, refs));
+      const created = await api.post('v1/jobs', jobBody(spec, params, refs));
       let shown = null;
-      if (!info.noImage) {
+      if (!noImage) {
         rememberInput(created.id, { url: input.url, width: input.width, height: input.height });
         shown = { url: input.preview, width: input.width, height: input.height };
       }
@@ -241,26 +265,30 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
 
   const setParam = (name, value) => setParams((current) => ({ ...current, [name]: value }));
   const pickTask = (id) => {
+    const picked = catalog.tasks.find((t) => t.name === id);
     setTask(id);
     setSubmitError('');
-    if (needsMask(id, params) || taskInfo(id).controls.includes('boxes')) setView('photo');
+    if (needsMask(picked, params) || offered(picked).has('placement')) setView('photo');
   };
   const dimensions = (image) => setInput((current) => (current && !current.width
     ? { ...current, width: image.naturalWidth, height: image.naturalHeight } : current));
   const dropped = (event) => {
     event.preventDefault();
-    const file = [...event.dataTransfer.files].find((f) => f.type.startsWith('image/'));
+    const [file] = event.dataTransfer.files;
     if (file) choosePhoto(file);
   };
-  const count = info.controls.includes('n') ? Number(params.n) || 1 : 1;
+  const count = offer.has('n') ? Number(params.n) || 1 : 1;
+  const counted = spec.cost.counted_by;
+  const cost = spec.cost.credits * (!counted ? 1 : counted === 'n' ? count : Math.ceil(Number(params[counted]) || 1));
   const available = account && account.credits ? account.credits.available : null;
 
   return html`<main class="workspace">
     <div class="card panel">
       <section class="step" aria-labelledby="step-photo">
         <h2 id="step-photo"><span class="step-n">1</span>Room photo</h2>
-        ${info.noImage ? html`<p class="muted small">${info.label} needs no photo.</p>`
+        ${noImage ? html`<p class="muted small">${info.label} needs no photo.</p>`
           : html`<${PhotoPicker} id="photo-file" what="a room photo" input=${input}
+            limits=${catalog.limits} refused=${refused.photo}
             onFile=${choosePhoto} onUrl=${choosePhoto} />`}
       </section>
       <section class="step" aria-labelledby="step-task">
@@ -269,19 +297,21 @@ function Workspace({ api, catalog, account, onUnauthorized, onAccount }) {
       </section>
       <section class="step" aria-labelledby="step-options">
         <h2 id="step-options"><span class="step-n">3</span>${info.label}</h2>
-        <${TaskControls} task=${task} params=${params} set=${setParam} catalog=${catalog}
-          reference=${reference} onReference=${(source) => choose(setReference, source)}
-          product=${product} onProduct=${(source) => choose(setProduct, source)} />
+        <${TaskControls} spec=${spec} params=${params} set=${setParam} catalog=${catalog}
+          refused=${refused}
+          reference=${reference} onReference=${(source) => choose(setReference, source, 'reference')}
+          product=${product} onProduct=${(source) => choose(setProduct, source, 'product')} />
       </section>
       <div class="generate">
         <button type="button" class="primary big" onClick=${generate} disabled=${busy}
           aria-keyshortcuts="Control+Enter">
           ${busy ? 'Sending…' : count > 1 ? `Generate ${count} images` : 'Generate'}</button>
-        <p class="muted small">${count} credit${count === 1 ? '' : 's'}${available == null ? '' : ` of ${available} left`} · Ctrl+Enter</p>
+        <p class="muted small">${cost} credit${cost === 1 ? '' : 's'}${available == null ? '' : ` of ${available} left`} · Ctrl+Enter</p>
         <p class="error-text" role="alert">${submitError}</p>
       </div>
+      <${UnavailableTasks} catalog=${catalog} />
     </div>
-    <${Viewer} view=${view} setView=${setView} input=${input} noImage=${info.noImage}
+    <${Viewer} view=${view} setView=${setView} input=${input} noImage=${noImage}
       masking=${masking} onDimensions=${dimensions} onDrop=${dropped}
       mask=${{ brush, setBrush, erasing, setErasing, canvasRef, painted, onPainted: setPainted }}
       placing=${placing} boxes=${placed} onBoxes=${setPlaced}

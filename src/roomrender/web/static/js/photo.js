@@ -1,8 +1,11 @@
 // Choosing an image: pick a file, drop one, paste one (handled page-wide by the app) or give a URL.
 import { useRef, useState } from 'preact/hooks';
 import { html } from './html.js';
+import { megabytes } from './tasks.js';
 
-export function PhotoPicker({ id, what, input, onFile, onUrl }) {
+// `limits` (GET /v1/tasks: input_limits) say which files the server takes; `refused` why the
+// last file chosen was not sent.
+export function PhotoPicker({ id, what, input, limits, refused, onFile, onUrl }) {
   const fileRef = useRef(null);
   const [dragging, setDragging] = useState(false);
   const [url, setUrl] = useState('');
@@ -10,7 +13,7 @@ export function PhotoPicker({ id, what, input, onFile, onUrl }) {
   const drop = (event) => {
     event.preventDefault();
     setDragging(false);
-    const file = [...event.dataTransfer.files].find((f) => f.type.startsWith('image/'));
+    const [file] = event.dataTransfer.files;
     if (file) onFile(file);
   };
   const useUrl = (event) => {
@@ -42,9 +45,11 @@ export function PhotoPicker({ id, what, input, onFile, onUrl }) {
         <p>Drop ${what} here, paste it, or</p>
         <button type="button" class="secondary" onClick=${() => fileRef.current.click()}>Choose a file</button>`}
       <input ref=${fileRef} id=${id} class="visually-hidden" type="file" tabindex="-1"
-        accept="image/jpeg,image/png,image/webp" aria-label=${`Choose ${what}`} onChange=${chosen} />
+        accept=${limits ? limits.content_types.join(',') : 'image/*'} aria-label=${`Choose ${what}`} onChange=${chosen} />
     </div>
-    ${input && input.error && html`<p class="error-text" role="alert">${input.error}</p>`}
+    ${refused ? html`<p class="error-text" role="alert">${refused}</p>`
+      : input && input.error && html`<p class="error-text" role="alert">${input.error}</p>`}
+    ${limits && html`<p class="hint">JPEG, PNG or WebP, up to ${megabytes(limits.max_bytes)}.</p>`}
     <form class="url-row" onSubmit=${useUrl}>
       <input type="url" inputmode="url" placeholder="…or an image URL" value=${url}
         aria-label=${`Image URL of ${what}`} onInput=${(e) => setUrl(e.currentTarget.value)} />

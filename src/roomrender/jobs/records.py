@@ -75,9 +75,12 @@ class JobRecord:
         data merged over an earlier record's columns), JSON columns already decoded.
 
         Filled in place of the generated __init__: the poll path builds one record per read,
-        and an __init__ of 30 frozen fields costs several times the read itself."""
-        values = {name: columns[name] for name in _FIELDS}
-        values["status"] = JobStatus(values["status"])
+        and an __init__ of 30 frozen fields costs a good part of the read itself."""
+        values = dict(columns)
+        if values.keys() != _FIELD_NAMES:
+            # Columns this process does not know (a newer process's change) are left out.
+            values = {name: columns[name] for name in _FIELDS}
+        values["status"] = _STATUSES[values["status"]]
         # Raw driver rows carry SQLite's 0/1.
         values["cancel_requested"] = bool(values["cancel_requested"])
         record = object.__new__(cls)
@@ -98,6 +101,8 @@ class JobRecord:
 
 
 _FIELDS = tuple(field.name for field in fields(JobRecord))
+_FIELD_NAMES = frozenset(_FIELDS)
+_STATUSES = {status.value: status for status in JobStatus}
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, text
 
 from roomrender.canonical.models import REQUEST_VERSION, GenerationRequest, JobStatus
 from roomrender.config import Settings
-from roomrender.db.database import open_database, upgrade
+from roomrender.db.database import current_revision, open_database, upgrade
 from roomrender.db.tables import jobs
 from roomrender.jobs.records import NewJob
 from roomrender.services import Services, build_services
@@ -147,3 +148,29 @@ def test_rows_of_the_previous_release_are_version_one_and_claimed(
         assert claim is not None and [record.id for record in claim.rows] == ids
     finally:
         services.db.dispose()
+
+
+def test_a_job_with_a_field_of_a_newer_release_is_shown_and_left_for_a_newer_worker(
+        services: Services) -> None:
+    owner = services.keys.authenticate(services.keys.create("t")[1])
+    row = previous_release_row(owner.id)
+    row["request"] = {**row["request"], "future_option": "only a newer worker knows"}  # type: ignore[dict-item]
+    row["request_version"] = NEW
+    with services.db.begin() as connection:
+        connection.execute(insert(jobs).values(**row))
+
+    job = services.jobs.get(owner, str(row["id"]))  # an API of this release shows it
+    assert job.status == JobStatus.queued and job.request.image == "in-photo.png"
+    assert services.queue.claim("this-release", "preview") is None
+
+
+def test_a_schema_a_newer_release_migrated_keeps_this_release_running(
+        settings: Settings, services: Services, client: TestClient) -> None:
+    with services.db.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_next'"))
+    assert client.get("/readyz").json() == {"status": "ready"}
+    again = build_services(settings)  # starting (SQLite migrates on start: nothing to do)
+    try:
+        assert current_revision(again.db) == "9999_next"
+    finally:
+        again.db.dispose()

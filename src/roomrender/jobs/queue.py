@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 
 from roomrender.accounts.credits import CreditLedger
-from roomrender.canonical.errors import RateLimited
+from roomrender.accounts.limits import too_many_active_jobs
 from roomrender.canonical.models import REQUEST_VERSION, JobStatus
 from roomrender.db.tables import jobs
 from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
@@ -81,12 +81,6 @@ ENTERS_QUEUE = frozenset({"job.queued", "job.requeued"})
 def job_change(record: JobRecord, event: str) -> Change:
     return Change(JOB_TOPIC, record.id, {"event": event, "row": {
         name: value for name, value in record.columns().items() if name not in _NOT_CARRIED}})
-
-
-def too_many_active_jobs(max_active: int) -> RateLimited:
-    return RateLimited(f"this key has {max_active} jobs queued or running, as many as it may; "
-                       "submit more when some have finished", code="too_many_active_jobs",
-                       retry_after=5.0)
 
 
 class _NotCharged(Exception):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from roomrender.canonical.models import GenerationRequest, JobStatus
+from roomrender.canonical.models import REQUEST_VERSION, GenerationRequest, JobStatus
 
 # A JSON document as stored (the request, an output).
 Json = dict[str, Any]
@@ -20,9 +20,12 @@ _PARSED_REQUESTS_MAX = 20_000
 _parsed_lock = threading.Lock()
 
 
-def parsed_request(job_id: str, raw: Json) -> GenerationRequest:
+def parsed_request(job_id: str, raw: Json, *, known_fields_only: bool = False) -> GenerationRequest:
     request = _PARSED_REQUESTS.get(job_id)
     if request is None:
+        if known_fields_only:
+            raw = {name: value for name, value in raw.items()
+                   if name in GenerationRequest.model_fields}
         request = GenerationRequest.model_validate(raw)
         with _parsed_lock:
             _PARSED_REQUESTS[job_id] = request
@@ -96,8 +99,12 @@ class JobRecord:
         return JobRecord.from_columns({**self.__dict__, **changes})
 
     def generation_request(self) -> GenerationRequest:
-        """The job's request, parsed (once per process)."""
-        return parsed_request(self.id, self.request)
+        """The job's request, parsed (once per process). One of a newer version than this
+        process knows (a newer API wrote it, only a newer worker runs it) is read without the
+        fields this process does not know, so that the job can be shown while the upgrade rolls
+        out."""
+        return parsed_request(self.id, self.request,
+                              known_fields_only=self.request_version > REQUEST_VERSION)
 
 
 _FIELDS = tuple(field.name for field in fields(JobRecord))

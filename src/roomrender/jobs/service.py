@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from roomrender.accounts.credits import CreditLedger
 from roomrender.accounts.fetch_slots import FetchSlots
 from roomrender.accounts.keys import ApiKey
+from roomrender.accounts.limits import max_active_jobs, too_many_active_jobs
 from roomrender.canonical.boxes import placement_problem
 from roomrender.canonical.errors import (
     Conflict,
@@ -37,7 +38,7 @@ from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
-from roomrender.jobs.queue import JobQueue, too_many_active_jobs
+from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.records import JobRecord, NewJob
 from roomrender.jobs.rows import to_job
 from roomrender.netsafety import check_url
@@ -245,9 +246,7 @@ class JobService:
 
     def max_active_jobs(self, owner: ApiKey) -> int | None:
         """The key's cap on queued and running jobs (its own, else the server's)."""
-        if owner.max_active_jobs is not None:
-            return owner.max_active_jobs
-        return self.settings.max_active_jobs
+        return max_active_jobs(owner, self.settings.max_active_jobs)
 
     def _check_active_jobs(self, owner: ApiKey, max_active: int | None) -> None:
         if max_active is not None and self.queue.active_count(owner.id) >= max_active:

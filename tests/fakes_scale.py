@@ -14,7 +14,7 @@ import uuid
 from PIL import Image
 from sqlalchemy import insert
 
-from roomrender.canonical.models import GenerationRequest, JobStatus, Task
+from roomrender.canonical.models import REQUEST_VERSION, GenerationRequest, JobStatus, Task
 from roomrender.config import Settings
 from roomrender.db.tables import jobs
 from roomrender.engines.base import BatchContext, EngineJob, JobResult, RenderedImage
@@ -79,7 +79,7 @@ def bulk_enqueue(services: Services, owner_id: str, request: GenerationRequest, 
         batch_key=services.engine.batch_key(request, request.width, request.height),
         request=request.model_dump(mode="json"), cost=request.n, priority=request.priority,
         progress=0.0, attempts=0, max_attempts=services.settings.max_attempts,
-        cancel_requested=False, updated_at=now,
+        cancel_requested=False, request_version=REQUEST_VERSION, updated_at=now,
     )
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with services.db.begin() as connection:

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from roomrender.jobs.records import JobRecord
+
 TEXT_FORMAT = "%(asctime)s %(name)s %(message)s"
 _fields: ContextVar[Mapping[str, Any]] = ContextVar("roomrender_log_fields",
                                                    default=MappingProxyType({}))
@@ -64,21 +66,21 @@ def carried(function: Callable[[], None]) -> Callable[[], None]:
     return lambda: context.run(function)
 
 
-def job_fields(row: Any, key_prefix: str | None = None) -> dict[str, Any]:
-    """The fields of a line about one job, from its `jobs` row."""
-    return {"job_id": row.id, "key_prefix": key_prefix, "dialect": row.dialect, "task": row.task,
-            "engine": row.engine}
+def job_fields(record: JobRecord, key_prefix: str | None = None) -> dict[str, Any]:
+    """The fields of a line about one job."""
+    return {"job_id": record.id, "key_prefix": key_prefix, "dialect": record.dialect,
+            "task": record.task, "engine": record.engine}
 
 
-def batch_fields(rows: Iterable[Any], key_prefixes: Mapping[str, str]) -> dict[str, Any]:
+def batch_fields(records: Iterable[JobRecord], key_prefixes: Mapping[str, str]) -> dict[str, Any]:
     """The fields of a line about a batch: its job ids, and each other field as one value when
     every job shares it, else as the list of its values."""
-    rows = list(rows)
-    found: dict[str, Any] = {"job_id": [row.id for row in rows]}
-    for name, values in (("key_prefix", [key_prefixes.get(row.owner_id) for row in rows]),
-                         ("dialect", [row.dialect for row in rows]),
-                         ("task", [row.task for row in rows]),
-                         ("engine", [row.engine for row in rows])):
+    batch = list(records)
+    found: dict[str, Any] = {"job_id": [record.id for record in batch]}
+    for name, values in (("key_prefix", [key_prefixes.get(record.owner_id) for record in batch]),
+                         ("dialect", [record.dialect for record in batch]),
+                         ("task", [record.task for record in batch]),
+                         ("engine", [record.engine for record in batch])):
         distinct = list(dict.fromkeys(values))
         found[name] = distinct[0] if len(distinct) == 1 else distinct
     return found
@@ -127,20 +129,21 @@ class JobLogHook:
         # key id -> its public prefix (KeyStore.prefix_of, which caches it).
         self.key_prefix = key_prefix
 
-    def __call__(self, connection: Any, row: Any, event: str) -> None:
+    def __call__(self, connection: Any, record: JobRecord, event: str) -> None:
         if event == "job.progress":
             return
         level = logging.DEBUG if event == "job.queued" else logging.INFO
         if not log.isEnabledFor(level):
             return
-        with bound(**job_fields(row, self.key_prefix(row.owner_id))):
+        with bound(**job_fields(record, self.key_prefix(record.owner_id))):
             if event == "job.failed":
-                log.log(level, "job %s failed: %s: %s", row.id, row.error_code, row.error_message)
-            elif event in ("job.succeeded", "job.canceled") and row.started_at is not None:
-                log.log(level, "job %s %s after %.3f s", row.id, event[4:],
-                        (row.finished_at or time.time()) - row.created_at)
+                log.log(level, "job %s failed: %s: %s", record.id, record.error_code,
+                        record.error_message)
+            elif event in ("job.succeeded", "job.canceled") and record.started_at is not None:
+                log.log(level, "job %s %s after %.3f s", record.id, event[4:],
+                        (record.finished_at or time.time()) - record.created_at)
             elif event == "job.started":
-                log.log(level, "job %s started (attempt %d) on %s", row.id, row.attempts,
-                        row.lease_owner)
+                log.log(level, "job %s started (attempt %d) on %s", record.id, record.attempts,
+                        record.lease_owner)
             else:
-                log.log(level, "job %s %s", row.id, event[4:])
+                log.log(level, "job %s %s", record.id, event[4:])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     REGISTRY,
@@ -118,27 +118,49 @@ KEY_SECONDS = Histogram(
 _ENDS = {"job.succeeded": "succeeded", "job.failed": "failed", "job.canceled": "canceled"}
 
 
+class JobFacts(Protocol):
+    """What the job metrics read of a job (a `jobs.records.JobRecord`: a protocol, as this
+    module imports nothing of roomrender)."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def engine(self) -> str: ...
+    @property
+    def dialect(self) -> str: ...
+    @property
+    def cost(self) -> int: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def finished_at(self) -> float | None: ...
+
+
 class JobMetricsHook:
     """A `JobQueue` hook: counts submissions and ends, and observes a job's wait, run and latency
     from its row when it ends. It runs in the transaction of the change, so the process that moved
     the job records it, once (a commit that fails after it ran, the database going away at that
     moment, would be counted all the same)."""
 
-    def __call__(self, connection: Any, row: Any, event: str) -> None:
+    def __call__(self, connection: Any, job: JobFacts, event: str) -> None:
         if event == "job.queued":
-            JOBS_SUBMITTED.labels(row.task, row.engine, row.dialect).inc()
+            JOBS_SUBMITTED.labels(job.task, job.engine, job.dialect).inc()
             return
         outcome = _ENDS.get(event)
         if outcome is None:
             return
-        JOBS_ENDED.labels(row.task, row.engine, row.dialect, outcome).inc()
+        JOBS_ENDED.labels(job.task, job.engine, job.dialect, outcome).inc()
         if outcome == "failed":
-            JOB_FAILURES.labels(row.task, row.engine, row.error_code or "unknown").inc()
-        if row.started_at is None or row.finished_at is None:
+            JOB_FAILURES.labels(job.task, job.engine, job.error_code or "unknown").inc()
+        if job.started_at is None or job.finished_at is None:
             return  # canceled while queued: it never ran
-        JOB_QUEUE_WAIT.labels(row.task, row.engine).observe(max(0.0, row.started_at - row.created_at))
-        JOB_RUN.labels(row.task, row.engine).observe(max(0.0, row.finished_at - row.started_at))
-        JOB_LATENCY.labels(row.task, row.engine).observe(max(0.0, row.finished_at - row.created_at))
+        JOB_QUEUE_WAIT.labels(job.task, job.engine).observe(max(0.0, job.started_at - job.created_at))
+        JOB_RUN.labels(job.task, job.engine).observe(max(0.0, job.finished_at - job.started_at))
+        JOB_LATENCY.labels(job.task, job.engine).observe(max(0.0, job.finished_at - job.created_at))
 
 
 def worker_seen(worker_id: str, heartbeat: bool = False) -> None:
@@ -148,10 +170,10 @@ def worker_seen(worker_id: str, heartbeat: bool = False) -> None:
         beats.inc()
 
 
-def batch_ran(engine: str, rows: Sequence[Any], seconds: float) -> None:
-    """A batch of these claimed `jobs` rows went through the engine in `seconds`."""
-    BATCH_JOBS.labels(engine).observe(len(rows))
-    BATCH_IMAGES.labels(engine).observe(sum(row.cost for row in rows))
+def batch_ran(engine: str, jobs: Sequence[JobFacts], seconds: float) -> None:
+    """A batch of these claimed jobs went through the engine in `seconds`."""
+    BATCH_JOBS.labels(engine).observe(len(jobs))
+    BATCH_IMAGES.labels(engine).observe(sum(job.cost for job in jobs))
     BATCH_SECONDS.labels(engine).observe(seconds)
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 from roomrender import logs, metrics
 from roomrender.artifact_files import ArtifactFiles, files_for
 from roomrender.canonical.errors import Unavailable
-from roomrender.canonical.models import GenerationRequest
+from roomrender.canonical.models import REQUEST_VERSION
 from roomrender.config import Settings
 from roomrender.engines.base import (
     Artifact,
@@ -35,6 +35,7 @@ from roomrender.engines.base import (
     discard_artifact_files,
 )
 from roomrender.jobs.queue import Claim, JobQueue
+from roomrender.jobs.records import JobRecord
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile, output_keys
 from roomrender.trouble import Trouble
@@ -54,7 +55,7 @@ class _ClaimTracker:
     def __init__(self, queue: JobQueue, claim: Claim) -> None:
         self.queue = queue
         self.claim = claim
-        self.job_ids = [row.id for row in claim.rows]
+        self.job_ids = [record.id for record in claim.rows]
         self.canceled: set[str] = set()
         self.handed_back = False
         # What its log lines are about (a hand-back is logged from another thread).
@@ -88,7 +89,7 @@ class _ClaimTracker:
         return job_id in self.canceled
 
     def owner_of(self, job_id: str) -> str:
-        return next(str(row.owner_id) for row in self.claim.rows if row.id == job_id)
+        return next(record.owner_id for record in self.claim.rows if record.id == job_id)
 
     def heartbeat(self) -> None:
         stopped = self.queue.heartbeat(self.claim.token, self.job_ids)
@@ -112,7 +113,8 @@ class Worker:
     def __init__(self, settings: Settings, files: FileStore, engine: Engine,
                  queue: JobQueue, *, worker_id: str | None = None,
                  tasks: list[str] | None = None, pipelines: list[str] | None = None,
-                 key_prefix: Callable[[str], str | None] | None = None) -> None:
+                 key_prefix: Callable[[str], str | None] | None = None,
+                 request_version: int = REQUEST_VERSION) -> None:
         self.settings = settings
         self.files = files
         self.engine = engine
@@ -120,6 +122,9 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.tasks = tasks or list(settings.worker_tasks) or [t.value for t in engine.supported_tasks()]
         self.pipelines = pipelines or list(settings.worker_pipelines) or None
+        # The newest request version this worker's code knows: it claims no job written by a
+        # newer API (that job waits, queued, for an upgraded worker).
+        self.request_version = request_version
         self.max_images = min(settings.batch_max_images, engine.max_batch_images)
         self._finisher: ThreadPoolExecutor | None = None
         self._finishing = 0  # batches being stored on the finisher thread
@@ -142,9 +147,10 @@ class Worker:
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop`. Outputs are encoded and stored on a separate thread while the
         engine already runs the next batch."""
-        log.info("worker %s serving %s%s with engine %s", self.worker_id, ",".join(self.tasks),
+        log.info("worker %s serving %s%s with engine %s (requests up to version %d)",
+                 self.worker_id, ",".join(self.tasks),
                  f" (pipelines {','.join(self.pipelines)})" if self.pipelines else "",
-                 self.engine.name)
+                 self.engine.name, self.request_version)
         self._finisher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="finish")
         threading.Thread(target=self._hand_back_when_stopped, args=(stop,), name="stop-watch",
                          daemon=True).start()
@@ -191,14 +197,16 @@ class Worker:
     def run_once(self) -> bool:
         """Claim and run one batch; False when the queue had nothing for this worker."""
         claim = self.queue.claim(self.worker_id, self.engine.name, tasks=self.tasks,
-                                 pipelines=self.pipelines, max_images=self.max_images)
+                                 pipelines=self.pipelines, request_version=self.request_version,
+                                 max_images=self.max_images)
         if claim is None:
             return False
-        images = sum(row.cost for row in claim.rows)
+        images = sum(record.cost for record in claim.rows)
         if images < self.max_images and self.settings.batch_wait_ms > 0:
             # A moment's wait lets jobs submitted together share one batch.
             time.sleep(self.settings.batch_wait_ms / 1000)
-            claim = self.queue.claim_more(self.worker_id, claim, self.max_images - images)
+            claim = self.queue.claim_more(self.worker_id, claim, self.max_images - images,
+                                          tasks=self.tasks, request_version=self.request_version)
         with logs.bound(**self._batch_about(claim)):
             self._run_claim(claim)
         return True
@@ -278,8 +286,15 @@ class Worker:
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
         batch: list[EngineJob] = []
-        for row in claim.rows:
-            request = GenerationRequest.model_validate(row.request)
+        for record in claim.rows:
+            try:
+                request = record.generation_request()
+            except ValueError as unreadable:  # pydantic's ValidationError is a ValueError
+                # Claimed only at a version this worker knows: a request it cannot read is broken.
+                self.queue.fail(record.id, "invalid_request",
+                                f"the stored request could not be read: {unreadable}",
+                                token=claim.token)
+                continue
             try:
                 images: dict[str, Image.Image] = {
                     name: Image.open(io.BytesIO(self.files.storage.get(key)))
@@ -288,10 +303,10 @@ class Worker:
                 for image in images.values():
                     image.load()
             except Exception as missing:
-                self.queue.fail(row.id, "input_unavailable",
+                self.queue.fail(record.id, "input_unavailable",
                                 f"an input image could not be read: {missing}", token=claim.token)
                 continue
-            batch.append(EngineJob(row.id, request, images))
+            batch.append(EngineJob(record.id, request, images))
         return batch
 
     def _finish(self, batch: list[EngineJob], results: list[Any], claim: Claim,
@@ -366,12 +381,13 @@ class Worker:
             outcome[job_id] = [item.record for item in items]
         return outcome
 
-    def _about(self, row: Any) -> dict[str, Any]:
+    def _about(self, record: JobRecord) -> dict[str, Any]:
         """The log fields of one job of a claim."""
-        return logs.job_fields(row, self.key_prefix(row.owner_id))
+        return logs.job_fields(record, self.key_prefix(record.owner_id))
 
     def _batch_about(self, claim: Claim) -> dict[str, Any]:
-        prefixes = {row.owner_id: self.key_prefix(row.owner_id) or "" for row in claim.rows}
+        prefixes = {record.owner_id: self.key_prefix(record.owner_id) or ""
+                    for record in claim.rows}
         return logs.batch_fields(claim.rows, prefixes)
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:

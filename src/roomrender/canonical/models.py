@@ -74,6 +74,13 @@ class Expand(BaseModel):
     bottom: float = Field(0.0, ge=0, le=2)
 
 
+# The version of GenerationRequest and of the task list. Bumped whenever either changes in a way
+# a worker of the previous version cannot run (a new field that matters, a new task): every job
+# records the version of the API that wrote it, and a worker claims only jobs of its version or
+# older, so a newer job waits for a newer worker instead of failing on an older one.
+REQUEST_VERSION = 1
+
+
 class GenerationRequest(BaseModel):
     """What a client wants, in canonical terms.
 

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -66,17 +67,23 @@ def _alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration not yet applied."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply every migration not yet applied (up to `revision`); nothing when a newer release
+    already migrated the database further."""
+    if is_ahead(current_revision(engine)):
+        return
     config = _alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config("sqlite://"))
 
 
 def head_revision() -> str:
-    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
-    head = script.get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None
     return head
 
@@ -86,10 +93,24 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def is_ahead(revision: str | None) -> bool:
+    """Whether `revision` is one this code does not know: a newer release's migration. Its
+    schema is this code's plus what the newer release added (migrations only add, so a release
+    keeps running while the next one rolls out: docs/deploy.md)."""
+    if revision is None:
+        return False
+    try:
+        _scripts().get_revision(revision)
+    except CommandError:
+        return True
+    return False
+
+
 def check_schema(engine: Engine) -> None:
-    """Raise SchemaOutOfDate with what to run when the database is behind the code."""
+    """Raise SchemaOutOfDate with what to run when the database is behind the code (a schema
+    ahead of it, a newer release's, is fine)."""
     current, head = current_revision(engine), head_revision()
-    if current != head:
+    if current != head and not is_ahead(current):
         raise SchemaOutOfDate(
             f"database schema is at {current or 'nothing'}, this roomrender needs {head}: "
             "run `roomrender db upgrade`"

@@ -76,9 +76,14 @@ jobs = Table(
     Column("error_message", Text, nullable=True),
     # The latest live preview (a short-lived file) while the job runs.
     Column("preview_key", String(128), nullable=True),
+    # The GenerationRequest version of the API that wrote the job (canonical REQUEST_VERSION):
+    # a worker claims only the versions it knows. Rows written before versions were: 1.
+    Column("request_version", Integer, nullable=False, server_default="1"),
     UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
     Index("ix_jobs_queue", "status", "priority", "created_at"),
-    Index("ix_jobs_turns", "status", "engine", "priority", "turn"),
+    # A claim walks its lane's queued jobs in turn order and skips those of a newer version
+    # than its worker's without reading their rows.
+    Index("ix_jobs_claims", "status", "engine", "priority", "turn", "request_version"),
 )
 
 files = Table(

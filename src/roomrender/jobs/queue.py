@@ -5,6 +5,10 @@ processes can never both move the same job, on SQLite and PostgreSQL alike. On P
 candidate rows are also locked with FOR UPDATE SKIP LOCKED so concurrent claimers don't collide.
 Every transition runs its hooks inside its transaction and is published on the process's change
 feed (`roomrender.events`) once it commits, with the job's new row (`job_change`).
+
+Rows leave this module as typed `JobRecord`s; JobService hands a new job in as a `NewJob`.
+A worker claims only the jobs whose task it runs and whose request version it knows
+(`request_version` at most its own): a job written by a newer API waits for a newer worker.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from sqlalchemy import (
 )
 
 from roomrender.accounts.credits import CreditLedger
-from roomrender.canonical.errors import RateLimited
-from roomrender.canonical.models import JobStatus
+from roomrender.accounts.limits import too_many_active_jobs
+from roomrender.canonical.models import REQUEST_VERSION, JobStatus
 from roomrender.db.tables import jobs
 from roomrender.events.feed import Change, ChangeFeed, Doorbell, feed_for
+from roomrender.jobs.records import JobRecord, NewJob
 from roomrender.jobs.rows import FastQuery
 from roomrender.storage.files import FileStore, output_keys
 
@@ -73,15 +78,9 @@ _NOT_CARRIED = frozenset({"request", "claim_token", "request_hash", "idempotency
 ENTERS_QUEUE = frozenset({"job.queued", "job.requeued"})
 
 
-def job_change(row: Any, event: str) -> Change:
-    return Change(JOB_TOPIC, row.id, {"event": event, "row": {
-        name: value for name, value in row._mapping.items() if name not in _NOT_CARRIED}})
-
-
-def too_many_active_jobs(max_active: int) -> RateLimited:
-    return RateLimited(f"this key has {max_active} jobs queued or running, as many as it may; "
-                       "submit more when some have finished", code="too_many_active_jobs",
-                       retry_after=5.0)
+def job_change(record: JobRecord, event: str) -> Change:
+    return Change(JOB_TOPIC, record.id, {"event": event, "row": {
+        name: value for name, value in record.columns().items() if name not in _NOT_CARRIED}})
 
 
 class _NotCharged(Exception):
@@ -89,21 +88,32 @@ class _NotCharged(Exception):
 
 
 class JobHook(Protocol):
-    """Called inside the transaction that changes a job, with the job's new row."""
+    """Called inside the transaction that changes a job, with the job's new record."""
 
-    def __call__(self, connection: Connection, row: Any, event: str) -> None: ...
+    def __call__(self, connection: Connection, record: JobRecord, event: str, /) -> None: ...
 
 
 @dataclass(frozen=True)
 class Claim:
     token: str
-    rows: list[Any]
+    # The claimed jobs, in queue order.
+    rows: list[JobRecord]
 
 
 # Built once: the poll path is hot, and building a statement costs more than running it.
 _JOB_OF_OWNER = select(jobs).where(jobs.c.id == bindparam("job_id"),
                                    jobs.c.owner_id == bindparam("owner_id"))
 _ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+
+
+def _eligible(engine: str, tasks: Sequence[str] | None, request_version: int) -> list[Any]:
+    """Queued jobs a worker of `engine` may claim: of its `tasks` (any when None) and of a
+    request version it knows."""
+    eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine,
+                jobs.c.request_version <= request_version]
+    if tasks:
+        eligible.append(jobs.c.task.in_(list(tasks)))
+    return eligible
 
 
 def pipeline_condition(pipelines: Sequence[str]) -> Any:
@@ -148,9 +158,10 @@ class JobQueue:
             return
         rows = connection.execute(select(jobs).where(jobs.c.id.in_(job_ids))).all()
         for row in rows:
+            record = JobRecord.from_columns(row._mapping)
             for hook in self.hooks:
-                hook(connection, row, event)
-            self.feed.stage(job_change(row, event))
+                hook(connection, record, event)
+            self.feed.stage(job_change(record, event))
 
     def queued_doorbell(self, engine: str) -> Doorbell:
         """Rung when a job of `engine` is queued (here or in another process): an idle worker
@@ -164,7 +175,7 @@ class JobQueue:
 
     # -- queuing --------------------------------------------------------------------------
 
-    def enqueue(self, row: dict[str, Any], input_keys: Sequence[str], *,
+    def enqueue(self, new: NewJob, input_keys: Sequence[str], *,
                 max_active: int | None = None) -> bool:
         """Charge the job's cost, queue it (its turn among its key's jobs) and make its stored
         inputs its own, in one transaction. False, and nothing written, when the key's credits
@@ -174,15 +185,14 @@ class JobQueue:
             with self.feed.transaction(self.db) as connection:
                 # The charge locks the key's row first, so the count below is the key's alone
                 # until this transaction ends, whichever process enqueues.
-                if not self.ledger.charge(connection, row["owner_id"], row["cost"]):
+                if not self.ledger.charge(connection, new.owner_id, new.cost):
                     raise _NotCharged
-                if max_active is not None and self._active(connection, row["owner_id"]) >= max_active:
+                if max_active is not None and self._active(connection, new.owner_id) >= max_active:
                     raise too_many_active_jobs(max_active)
-                row = {**row, "turn": self.next_turn(connection, row["owner_id"], row["engine"],
-                                                     row["priority"])}
-                connection.execute(insert(jobs).values(**row))
-                self.files.attach_to_job(connection, input_keys, row["id"])
-                self.emit(connection, [row["id"]], "job.queued")
+                turn = self.next_turn(connection, new.owner_id, new.engine, new.request.priority)
+                connection.execute(insert(jobs).values(**new.columns(time.time(), turn)))
+                self.files.attach_to_job(connection, input_keys, new.id)
+                self.emit(connection, [new.id], "job.queued")
         except _NotCharged:
             return False
         return True
@@ -196,20 +206,20 @@ class JobQueue:
         *,
         tasks: Sequence[str] | None = None,
         pipelines: Sequence[str] | None = None,
+        request_version: int = REQUEST_VERSION,
         max_images: int = 8,
         now: float | None = None,
     ) -> Claim | None:
         """Claim the most urgent queued job and the compatible ones behind it, up to `max_images`.
 
-        `pipelines` limits the claim to jobs whose batch key matches one of them (see
-        `pipeline_condition`)."""
+        Only jobs of `tasks` (all when None) and of a request version up to `request_version`
+        (the worker's: the versions it knows) are claimed; `pipelines` limits the claim to jobs
+        whose batch key matches one of them (see `pipeline_condition`)."""
         now = time.time() if now is None else now
         if now - self._last_reap > 1.0:
             self.requeue_expired(now)
             self._last_reap = now
-        eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == engine]
-        if tasks:
-            eligible.append(jobs.c.task.in_(list(tasks)))
+        eligible = _eligible(engine, tasks, request_version)
         if pipelines:
             eligible.append(pipeline_condition(pipelines))
         with self.feed.transaction(self.db) as connection:
@@ -223,12 +233,15 @@ class JobQueue:
             return self._take(connection, worker_id, uuid.uuid4().hex, first.batch_key,
                               eligible, max_images, now, oversized_first=True)
 
-    def claim_more(self, worker_id: str, claim: Claim, max_images: int) -> Claim:
-        """Add queued jobs of the claim's batch key to it, up to `max_images` more images."""
+    def claim_more(self, worker_id: str, claim: Claim, max_images: int, *,
+                   tasks: Sequence[str] | None = None,
+                   request_version: int = REQUEST_VERSION) -> Claim:
+        """Add queued jobs of the claim's batch key to it, up to `max_images` more images (of
+        `tasks` and `request_version` at most, as `claim`)."""
         if max_images <= 0:
             return claim
         first = claim.rows[0]
-        eligible = [jobs.c.status == JobStatus.queued.value, jobs.c.engine == first.engine]
+        eligible = _eligible(first.engine, tasks, request_version)
         with self.feed.transaction(self.db) as connection:
             more = self._take(connection, worker_id, claim.token, first.batch_key, eligible,
                               max_images, time.time())
@@ -272,9 +285,10 @@ class JobQueue:
         if not updated:
             return None
         position = {job_id: index for index, job_id in enumerate(chosen)}  # queue order
-        rows = sorted(updated, key=lambda row: position[row.id])
-        self.emit(connection, [row.id for row in rows], "job.started")
-        return Claim(token, rows)
+        records = sorted((JobRecord.from_columns(row._mapping) for row in updated),
+                         key=lambda record: position[record.id])
+        self.emit(connection, [record.id for record in records], "job.started")
+        return Claim(token, records)
 
     def heartbeat(self, token: str, job_ids: Sequence[str], now: float | None = None) -> set[str]:
         """Extend the lease of these jobs; answer the ids whose cancellation was asked for."""
@@ -479,10 +493,10 @@ class JobQueue:
                                                   "priority": priority}).scalar() or 0
         return max(front, own + 1)
 
-    def queue_position(self, row: Any) -> int:
+    def queue_position(self, record: JobRecord) -> int:
         """1 for the next job to run among those of its engine."""
-        ahead = self._jobs_ahead.fetch(engine=row.engine, priority=row.priority, turn=row.turn,
-                                       created_at=row.created_at)
+        ahead = self._jobs_ahead.fetch(engine=record.engine, priority=record.priority,
+                                       turn=record.turn, created_at=record.created_at)
         return int(next(iter(ahead.values()))) + 1 if ahead else 1
 
 
@@ -501,27 +515,30 @@ class JobQueue:
                                       .where(ranked.c.id.in_(list(job_ids)))).all()
         return {row.id: int(row.position) for row in rows}
 
-    def rows(self, job_ids: Sequence[str]) -> list[Any]:
-        """The rows of these jobs (those that exist), whoever owns them."""
+    def rows(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """These jobs (those that exist), whoever owns them."""
         if not job_ids:
             return []
         with self.db.connect() as connection:
-            return list(connection.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all())
+            rows = connection.execute(select(jobs).where(jobs.c.id.in_(list(job_ids)))).all()
+        return [JobRecord.from_columns(row._mapping) for row in rows]
 
-    def owned(self, job_id: str, owner_id: str) -> Any:
-        """The job's row if `owner_id` owns it, else None."""
-        return self._own_job.fetch(job_id=job_id, owner_id=owner_id)
+    def owned(self, job_id: str, owner_id: str) -> JobRecord | None:
+        """The job if `owner_id` owns it, else None."""
+        columns = self._own_job.fetch(job_id=job_id, owner_id=owner_id)
+        return None if columns is None else JobRecord.from_columns(columns)
 
-    def by_idempotency_key(self, owner_id: str, key: str) -> Any:
+    def by_idempotency_key(self, owner_id: str, key: str) -> JobRecord | None:
         with self.db.connect() as connection:
-            return connection.execute(select(jobs).where(
+            row = connection.execute(select(jobs).where(
                 jobs.c.owner_id == owner_id, jobs.c.idempotency_key == key)).first()
+        return None if row is None else JobRecord.from_columns(row._mapping)
 
     def page(self, owner_id: str, *, limit: int, offset: int,
              status: JobStatus | None = None, dialect: str | None = None,
              before: tuple[float, str] | None = None,
-             created_after: float | None = None) -> tuple[list[Any], int]:
-        """The key's job rows, newest first, and how many it has in all (of this `dialect`;
+             created_after: float | None = None) -> tuple[list[JobRecord], int]:
+        """The key's jobs, newest first, and how many it has in all (of this `dialect`;
         `before`: only those after this (created_at, id) in that order, a page's cursor)."""
         condition = [jobs.c.owner_id == owner_id]
         if status is not None:
@@ -541,7 +558,7 @@ class JobQueue:
                 select(jobs).where(*condition)
                 .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit).offset(offset)
             ).all()
-        return list(rows), int(total)
+        return [JobRecord.from_columns(row._mapping) for row in rows], int(total)
 
     def mean_run_seconds(self, last: int = 500) -> dict[str, float]:
         """Mean run time per task of the last `last` jobs that succeeded."""

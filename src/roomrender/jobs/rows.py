@@ -1,17 +1,17 @@
-"""Turning jobs table rows into canonical Job objects."""
+"""Reading jobs rows fast (FastQuery, the poll path) and presenting a JobRecord as a Job."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select
 
 from roomrender.canonical.artifacts import ArtifactKind, kind_of
-from roomrender.canonical.models import GenerationRequest, Job, JobStatus, Output, Task
+from roomrender.canonical.models import Job, JobStatus, Output, Task
+from roomrender.jobs.records import JobRecord
 from roomrender.storage.base import Storage
 
 
@@ -31,41 +31,10 @@ def outputs_from_json(raw: list[dict[str, Any]] | None, storage: Storage) -> lis
     ]
 
 
-# A job's request never changes after submit, so it is parsed once per process.
-_PARSED_REQUESTS: OrderedDict[str, GenerationRequest] = OrderedDict()
-_PARSED_REQUESTS_MAX = 20_000
-_parsed_lock = threading.Lock()
-
-
-def parsed_request(job_id: str, raw: dict[str, Any]) -> GenerationRequest:
-    request = _PARSED_REQUESTS.get(job_id)
-    if request is None:
-        request = GenerationRequest.model_validate(raw)
-        with _parsed_lock:
-            _PARSED_REQUESTS[job_id] = request
-            if len(_PARSED_REQUESTS) > _PARSED_REQUESTS_MAX:
-                _PARSED_REQUESTS.popitem(last=False)
-    return request
-
-
-class FastRow(dict[str, Any]):
-    """A row as a dict, read like a SQLAlchemy Row (`row.name`, `row._mapping`)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError as missing:
-            raise AttributeError(name) from missing
-
-    @property
-    def _mapping(self) -> dict[str, Any]:
-        return self
-
-
 class FastQuery:
     """One SELECT compiled once and run on the driver's own cursor, for the poll path: there,
     SQLAlchemy's execution machinery costs several times the query itself (measured on SQLite:
-    150 µs against 26 µs). Returns the first row, or None.
+    150 µs against 26 µs). Returns the first row's columns by name, or None.
 
     On SQLite each thread keeps one connection for these reads (a pool checkout costs more than
     the query; SQLite reads outside a transaction pin no snapshot); on a networked database each
@@ -84,7 +53,7 @@ class FastQuery:
         self.json_columns = json_columns
         self._held = threading.local() if db.dialect.name == "sqlite" else None
 
-    def fetch(self, **params: Any) -> FastRow | None:
+    def fetch(self, **params: Any) -> dict[str, Any] | None:
         values = {**self.defaults, **params}
         arguments: Any = tuple(values[name] for name in self.positions) if self.positions else values
         if self._held is not None:
@@ -103,7 +72,7 @@ class FastQuery:
         finally:
             connection.close()  # back to the pool (no transaction left to roll back)
 
-    def _run(self, connection: Any, arguments: Any) -> FastRow | None:
+    def _run(self, connection: Any, arguments: Any) -> dict[str, Any] | None:
         cursor = connection.cursor()
         try:
             cursor.execute(self.sql, arguments)
@@ -113,34 +82,35 @@ class FastQuery:
             cursor.close()
         if values is None:
             return None
-        row = FastRow(zip(names, values, strict=True))
+        row = dict(zip(names, values, strict=True))
         for name in self.json_columns:
             if isinstance(row[name], str | bytes):
                 row[name] = json.loads(row[name])
         return row
 
 
-def row_to_job(row: Any, storage: Storage, *, now: float | None = None) -> Job:
-    m = row._mapping
-    expired = m["expires_at"] is not None and now is not None and m["expires_at"] <= now
+def to_job(record: JobRecord, storage: Storage, *, now: float | None = None) -> Job:
+    """The job as every dialect presents it (outputs gone once expired at `now`)."""
+    expired = record.expires_at is not None and now is not None and record.expires_at <= now
     return Job(
-        id=m["id"],
-        owner_id=m["owner_id"],
-        dialect=m["dialect"],
-        task=Task(m["task"]),
-        status=JobStatus(m["status"]),
-        request=parsed_request(m["id"], m["request"]),
-        cost=m["cost"],
-        priority=m["priority"],
-        progress=m["progress"],
-        attempts=m["attempts"],
-        created_at=to_datetime(m["created_at"]),  # type: ignore[arg-type]
-        started_at=to_datetime(m["started_at"]),
-        finished_at=to_datetime(m["finished_at"]),
-        expires_at=to_datetime(m["expires_at"]),
-        outputs=[] if expired else outputs_from_json(m["outputs"], storage),
-        error_code=m["error_code"],
-        error_message=m["error_message"],
-        cancel_requested=bool(m["cancel_requested"]),
-        preview_url=storage.url(m["preview_key"]) if m.get("preview_key") and m["status"] == "running" else None,
+        id=record.id,
+        owner_id=record.owner_id,
+        dialect=record.dialect,
+        task=Task(record.task),
+        status=record.status,
+        request=record.generation_request(),
+        cost=record.cost,
+        priority=record.priority,
+        progress=record.progress,
+        attempts=record.attempts,
+        created_at=datetime.fromtimestamp(record.created_at, UTC),
+        started_at=to_datetime(record.started_at),
+        finished_at=to_datetime(record.finished_at),
+        expires_at=to_datetime(record.expires_at),
+        outputs=[] if expired else outputs_from_json(record.outputs, storage),
+        error_code=record.error_code,
+        error_message=record.error_message,
+        cancel_requested=record.cancel_requested,
+        preview_url=(storage.url(record.preview_key)
+                     if record.preview_key and record.status == JobStatus.running else None),
     )

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from roomrender.accounts.credits import CreditLedger
 from roomrender.accounts.fetch_slots import FetchSlots
 from roomrender.accounts.keys import ApiKey
+from roomrender.accounts.limits import max_active_jobs, too_many_active_jobs
 from roomrender.canonical.boxes import placement_problem
 from roomrender.canonical.errors import (
     Conflict,
@@ -25,14 +26,15 @@ from roomrender.canonical.errors import (
     NotFound,
     UrlRefused,
 )
-from roomrender.canonical.models import GenerationRequest, Job, JobStatus
+from roomrender.canonical.models import REQUEST_VERSION, GenerationRequest, Job, JobStatus
 from roomrender.canonical.tasks import TASKS, cost_of, missing_input
 from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
-from roomrender.jobs.queue import JobQueue, too_many_active_jobs
-from roomrender.jobs.rows import row_to_job
+from roomrender.jobs.queue import JobQueue
+from roomrender.jobs.records import JobRecord, NewJob
+from roomrender.jobs.rows import to_job
 from roomrender.netsafety import check_url
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile, StoredFile
@@ -98,6 +100,8 @@ class JobService:
         self._durations: dict[str, float] = {}
         self._durations_at = 0.0
         self._durations_lock = threading.Lock()
+        # The version of the requests this API writes: workers that know it run its jobs.
+        self.request_version = REQUEST_VERSION
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -213,21 +217,16 @@ class JobService:
         self._check_boxes(request, size)
         request = self._with_resolved(request, {name: found.key for name, found in inputs.items()})
 
-        now = time.time()
-        job_id = str(uuid.uuid4())
-        row = dict(
-            id=job_id, owner_id=owner.id, dialect=dialect, task=request.task.value,
-            status=JobStatus.queued.value, engine=self.engine.name,
-            batch_key=self.engine.batch_key(request, *size),
-            request=request.model_dump(mode="json"), cost=cost, priority=request.priority,
-            progress=0.0, attempts=0, max_attempts=self.settings.max_attempts,
-            cancel_requested=False, idempotency_key=idempotency_key, request_hash=digest,
-            created_at=now, updated_at=now,
+        new_job = NewJob(
+            id=str(uuid.uuid4()), owner_id=owner.id, dialect=dialect, engine=self.engine.name,
+            batch_key=self.engine.batch_key(request, *size), request=request, cost=cost,
+            max_attempts=self.settings.max_attempts, request_version=self.request_version,
+            idempotency_key=idempotency_key, request_hash=digest,
         )
         new_files = [found for found in inputs.values() if isinstance(found, NewFile)]
         self.files.save_all(owner.id, new_files, kind="input")
         try:
-            if not self.queue.enqueue(row, [found.key for found in inputs.values()],
+            if not self.queue.enqueue(new_job, [found.key for found in inputs.values()],
                                       max_active=max_active):
                 raise InsufficientCredits(self._credits_message(owner, cost))
         except BaseException as refused:
@@ -239,28 +238,26 @@ class JobService:
                 if existing is not None:
                     return self._replay(existing, digest)
             raise
-        return self.get(owner, job_id)
+        return self.get(owner, new_job.id)
 
     def max_active_jobs(self, owner: ApiKey) -> int | None:
         """The key's cap on queued and running jobs (its own, else the server's)."""
-        if owner.max_active_jobs is not None:
-            return owner.max_active_jobs
-        return self.settings.max_active_jobs
+        return max_active_jobs(owner, self.settings.max_active_jobs)
 
     def _check_active_jobs(self, owner: ApiKey, max_active: int | None) -> None:
         if max_active is not None and self.queue.active_count(owner.id) >= max_active:
             raise too_many_active_jobs(max_active)
 
-    def _by_idempotency_key(self, owner: ApiKey, key: str) -> Any:
+    def _by_idempotency_key(self, owner: ApiKey, key: str) -> JobRecord | None:
         return self.queue.by_idempotency_key(owner.id, key)
 
-    def _replay(self, row: Any, digest: str) -> Job:
-        if row.request_hash != digest:
+    def _replay(self, record: JobRecord, digest: str) -> Job:
+        if record.request_hash != digest:
             raise Conflict(
                 "this Idempotency-Key was already used with a different request",
                 code="idempotency_key_reused",
             )
-        return self.present(row)
+        return self.present(record)
 
     @staticmethod
     def _with_resolved(request: GenerationRequest, resolved: dict[str, str]) -> GenerationRequest:
@@ -309,10 +306,10 @@ class JobService:
     def get(self, owner: ApiKey, job_id: str) -> Job:
         if not looks_like_job_id(job_id):
             raise NotFound(f"no job {job_id[:100]!r}")
-        row = self.queue.owned(job_id, owner.id)
-        if row is None:
+        record = self.queue.owned(job_id, owner.id)
+        if record is None:
             raise NotFound(f"no job {job_id!r}")
-        return self.present(row)
+        return self.present(record)
 
     def list(self, owner: ApiKey, *, limit: int = 20, offset: int = 0,
              status: JobStatus | None = None, dialect: str | None = None,
@@ -321,27 +318,28 @@ class JobService:
         if not 0 <= offset <= MAX_PAGE_OFFSET or not 1 <= limit <= MAX_PAGE_LIMIT:
             raise InvalidRequest(f"offset must be 0..{MAX_PAGE_OFFSET} and limit "
                                  f"1..{MAX_PAGE_LIMIT}")
-        rows, total = self.queue.page(owner.id, limit=limit, offset=offset, status=status,
-                                      dialect=dialect, before=before, created_after=created_after)
-        last = (float(rows[-1].created_at), str(rows[-1].id)) if rows else None
-        return JobPage([self.present(row) for row in rows], total, last)
+        records, total = self.queue.page(owner.id, limit=limit, offset=offset, status=status,
+                                         dialect=dialect, before=before,
+                                         created_after=created_after)
+        last = (records[-1].created_at, records[-1].id) if records else None
+        return JobPage([self.present(record) for record in records], total, last)
 
-    def present(self, row: Any, queue_position: int | None = None) -> Job:
-        """A jobs row as the Job its owner would get now (queue position and ETA included; the
-        position is read unless given)."""
+    def present(self, record: JobRecord, queue_position: int | None = None) -> Job:
+        """A job as its owner would get it now (queue position and ETA included; the position
+        is read unless given)."""
         now = time.time()
-        job = row_to_job(row, self.files.storage, now=now)
+        job = to_job(record, self.files.storage, now=now)
         if job.status.is_terminal:
             return job
-        average = self._seconds_per_job(row.task)
+        average = self._seconds_per_job(record.task)
         if job.status == JobStatus.queued:
-            job.queue_position = (self.queue.queue_position(row) if queue_position is None
+            job.queue_position = (self.queue.queue_position(record) if queue_position is None
                                   else queue_position)
             job.eta_seconds = round(job.queue_position * average, 1)
         elif job.status == JobStatus.running:
-            elapsed = now - (row.started_at or now)
-            if row.progress > 0.05:
-                remaining = elapsed * (1 - row.progress) / row.progress
+            elapsed = now - (record.started_at or now)
+            if record.progress > 0.05:
+                remaining = elapsed * (1 - record.progress) / record.progress
             else:
                 remaining = max(average - elapsed, 0.5)
             job.eta_seconds = round(remaining, 1)

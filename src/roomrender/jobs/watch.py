@@ -30,7 +30,7 @@ from roomrender.canonical.errors import NotFound
 from roomrender.canonical.models import Job, JobStatus
 from roomrender.events.feed import Change, Subscription
 from roomrender.jobs.queue import JOB_TOPIC, JobQueue
-from roomrender.jobs.rows import FastRow
+from roomrender.jobs.records import JobRecord
 
 log = logging.getLogger("roomrender.watch")
 
@@ -70,9 +70,14 @@ class JobUpdate:
         return found
 
 
-def _order(row: dict[str, Any]) -> tuple[float, float, float]:
-    """A queued job's place in its lane: smaller runs first (see JobQueue's urgency)."""
-    return (-row["priority"], row["turn"], row["created_at"])
+def _order(columns: dict[str, Any]) -> tuple[float, float, float]:
+    """A queued job's place in its lane (from a change's columns): smaller runs first (see
+    JobQueue's urgency)."""
+    return (-columns["priority"], columns["turn"], columns["created_at"])
+
+
+def _place(record: JobRecord) -> tuple[float, float, float]:
+    return (-record.priority, record.turn, record.created_at)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
@@ -147,7 +152,7 @@ class Watch:
 class _Channel:
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
-        self.row: FastRow | None = None
+        self.record: JobRecord | None = None
         self.position: int | None = None
         self.update: JobUpdate | None = None
         self.watches: set[Watch] = set()
@@ -183,8 +188,8 @@ class _Lane:
         if not self.channels:
             return
         if self._last is None:
-            self._last = max(_order(channel.row) for channel in self.channels
-                             if channel.row is not None)
+            self._last = max(_place(channel.record) for channel in self.channels
+                             if channel.record is not None)
         if order < self._last:
             self.request()
 
@@ -315,19 +320,19 @@ class _Hub:
             if self.owner._hubs.get(self.loop) is self:
                 del self.owner._hubs[self.loop]
 
-    def seed(self, channel: _Channel, row: FastRow, position: int | None) -> None:
+    def seed(self, channel: _Channel, record: JobRecord, position: int | None) -> None:
         """The answer of a first read."""
-        if channel.row is not None and row["updated_at"] <= channel.row["updated_at"]:
+        if channel.record is not None and record.updated_at <= channel.record.updated_at:
             return
         early, channel.early = channel.early, []
         for data, _event in early:
-            if data["updated_at"] > row["updated_at"]:
-                row = FastRow({**row, **data})
-        channel.row = row
-        channel.position = position if row["status"] == _QUEUED else None
+            if data["updated_at"] > record.updated_at:
+                record = record.merged(data)
+        channel.record = record
+        channel.position = position if record.status == _QUEUED else None
         self._track(channel)
         if early and channel.position is not None:
-            self.lanes[row["engine"]].request(urgent=True)
+            self.lanes[record.engine].request(urgent=True)
         self.emit(channel, FIRST)
 
     def emit_in_slices(self, moved: list[tuple[_Channel, str]]) -> None:
@@ -335,17 +340,17 @@ class _Hub:
         budget = POSITION_SLICE_WATCHERS
         while moved and budget > 0:
             channel, event = moved.pop()
-            if (self.channels.get(channel.job_id) is channel and channel.row is not None
-                    and channel.row["status"] == _QUEUED):  # else its own change was shown
+            if (self.channels.get(channel.job_id) is channel and channel.record is not None
+                    and channel.record.status == _QUEUED):  # else its own change was shown
                 self.emit(channel, event)
                 budget -= len(channel.watches)
         if moved:
             self.loop.call_soon(self.emit_in_slices, moved)
 
     def emit(self, channel: _Channel, event: str) -> None:
-        assert channel.row is not None
+        assert channel.record is not None
         try:
-            job = self.owner.present(channel.row, channel.position)
+            job = self.owner.present(channel.record, channel.position)
         except Exception:
             log.exception("presenting job %s failed", channel.job_id)
             return
@@ -375,27 +380,27 @@ class _Hub:
                 self._apply(channel, row, event)
 
     def _apply(self, channel: _Channel, data: dict[str, Any], event: str) -> None:
-        if channel.row is None:
+        if channel.record is None:
             channel.early.append((data, event))
             return
-        if data["updated_at"] <= channel.row["updated_at"]:
+        if data["updated_at"] <= channel.record.updated_at:
             return  # the first read already saw it
-        was = channel.row["status"]
-        channel.row = FastRow({**channel.row, **data})
+        was = channel.record.status
+        record = channel.record = channel.record.merged(data)
         self._track(channel)
-        if channel.row["status"] == _QUEUED:
+        if record.status == _QUEUED:
             if was != _QUEUED or channel.position is None:
                 channel.awaiting = event  # shown once its position is known
-                self.lanes[channel.row["engine"]].request(urgent=True)
+                self.lanes[record.engine].request(urgent=True)
                 return
         else:
             channel.position = channel.awaiting = None
         self.emit(channel, event)
 
     def _track(self, channel: _Channel) -> None:
-        assert channel.row is not None
-        engine = channel.row["engine"]
-        if channel.row["status"] == _QUEUED:
+        assert channel.record is not None
+        engine = channel.record.engine
+        if channel.record.status == _QUEUED:
             if engine not in self.lanes:
                 self.lanes[engine] = _Lane(self, engine)
             self.lanes[engine].track(channel)
@@ -403,9 +408,9 @@ class _Hub:
             self._untrack(channel)
 
     def _untrack(self, channel: _Channel) -> None:
-        if channel.row is None:
+        if channel.record is None:
             return
-        lane = self.lanes.get(channel.row["engine"])
+        lane = self.lanes.get(channel.record.engine)
         if lane is not None:
             lane.untrack(channel)
             if not lane.channels:
@@ -423,17 +428,18 @@ class _Hub:
             for lane in list(self.lanes.values()):
                 lane.request(urgent=True)
 
-    def _caught_up(self, rows: list[Any] | None) -> None:
-        for row in rows or []:
-            channel = self.channels.get(row.id)
-            if channel is not None and channel.row is not None:
-                self._apply(channel, dict(row._mapping), "job.changed")
+    def _caught_up(self, records: list[JobRecord] | None) -> None:
+        for record in records or []:
+            channel = self.channels.get(record.id)
+            if channel is not None and channel.record is not None:
+                self._apply(channel, record.columns(), "job.changed")
 
 
 class JobWatchers:
     """Every watcher of this process (one hub per event loop)."""
 
-    def __init__(self, queue: JobQueue, present: Callable[[Any, int | None], Job]) -> None:
+    def __init__(self, queue: JobQueue,
+                 present: Callable[[JobRecord, int | None], Job]) -> None:
         self.queue = queue
         self.present = present
         # One hub per event loop, kept while it has watchers.
@@ -458,12 +464,13 @@ class JobWatchers:
         hub.attach()
         try:
             await hub.ready()
-            if channel.update is None or channel.row is None:
-                row, position = await self._read(job_id, owner_id)
-                if row is None:
+            if channel.update is None or channel.record is None:
+                record, position = await self._read(job_id, owner_id)
+                if record is None:
                     raise NotFound(f"no job {job_id!r}")
-                hub.seed(channel, row, position)
-            if channel.row is None or channel.row["owner_id"] != owner_id or channel.update is None:
+                hub.seed(channel, record, position)
+            if (channel.record is None or channel.record.owner_id != owner_id
+                    or channel.update is None):
                 raise NotFound(f"no job {job_id!r}")
         except BaseException:
             watch.close()
@@ -472,7 +479,7 @@ class JobWatchers:
         watch.push(channel.update)
         return watch
 
-    async def _read(self, job_id: str, owner_id: str) -> tuple[FastRow | None, int | None]:
+    async def _read(self, job_id: str, owner_id: str) -> tuple[JobRecord | None, int | None]:
         # SQLite answers a read by key in-process faster than a hop to a thread; a networked
         # database is read from the default executor (first updates only).
         if self._inline_reads:
@@ -480,13 +487,12 @@ class JobWatchers:
         return await asyncio.get_running_loop().run_in_executor(
             None, self._first_read, job_id, owner_id)
 
-    def _first_read(self, job_id: str, owner_id: str) -> tuple[FastRow | None, int | None]:
-        found = self.queue.owned(job_id, owner_id)
-        if found is None:
+    def _first_read(self, job_id: str, owner_id: str) -> tuple[JobRecord | None, int | None]:
+        record = self.queue.owned(job_id, owner_id)
+        if record is None:
             return None, None
-        row = FastRow(found._mapping)
-        position = self.queue.queue_position(row) if row["status"] == _QUEUED else None
-        return row, position
+        position = self.queue.queue_position(record) if record.status == _QUEUED else None
+        return record, position
 
     def drain(self) -> None:
         """The server is shutting down: every open watch stops serving (from any thread, a

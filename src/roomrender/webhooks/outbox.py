@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -221,31 +221,49 @@ class Outbox:
         return len(ids)
 
 
-class OutboxHook:
+class ChangedJob(Protocol):
+    """What the hook reads of a changed job (a `jobs.records.JobRecord`, which this layer does
+    not import)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def dialect(self) -> str: ...
+    @property
+    def request(self) -> Mapping[str, Any]: ...
+
+
+Changed = TypeVar("Changed", bound=ChangedJob)
+
+
+class OutboxHook(Generic[Changed]):
     """Writes a job's webhook event, in its dialect's body, in the transaction of the change."""
 
-    def __init__(self, outbox: Outbox, bodies: WebhookBodies, present: Callable[[Any], Job],
+    def __init__(self, outbox: Outbox, bodies: WebhookBodies, present: Callable[[Changed], Job],
                  first_delay: float = 0.0) -> None:
         self.outbox = outbox
         self.bodies = bodies
         self.present = present
         self.first_delay = first_delay
 
-    def __call__(self, connection: Connection, row: Any, event: str) -> None:
-        request = row.request or {}
+    def __call__(self, connection: Connection, changed: Changed, event: str) -> None:
+        request = changed.request or {}
         url = request.get("webhook")
-        if not url or event not in self.bodies.wanted_events(row.dialect,
+        if not url or event not in self.bodies.wanted_events(changed.dialect,
                                                              request.get("webhook_events")):
             return
         now = time.time()
-        if event == "job.progress" and self.outbox.sent_progress_recently(connection, row.id, now):
+        if event == "job.progress" and self.outbox.sent_progress_recently(connection, changed.id,
+                                                                          now):
             return
-        job = self.present(row)
+        job = self.present(changed)
         try:
             body = self.bodies.render(event, job)
         except Exception:
-            log.exception("the %s body of job %s failed; sending the native body", row.dialect,
-                          row.id)
+            log.exception("the %s body of job %s failed; sending the native body",
+                          changed.dialect, changed.id)
             body = self.bodies.render_native(event, job)
-        self.outbox.add(connection, job_id=row.id, owner_id=row.owner_id, event=event, url=url,
-                        payload=body, first_attempt_at=now + self.first_delay)
+        self.outbox.add(connection, job_id=changed.id, owner_id=changed.owner_id, event=event,
+                        url=url, payload=body, first_attempt_at=now + self.first_delay)

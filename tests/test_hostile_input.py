@@ -81,7 +81,7 @@ def test_integers_past_64_bits_are_a_400(client, auth):
 
 
 def test_a_big_seed_is_exact_or_refused_never_rounded(client, auth, services):
-    from roomrender.api.luw.params import to_request
+    from roomrender.api.luw.requests import to_request
 
     assert to_request({"model": "interior", "image": "x", "seed": "4294967295"}).seed == 2**32 - 1
     assert to_request({"model": "interior", "image": "x", "seed": 2**32 - 1}).seed == 2**32 - 1

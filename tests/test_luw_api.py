@@ -14,7 +14,8 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from roomrender.api.errors import HttpError
-from roomrender.api.luw.routes import UNLIMITED_CREDITS, luw_error, result_body
+from roomrender.api.luw.errors import luw_error
+from roomrender.api.luw.presenters import UNLIMITED_CREDITS, result_body
 from roomrender.app import create_app
 from roomrender.db.tables import files, jobs
 from roomrender.services import Services, build_services

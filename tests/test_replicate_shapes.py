@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from roomrender.api.replicate.routes import wait_seconds
+from roomrender.api.replicate.requests import wait_seconds
 from roomrender.app import create_app
 from roomrender.services import Services, build_services
 from tests.conftest import BASE_URL, data_uri, drain, make_room_photo

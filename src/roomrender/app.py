@@ -15,7 +15,6 @@ from roomrender import __version__
 from roomrender.api import downloads, ops
 from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
 from roomrender.api.guards import BodyLimit, RequestRates, StreamSlots
-from roomrender.api.native import webhook_routes as webhooks_api
 from roomrender.api.ops import metrics_registry
 from roomrender.api.shutdown import Draining
 from roomrender.api.telemetry import RequestTelemetry
@@ -119,14 +118,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 dialects.register(prefix, plug.render_error)
         for router in plug.routers:
             app.include_router(router)
+        for callbacks in plug.callbacks:
+            app.webhooks.include_router(callbacks)
         leading.extend(plug.leading_routes)
     install_error_handlers(app, dialects)
     honest_openapi(app)
     app.include_router(downloads.router)
-    app.include_router(webhooks_api.router)
     app.include_router(playground.router)
     app.router.routes[0:0] = leading
-    app.webhooks.include_router(webhooks_api.callbacks)
     app.add_middleware(RequestTelemetry, plugs=PLUGS)
     app.state.request_rates = RequestRates(settings.rate_limit, settings.rate_limit_storage)
     app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)

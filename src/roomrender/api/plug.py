@@ -40,6 +40,8 @@ class DialectPlug:
     # None: the events the job asked for.
     webhook_events: frozenset[str] | None = None
     webhook_body: Callable[[WebhookContext], BodyRenderer] | None = None
+    # What it POSTs to clients, for the OpenAPI document's `webhooks` section.
+    callbacks: Sequence[APIRouter] = ()
 
 
 def wire_json(body: Any) -> str:

@@ -1,6 +1,7 @@
-"""Running a short database read from an async endpoint, on threads of its own.
+"""Running a short database read from an async endpoint, on threads of its own; and the one
+way every dialect reads a job for a poll (`read_job`), on the event loop.
 
-Reads (the poll route, a key looked up) never wait for a thread behind slow work such as a
+Reads (the poll routes, a key looked up) never wait for a thread behind slow work such as a
 submit fetching an image: they take their tokens from their own limiter, not from the default
 pool the sync routes share.
 """
@@ -10,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 from sqlalchemy import Engine
+
+from roomrender.accounts.keys import ApiKey
+from roomrender.canonical.models import Job
+from roomrender.jobs.service import JobService
 
 T = TypeVar("T")
 READ_THREADS = 16
@@ -42,3 +47,18 @@ async def read(db: Engine, function: Callable[..., T], *args: Any) -> T:
     if db.dialect.name == "sqlite":
         return function(*args)
     return await in_read_thread(function, *args)
+
+
+class JobReader(Protocol):
+    """What `read_job` uses of the process's services (`api.deps.Services` has it)."""
+
+    @property
+    def db(self) -> Engine: ...
+    @property
+    def jobs(self) -> JobService: ...
+
+
+async def read_job(services: JobReader, owner: ApiKey, job_id: str) -> Job:
+    """A job of `owner` as a poll answers it (NotFound otherwise): every dialect's poll route
+    reads it this way, from the event loop, without a hop to the request thread pool."""
+    return await read(services.db, services.jobs.get, owner, job_id)

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from roomrender.api.deps import Key, iso, services
 from roomrender.api.errors import COMMON_STATUSES, native_responses
-from roomrender.api.native.routes import JobOut
+from roomrender.api.native.presenters import JobOut
 from roomrender.webhooks.signing import SigningSecrets
 
 router = APIRouter(prefix="/v1", tags=["webhooks"],

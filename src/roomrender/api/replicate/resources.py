@@ -1,6 +1,6 @@
 """The Replicate dialect's resources besides predictions: models and their versions (the data of
-`replicate_models.py`), files (inputs uploaded by the clients, kept as this server's uploads) and
-the default webhook's signing secret."""
+`models.py`), files (inputs uploaded by the clients, kept as this server's uploads) and
+the default webhook's signing secret: their routes."""
 
 from __future__ import annotations
 
@@ -15,28 +15,14 @@ from starlette.datastructures import UploadFile
 
 from roomrender.accounts.keys import ApiKey
 from roomrender.api.deps import Key, services
+from roomrender.api.replicate.errors import BadRequest, replicate_responses
 from roomrender.api.replicate.models import ReplicateModel, model_catalog
-from roomrender.api.replicate.wire import (
-    BadRequest,
-    file_json,
-    file_url,
-    model_json,
-    replicate_responses,
-    version_json,
-)
+from roomrender.api.replicate.presenters import file_json, model_json, version_json
 from roomrender.canonical.errors import ImageTooLarge, NotFound, Unsupported
 from roomrender.storage.files import StoredFile
 
 router = APIRouter(prefix="/v1", tags=["replicate"], responses=replicate_responses())
 FILES_PAGE = 100
-
-
-def file_id_of(ref: str, base_url: str) -> str:
-    """An input's reference, with this server's `/v1/files/{id}` URLs as their upload ids."""
-    prefix = file_url(base_url, "")
-    if not ref.startswith(prefix):
-        return ref
-    return ref[len(prefix):].split("?", 1)[0].split("#", 1)[0].split("/", 1)[0]
 
 
 # -- models and versions ----------------------------------------------------------------------

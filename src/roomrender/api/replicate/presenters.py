@@ -1,109 +1,30 @@
-"""Replicate's wire shapes of canonical things: a job as a prediction, a model, a version, an
-upload as a file, an error as a problem details body (`{"title", "detail", "status"}`)."""
+"""Canonical things as Replicate answers them: a job as a prediction (its output the URL of each
+artifact, whatever its kind), its logs and its stream's events; a model, a version, an upload as a
+file; a page's cursor."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
-
 from roomrender.api.deps import iso
-from roomrender.api.errors import HttpError, http_status
 from roomrender.api.replicate.models import (
-    InputInvalid,
     ModelVersion,
     ReplicateModel,
     model_catalog,
     unused_inputs,
 )
-from roomrender.canonical.errors import (
-    ImageTooLarge,
-    InsufficientCredits,
-    InvalidRequest,
-    NotFound,
-    RoomrenderError,
-    Unauthorized,
-    Unsupported,
-)
 from roomrender.canonical.models import Job, JobStatus
+from roomrender.jobs.watch import JobUpdate
 from roomrender.storage.files import StoredFile
 
+# The name this dialect's jobs carry.
 DIALECT = "replicate"
 STATUSES = {JobStatus.queued: "starting", JobStatus.running: "processing",
             JobStatus.succeeded: "succeeded", JobStatus.failed: "failed",
             JobStatus.canceled: "canceled"}
 PROGRESS_BAR = 10
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-class VersionInvalid(HttpError):
-    code = "invalid_version"
-    status = 422
-
-
-class BadRequest(HttpError):
-    code = "bad_request"
-    status = 400
-
-
-TITLES = {400: "Bad request", 401: "Unauthenticated", 402: "Insufficient credit",
-          403: "Forbidden", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
-          413: "Content Too Large", 422: "Unprocessable Entity", 429: "Request was throttled",
-          500: "Internal server error"}
-TITLES_BY_CODE = {"input_invalid": "Input validation failed",
-                  "invalid_version": "Invalid version or not permitted"}
-
-
-class ProblemOut(BaseModel):
-    """Replicate's error body (problem details)."""
-
-    title: str
-    detail: str
-    status: int
-
-
-def replicate_responses() -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` of every Replicate route: the error statuses they send, as problems."""
-    described = {400: "The body is not JSON, or not an object", 401: "Token missing or not valid",
-                 402: "Not enough credits", 404: "No such prediction, model, version or file",
-                 413: "The request body or an image is too large",
-                 422: "Input or version not valid, or a task this server's engine cannot run",
-                 429: "Past the token's rate limit (`Retry-After`)", 500: "Server error",
-                 503: "Storage or database unavailable for now (`Retry-After`)"}
-    return {status: {"model": ProblemOut, "description": text} for status, text in described.items()}
-
-
-def replicate_status(error: RoomrenderError) -> int:
-    """Replicate answers what a client can fix in a request's content with 422."""
-    if isinstance(error, HttpError):
-        return error.status
-    if isinstance(error, Unauthorized):
-        return 401
-    if isinstance(error, InsufficientCredits):
-        return 402
-    if isinstance(error, NotFound):
-        return 404
-    if isinstance(error, ImageTooLarge):
-        return 413
-    if isinstance(error, InvalidRequest | Unsupported):
-        return 422
-    return http_status(error)
-
-
-def replicate_error(error: RoomrenderError) -> Response:
-    status = replicate_status(error)
-    title = TITLES_BY_CODE.get(error.code)
-    if title is None and isinstance(error, Unsupported):
-        title = "Not supported by this server"
-    body: dict[str, Any] = {"title": title or TITLES.get(status, "Error"), "detail": error.message,
-                            "status": status}
-    if isinstance(error, InputInvalid):
-        body["invalid_fields"] = error.details
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type="application/problem+json")
 
 
 # -- predictions ---------------------------------------------------------------------------------
@@ -119,6 +40,9 @@ def job_model(job: Job) -> tuple[ReplicateModel | None, str, str]:
 
 
 def _output(job: Job, kind: str) -> Any:
+    """A finished job's `output` for its model's output kind: `image`, one file (its URL, a
+    string, whatever the artifact: an image, an MP4, an SVG...); `segments`, `{label, mask}`s;
+    else every file's URL, a list."""
     if kind == "image":
         images = [output.url for output in job.outputs if output.label is None]
         return images[0] if images else None
@@ -234,3 +158,46 @@ def file_json(stored: StoredFile, sha256: str, base_url: str) -> dict[str, Any]:
         "expires_at": iso(stored.expires_at),
         "urls": {"get": file_url(base_url, stored.key)},
     }
+
+
+def cursor_of(last: tuple[float, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(last)).encode()).decode().rstrip("=")
+
+
+# -- urls.stream: Server-Sent Events ------------------------------------------------------------
+
+def _event(number: int, name: str, data: str) -> str:
+    lines = "".join(f"data: {line}\n" for line in (data.split("\n") or [""]))
+    return f"id: {number}\nevent: {name}\n{lines}\n"
+
+
+class PredictionEvents:
+    """One stream's events: `logs` with the lines it has not sent yet (a progress line is new at
+    every percent), then `output` per item, `error`, `done`; numbered."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.number = 0
+        self.sent: set[str] = set()
+
+    def __call__(self, update: JobUpdate) -> bytes:
+        logs = update.rendered(f"replicate:logs:{self.base_url}",
+                               lambda job: str(prediction_json(job, self.base_url)["logs"]))
+        fresh = [line for line in logs.splitlines() if line not in self.sent]
+        if not fresh:
+            return b""
+        self.number += 1
+        self.sent.update(fresh)
+        return _event(self.number, "logs", "\n".join(fresh)).encode()
+
+    def end(self, job: Job) -> bytes:
+        events = []
+        for item in output_items(job):
+            self.number += 1
+            events.append(_event(self.number, "output", item if isinstance(item, str) else json.dumps(item)))
+        if job.status == JobStatus.failed:
+            self.number += 1
+            events.append(_event(self.number, "error", json.dumps({"detail": job.error_message})))
+        done = {} if job.status == JobStatus.succeeded else {"reason": job.status.value}
+        events.append(_event(self.number + 1, "done", json.dumps(done)))
+        return "".join(events).encode()

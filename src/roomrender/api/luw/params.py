@@ -36,10 +36,11 @@ MODELS: dict[str, Task] = {
     "segmentprompt": Task.segment,
     "removebg": Task.cutout,
 }
-# Generators of the service that this server does not run (yet).
+# Generators of the service that this server does not run yet (shared/api/luw.md, and the
+# official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard",
-    "changebg", "magicprompt", "archigpt",
+    "video", "motion", "3dgen", "fluw", "fluwvector", "vector", "pattern", "moodboard",
+    "changebg", "magicprompt", "landscape", "archigpt",
 })
 # Luw's video generators: /v2/video_styles lists their styles once one of them is served.
 VIDEO_MODELS = frozenset({"video", "motion"})
@@ -254,7 +255,7 @@ def model_task(model: str | None) -> Task:
         return MODELS[model]
     if model in OTHER_MODELS:
         raise Unsupported(
-            f"the model {model[:64]!r} is not supported by this server; supported models: "
+            f"the model {model[:64]!r} is not yet supported by this server; supported models: "
             + ", ".join(MODELS),
             code="model_not_supported",
         )
@@ -264,6 +265,7 @@ def model_task(model: str | None) -> Task:
 def to_request(params: dict[str, Any]) -> GenerationRequest:
     """The canonical request for a Luw /v2/generate call."""
     model = text(params, "model")
+    model = model.lower() if model else model
     task = model_task(model)
     fields: dict[str, Any] = {"task": task, "image": image_ref(params, "image"),
                               "webhook_events": list(WEBHOOK_EVENTS)}

@@ -38,6 +38,7 @@ from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
 from roomrender.jobs.queue import JobQueue, too_many_active_jobs
 from roomrender.jobs.rows import row_to_job
+from roomrender.jobs.worker_presence import WorkerPresence
 from roomrender.netsafety import check_url
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile, StoredFile
@@ -102,6 +103,7 @@ class JobService:
         self._durations: dict[str, float] = {}
         self._durations_at = 0.0
         self._durations_lock = threading.Lock()
+        self.worker_presence = WorkerPresence(queue, settings.no_worker_after_seconds)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -344,7 +346,9 @@ class JobService:
         if job.status == JobStatus.queued:
             job.queue_position = (self.queue.queue_position(row) if queue_position is None
                                   else queue_position)
-            job.eta_seconds = round(job.queue_position * average, 1)
+            job.waiting_for = self.worker_presence.waiting_for(row.updated_at, now)
+            # Without a worker, any ETA would be a guess.
+            job.eta_seconds = None if job.waiting_for else round(job.queue_position * average, 1)
         elif job.status == JobStatus.running:
             elapsed = now - (row.started_at or now)
             if row.progress > 0.05:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 from pydantic import ValidationError
 
-from roomrender.api.deps import describe_validation_errors
+from roomrender.api.deps import describe_json_error, describe_validation_errors
 from roomrender.canonical.errors import InvalidRequest, Unsupported
 from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.catalog import load_data_file
@@ -125,9 +125,10 @@ async def read_params(request: Request) -> dict[str, Any]:
             content_type in ("", "text/plain") and looks_like_json):
         try:
             data = json.loads(body)
-        except (ValueError, RecursionError) as broken:  # RecursionError: nested too deep
-            raise InvalidRequest(f"the JSON body could not be parsed: {str(broken)[:200]}"
-                                 ) from None
+        except ValueError as broken:
+            raise InvalidRequest(describe_json_error(broken)) from None
+        except RecursionError:  # nested too deep
+            raise InvalidRequest("the request body is not valid JSON: it is nested too deep") from None
         if not isinstance(data, dict):
             raise InvalidRequest("the JSON body must be an object of parameters")
         params.update(data)

@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from roomrender.accounts.keys import ApiKey
+from roomrender.api.auth import SCHEME_MISSING
 from roomrender.api.deps import IDEMPOTENCY_KEY_MAX, Key, iso, services
 from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.api.luw.params import (
@@ -105,7 +106,9 @@ class SignedUrlGone(HttpError):
 def luw_error(error: RoomrenderError) -> Response:
     """A canonical error in Luw's shapes."""
     if isinstance(error, Unauthorized):
-        return JSONResponse({"status": False, "errors": {"auth": [AUTH_MESSAGE]}}, status_code=401,
+        # Luw's own message first, as clients read it; then what to fix, when it is the scheme.
+        messages = [AUTH_MESSAGE, *([error.message] if error.code == SCHEME_MISSING else [])]
+        return JSONResponse({"status": False, "errors": {"auth": messages}}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
     if isinstance(error, InsufficientCredits):
         return JSONResponse({"status": False, "insert_coin": True}, status_code=402)

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from roomrender.accounts.keys import ApiKey
 from roomrender.api.auth import require_key
-from roomrender.api.deps import Key, services
+from roomrender.api.deps import Key, describe_json_error, services
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
 from roomrender.api.replicate.models import (
     ModelVersion,
@@ -97,7 +97,7 @@ async def read_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw or b"{}")
     except ValueError as broken:
-        raise BadRequest(f"the request body is not valid JSON: {broken}") from None
+        raise BadRequest(describe_json_error(broken)) from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     errors = schema_errors(BODY_SCHEMA, body)

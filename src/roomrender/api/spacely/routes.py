@@ -19,7 +19,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from roomrender.accounts.keys import ApiKey
-from roomrender.api.auth import presented_key, require_key
+from roomrender.api.auth import authorization_problem, presented_key, require_key
 from roomrender.api.deps import describe_validation_errors, services
 from roomrender.api.errors import http_status, retry_headers
 from roomrender.api.plug import DialectPlug, WebhookContext, wire_json
@@ -129,7 +129,8 @@ api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False,
 async def spacely_key(request: Request,
                       _documented: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
     if presented_key(request) is None:
-        raise Unauthorized("an API key is required: send the header X-API-KEY: <key>")
+        raise authorization_problem(request) or Unauthorized(
+            "an API key is required: send the header X-API-KEY: <key>")
     return await require_key(request)
 
 

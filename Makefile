@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# `make serve` installs what serving needs (the package, `pip install -e .`); the tests and
+# checks install the dev extras (and the diffusers one) on top.
+SERVE_STAMP := $(VENV)/.installed-serve
 STAMP := $(VENV)/.installed
 # The tests also run the diffusers engine on CPU: torch is pinned first so pip never picks a
 # multi-GB build on its own (override TORCH for another build).
@@ -9,6 +12,12 @@ TORCH ?= torch==2.13.0
 TEST_STAMP := $(VENV)/.installed-diffusers
 
 .PHONY: serve test test-fast test-pg check worker clean-venv
+
+$(SERVE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(SERVE_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +41,11 @@ $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install -q --no-deps 'open_clip_torch>=2.20'
 	touch $(TEST_STAMP)
 
-serve: $(STAMP)
+# ROOMRENDER_PORT=8001 make serve: another port (ROOMRENDER_HOST: another address).
+serve: $(SERVE_STAMP)
 	$(VENV)/bin/roomrender serve
 
-worker: $(STAMP)
+worker: $(SERVE_STAMP)
 	$(VENV)/bin/roomrender worker
 
 # The suite runs on SQLite, then again on PostgreSQL when one answers at $(PG_TEST_URL)

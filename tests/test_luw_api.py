@@ -233,7 +233,7 @@ def test_other_models_of_the_service_are_not_supported(client, auth, services, r
     response = client.post("/v2/generate", headers=auth, data={"model": model, "image": room})
     assert response.status_code == 400
     assert response.json()["status"] is False
-    assert f"the model '{model}' is not supported by this server" in response.json()["error"]
+    assert f"the model '{model}' is not yet supported by this server" in response.json()["error"]
     assert job_count(services) == 0
 
 

@@ -86,3 +86,17 @@ def test_generate_reports_progress_per_variant_and_returns_n_images():
     [result] = engine.generate([EngineJob("job", request, {"image": photo()})], context)
     assert len(result) == 3
     assert seen == [1 / 3, 2 / 3, 1.0]
+
+
+def test_a_request_for_its_line_map_gets_the_photos_straight_lines_first():
+    engine = PreviewEngine()
+    context = BatchContext(lambda job_id, fraction: None, lambda job_id: False)
+    request = GenerationRequest(task="restyle", image="x", n=2, seed=1, control_map="lines")
+    engine.validate(request)  # accepted: image processing draws it
+    [result] = engine.generate([EngineJob("job", request, {"image": photo()})], context)
+    assert [rendered.label for rendered in result] == ["lines", None, None]
+    lines = np.asarray(result[0].image.convert("L"))
+    assert lines.shape == (120, 160) and set(np.unique(lines)) <= {0, 255}
+    # The ceiling line of the synthetic room (y = 120 / 5) is drawn, its flat ceiling is not.
+    assert (lines[22:27].max(axis=0) == 255).mean() > 0.6
+    assert lines[3:18].max() == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -210,3 +211,35 @@ def test_models_and_versions_read_by_the_client(client):
     assert [v.id for v in model.versions.list()] == [VERSION]
     hough = client.models.get("jagilley/controlnet-hough")
     assert hough.latest_version.openapi_schema["components"]["schemas"]["Output"]["type"] == "array"
+
+
+HOUGH = "jagilley/controlnet-hough:854e8727697a057c525cdb45ab037f64ecca770a1769cc52287c2e56472a247b"
+
+
+def bright_rows(lines: np.ndarray, row: int, columns: slice) -> float:
+    """The share of `columns` with a bright pixel within 3 rows of `row`."""
+    band = lines[max(0, row - 3) : row + 4, columns]
+    return float((band.max(axis=0) > 128).mean())
+
+
+def test_controlnet_hough_on_the_preview_engine_answers_the_line_map_then_the_image(client, photo_url):
+    # What roomGPT sends, on a server running the embedded default (the preview engine).
+    output = client.run(HOUGH, input={
+        "image": photo_url, "prompt": "a modern living room",
+        "a_prompt": "best quality, extremely detailed, photo from Pinterest, interior",
+        "n_prompt": "longbody, lowres, bad anatomy", "num_samples": "1", "image_resolution": "512"})
+    assert isinstance(output, list) and len(output) == 2
+    line_map, image = (download(str(url)) for url in output)
+    assert line_map.size == image.size == (320, 240)
+    lines = np.asarray(line_map.convert("L"))
+    # The synthetic room's straight edges (roomrender.samples.room_image): the ceiling meets the
+    # walls at y=48 and the walls the floor at y=168; the sofa's top is at y=120, its left side at x=160.
+    assert bright_rows(lines, 48, slice(8, 312)) > 0.8
+    assert bright_rows(lines, 168, slice(8, 150)) > 0.5
+    assert bright_rows(lines, 120, slice(168, 280)) > 0.8
+    assert bright_rows(lines.T, 160, slice(126, 174)) > 0.8
+    # Dark where the photo is flat: the ceiling, the wall between the window and the sofa.
+    assert lines[6:40, 8:312].max() < 64 and lines[128:160, 112:152].max() < 64
+    assert (lines > 128).mean() < 0.1
+    # The second output is the rendered image, not the map.
+    assert np.asarray(image.convert("L")).mean() > 3 * lines.mean()

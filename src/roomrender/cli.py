@@ -1,13 +1,18 @@
-"""The `roomrender` command: serve | worker | keys | submit | db."""
+"""The `roomrender` command: serve | worker | webhooks | keys | submit | db | models.
+
+Failures outside roomrender's code (a server down, a missing extra) are one line, no traceback
+(cli_errors.py); tables never cut an id or a path (cli_tables.py)."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import inspect
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -16,22 +21,26 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from roomrender.canonical.models import Task
 from roomrender.canonical.tasks import IMAGE_INPUTS
+from roomrender.cli_errors import FriendlyGroup, connection_trouble, missing_extra
+from roomrender.cli_tables import print_rows
 from roomrender.config import Settings
 from roomrender.task_flags import is_local_file, request_fields, task_flags
 
-app = typer.Typer(help="roomrender: self-hosted AI interior-design rendering.", no_args_is_help=True)
+app = typer.Typer(help="roomrender: self-hosted AI interior-design rendering.", no_args_is_help=True,
+                  cls=FriendlyGroup)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 models_app = typer.Typer(help="Model weights of the diffusers engine.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-console = Console()
+# Soft wrap: long lines (URLs, paths, ids) are never broken nor cut by rich; a terminal wraps them.
+console = Console(soft_wrap=True)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -86,6 +95,7 @@ def serve(
     from roomrender.app import create_app
 
     settings = _settings(host=host, port=port)
+    _check_port_free(settings.host, settings.port)
     if "ROOMRENDER_PUBLIC_BASE_URL" not in os.environ:
         settings = settings.model_copy(
             update={"public_base_url": f"http://{settings.host}:{settings.port}"})
@@ -101,6 +111,9 @@ def serve(
         console.print("First start: created an API key (shown once, only its hash is kept).")
         console.print(f"To try it, open [bold]{base}/[/bold] and paste this key:")
         print(plaintext, flush=True)
+    else:
+        console.print("API keys are shown only when created; a new one: "
+                      "[bold]roomrender keys create --name <who>[/bold] (the list: roomrender keys list)")
     served = create_app(settings, services=services, workers=workers)
     # What is loaded now (the engine's libraries: ~290,000 objects with diffusers) lives as long
     # as the process: frozen, the garbage collector's full collections skip it instead of
@@ -112,6 +125,23 @@ def serve(
                 port=settings.port, log_level=log_level,
                 log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
                 timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)))
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse to start on a port another process listens on, saying how to pick another."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as taken:
+            reason = ("is taken: another process listens there (another roomrender?)"
+                      if taken.errno == errno.EADDRINUSE else f"cannot be used: {taken.strerror}")
+            console.print(f"[red]error[/red]: port {port} on {host} {reason}. Pick another with "
+                          f"--port {port + 1} or ROOMRENDER_PORT={port + 1} "
+                          f"(make serve: ROOMRENDER_PORT={port + 1} make serve); clients then use "
+                          f"ROOMRENDER_URL=http://{host}:{port + 1}", soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -184,15 +214,14 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list() -> None:
-    table = Table("id", "name", "prefix", "credits left", "used", "rate limit", "active jobs",
-                  "revoked")
-    for key in _services(_settings()).keys.list():
-        table.add_row(key.id, key.name, key.prefix,
-                      "unlimited" if key.credits_available is None else str(key.credits_available),
-                      str(key.credits_used), key.rate_limit or "default",
-                      "default" if key.max_active_jobs is None else str(key.max_active_jobs),
-                      "yes" if key.revoked_at else "")
-    console.print(table)
+    rows = [[key.id, escape(key.name), key.prefix,
+             "unlimited" if key.credits_available is None else str(key.credits_available),
+             str(key.credits_used), escape(key.rate_limit or "default"),
+             "default" if key.max_active_jobs is None else str(key.max_active_jobs),
+             "yes" if key.revoked_at else ""]
+            for key in _services(_settings()).keys.list()]
+    print_rows(console, ["id", "name", "prefix", "credits left", "used", "rate limit", "active jobs",
+                         "revoked"], rows)
 
 
 @keys_app.command("revoke")
@@ -251,7 +280,7 @@ def models_check(
     settings = _settings(models_dir=models_dir)
     registry, specs = _registry_and_target(settings, target)
     report = check_models(registry, settings.models_dir, specs)
-    table = Table("task", "model", "kind", "licence", "status")
+    rows: list[list[str]] = []
     flagged: list[str] = []
     for entry in report:
         for index, presence in enumerate(entry.models):
@@ -260,11 +289,13 @@ def models_check(
             if registry.is_non_commercial(spec):
                 licence = f"[yellow]{licence} NON-COMMERCIAL[/yellow]"
                 flagged.append(spec.id)
-            status = (f"[green]present[/green] {presence.path}" if presence.present
-                      else f"[red]missing[/red] {', '.join(presence.missing)}")
-            table.add_row(entry.name if index == 0 else "", spec.label, spec.kind, licence, status)
-    console.print(f"models folder: {settings.models_dir or '(not set)'}; also the Hugging Face cache")
-    console.print(table)
+            status = (f"[green]present[/green] {escape(str(presence.path))}" if presence.present
+                      else f"[red]missing[/red] {escape(', '.join(presence.missing))}")
+            rows.append([entry.name if index == 0 or not console.is_terminal else "", spec.label,
+                         spec.kind, licence, status])
+    console.print(f"models folder: {settings.models_dir or '(not set: --models-dir or ROOMRENDER_MODELS_DIR)'}; "
+                  "also the Hugging Face cache", soft_wrap=True)
+    print_rows(console, ["task", "model", "kind", "licence", "status"], rows)
     if flagged:
         console.print("[yellow]non-commercial licences[/yellow]: "
                       f"{', '.join(dict.fromkeys(flagged))} may not be used commercially")
@@ -272,8 +303,10 @@ def models_check(
     ready = [e.name for e in report if e.ready]
     console.print(f"ready: {', '.join(ready) or 'none'}")
     if commands:
-        console.print(f"missing: fetch them with `roomrender models pull {target or ''}`, or on a machine "
-                      "with internet with")
+        first = next(entry.name for entry in report if not entry.ready)
+        console.print(f"missing: fetch them with `roomrender models pull{f' {target}' if target else ''}` "
+                      f"(one task: `roomrender models pull {first}`), or on a machine with internet with",
+                      soft_wrap=True)
         for command in commands:
             print(f"  {command}")
         raise typer.Exit(1)
@@ -297,15 +330,44 @@ def models_pull(
     try:
         pull(wanted, settings.models_dir, report=console.print)
     except Exception as failed:
-        console.print(f"[red]error[/red]: the download failed: {type(failed).__name__}: {failed}")
+        console.print(f"[red]error[/red]: {escape(_pull_failure(failed))}", soft_wrap=True)
         raise typer.Exit(1) from None
     models_check(target, settings.models_dir)
+
+
+def _pull_failure(failed: Exception) -> str:
+    from roomrender.engines.diffusers.pull import hub_endpoint
+
+    trouble = connection_trouble(failed)
+    if trouble is not None:
+        return (f"cannot reach the Hugging Face Hub at {hub_endpoint() or 'https://huggingface.co'}: "
+                f"{trouble}. Check the network, or set HF_ENDPOINT to a mirror this machine reaches; "
+                "`roomrender models check` prints `hf download` commands to run on a machine with internet")
+    return missing_extra(failed) or f"the download failed: {type(failed).__name__}: {failed}"
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model of the registry: its id, kind, licence and the tasks that use it (`models check`
+    says which are here)."""
+    from roomrender.engines.diffusers.registry import load_registry
+
+    registry = load_registry(_settings().diffusers_registry)
+    used_by: dict[str, list[str]] = {}
+    for spec in registry.all_specs():
+        for model in [*registry.models_of(spec), *registry.optional_models_of(spec)]:
+            used_by.setdefault(model.key, []).append(spec.name)
+    rows = [[model.label, model.kind, model.licence or "unknown", ", ".join(used_by.get(model.key, []))]
+            for model in registry.models.values()]
+    print_rows(console, ["model", "kind", "licence", "tasks"], rows)
 
 
 def _sse_events(response: httpx.Response):  # type: ignore[no-untyped-def]
     event, data = "message", []
     for line in response.iter_lines():
-        if line.startswith("event:"):
+        if line.startswith(":"):
+            yield "keep-alive", {}  # the stream is quiet: a moment to look at the job
+        elif line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].strip())
@@ -403,13 +465,21 @@ def _follow(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
         bar = progress.add_task(job["status"], total=100)
         with client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=None) as stream:
             _raise_for(stream)
+            told: set[str] = set()
             for event, data in _sse_events(stream):
+                if event == "keep-alive" and job["status"] == "queued":
+                    # Nothing changed for a while: a queued job may be waiting for a worker.
+                    event, data = "status", client.get(f"/v1/jobs/{job['id']}").json()
                 if event == "status":
                     job = data
                     label = job["status"]
                     if job.get("queue_position"):
                         label += f" (#{job['queue_position']} in queue)"
                     progress.update(bar, completed=job["progress"], description=label)
+                    waiting = job.get("waiting_for")
+                    if waiting and waiting not in told:
+                        progress.console.print(f"waiting for {escape(waiting)}", soft_wrap=True)
+                        told.add(waiting)
                 elif event == "end":
                     break
     return job

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     worker_pipelines: list[str] = Field(default_factory=list)
     # A stopping worker lets its batch run this long, then hands its jobs back to the queue.
     worker_stop_grace_seconds: float = 30.0
+    # A job queued this long while no worker showed itself (a claim, a heartbeat, a job ended)
+    # is said to wait for a worker (the job, /readyz), instead of an ETA.
+    no_worker_after_seconds: float = 15.0
 
     # Origins browsers may call the API from (keys travel in headers, never cookies); [] turns
     # CORS off. Spacely's browser clients call the API directly.

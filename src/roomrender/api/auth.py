@@ -10,6 +10,9 @@ from roomrender.accounts.keys import ApiKey, KeyStore
 from roomrender.api.reads import in_read_thread
 from roomrender.canonical.errors import Unauthorized
 
+# The code of a key sent without its scheme (dialects with a fixed 401 body add its message).
+SCHEME_MISSING = "authorization_scheme_missing"
+
 
 def presented_key(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
@@ -17,6 +20,25 @@ def presented_key(request: Request) -> str | None:
     if scheme.lower() in ("bearer", "token") and token.strip():
         return token.strip()
     return request.headers.get("x-api-key") or None
+
+
+def authorization_problem(request: Request) -> Unauthorized | None:
+    """What is wrong with an Authorization header that carries no usable key (None: it is
+    absent or fine): a key sent without its scheme, a scheme with no key, another scheme."""
+    authorization = request.headers.get("authorization", "").strip()
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() in ("bearer", "token"):
+        if token.strip():
+            return None
+        return Unauthorized("the Authorization header names its scheme but no key: send "
+                            "Authorization: Bearer <key>")
+    if not token.strip():
+        return Unauthorized("the Authorization header has no scheme: send Authorization: Bearer <key> "
+                            "(the word Bearer, a space, then the key)", code=SCHEME_MISSING)
+    return Unauthorized(f"the Authorization scheme {scheme[:20]!r} is not accepted: send "
+                        "Authorization: Bearer <key>")
 
 
 async def require_key(request: Request) -> ApiKey:
@@ -29,7 +51,8 @@ async def require_key(request: Request) -> ApiKey:
         key = await in_read_thread(store.authenticate, plaintext)
     if key is None:
         if plaintext is None:
-            raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+            raise authorization_problem(request) or Unauthorized(
+                "an API key is required: send Authorization: Bearer <key>")
         raise Unauthorized("the API key is not valid or was revoked")
     # Metrics and log lines name the caller by its key's public prefix (api/telemetry.py).
     request.state.key_prefix = key.prefix

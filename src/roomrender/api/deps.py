@@ -4,6 +4,7 @@ services, the caller's key, the Idempotency-Key header; and the wire helpers the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
@@ -80,3 +81,22 @@ def describe_validation_errors(errors: Sequence[dict[str, Any]]) -> str:
                             if part not in ("body", "query"))
         parts.append(f"{location}: {item.get('msg')}" if location else str(item.get("msg")))
     return "; ".join(parts) or "the request is not valid"
+
+
+def describe_json_error(broken: ValueError) -> str:
+    """A body that is not JSON, and where, in words: `... expecting value at line 1, column 12`."""
+    if isinstance(broken, json.JSONDecodeError):
+        reason = broken.msg[:1].lower() + broken.msg[1:]
+        return f"the request body is not valid JSON: {reason} at line {broken.lineno}, column {broken.colno}"
+    return f"the request body is not valid JSON: {str(broken)[:200]}"
+
+
+def json_error_of(item: dict[str, Any], body: Any) -> json.JSONDecodeError | None:
+    """FastAPI's `json_invalid` validation error (its offset) as the parser's own error, which
+    knows the line and column (None: `item` is another kind of error)."""
+    location = item.get("loc", ())
+    if item.get("type") != "json_invalid" or len(location) < 2 or not isinstance(location[-1], int):
+        return None
+    document = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    reason = (item.get("ctx") or {}).get("error") or "not valid JSON"
+    return json.JSONDecodeError(str(reason), document, min(location[-1], len(document)))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from roomrender.api.deps import describe_validation_errors
+from roomrender.api.deps import describe_json_error, describe_validation_errors, json_error_of
 from roomrender.canonical.errors import (
     BodyTooLarge,
     Conflict,
@@ -175,8 +175,9 @@ def install_error_handlers(app: FastAPI, dialects: DialectErrors) -> None:
             {key: value for key, value in item.items() if key in ("loc", "msg", "type")}
             for item in error.errors()
         ]
-        invalid = InvalidRequest(describe_validation_errors(errors), code="invalid_request",
-                                 details=errors)
+        broken = next((found for item in error.errors() if (found := json_error_of(item, error.body))), None)
+        message = describe_json_error(broken) if broken else describe_validation_errors(errors)
+        invalid = InvalidRequest(message, code="invalid_request", details=errors)
         return dialects.render(request, invalid)
 
     @app.exception_handler(StarletteHTTPException)

@@ -87,7 +87,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The database answers, its schema is current, and files can be "
-            "stored")
+            "stored (`jobs_waiting_for`: queued jobs wait for a worker that is not running)")
 def readyz(request: Request) -> JSONResponse:
     draining = getattr(request.app.state, "draining", None)
     if draining is not None and draining.is_set():
@@ -105,7 +105,12 @@ def readyz(request: Request) -> JSONResponse:
     except Exception as problem:
         return JSONResponse({"status": "unavailable", "reason": str(problem),
                              "code": "storage_unavailable"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    # Ready to take jobs; whether any worker runs them is said apart (a worker is another process).
+    body = {"status": "ready"}
+    waiting_for = svc.jobs.worker_presence.shortage()
+    if waiting_for is not None:
+        body["jobs_waiting_for"] = waiting_for
+    return JSONResponse(body)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -249,8 +249,13 @@ class Job:
     # The latest live preview's URL while the job runs (a small JPEG, short-lived).
     preview_url: str | None = None
 
+    # Set while a queued job waits for something other than its turn (no worker is running).
+    waiting_for: str | None = None
+
     @property
     def percent(self) -> int:
+        """0..100; 100 only for a succeeded job (a job canceled or failed after its last step,
+        or still storing its outputs, is not done)."""
         if self.status == JobStatus.succeeded:
             return 100
-        return int(round(self.progress * 100))
+        return min(99, int(round(self.progress * 100)))

@@ -104,6 +104,7 @@ class Claim:
 _JOB_OF_OWNER = select(jobs).where(jobs.c.id == bindparam("job_id"),
                                    jobs.c.owner_id == bindparam("owner_id"))
 _ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+_ENDED = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.canceled.value)
 
 
 def _eligible(engine: str, tasks: Sequence[str] | None, request_version: int) -> list[Any]:
@@ -572,6 +573,27 @@ class JobQueue:
                 select(recent.c.task, func.avg(recent.c.seconds)).group_by(recent.c.task)
             ).all()
         return {row[0]: float(row[1]) for row in rows if row[1] is not None}
+
+    def worker_seen_since(self, since: float, now: float | None = None) -> bool:
+        """Whether a worker showed itself in the jobs table since `since`: a job it runs on a
+        live lease, or one it ended since then (an idle worker takes a queued job at once)."""
+        now = time.time() if now is None else now
+        with self.db.connect() as connection:
+            running = connection.execute(select(jobs.c.id).where(
+                jobs.c.status == JobStatus.running.value, jobs.c.lease_expires_at > now).limit(1)).first()
+            if running is not None:
+                return True
+            ended = connection.execute(select(jobs.c.id).where(
+                jobs.c.status.in_(_ENDED), jobs.c.started_at.is_not(None),
+                jobs.c.finished_at >= since).limit(1)).first()
+        return ended is not None
+
+    def oldest_queued_at(self) -> float | None:
+        """When the job that has waited longest entered the queue (None: none waits)."""
+        with self.db.connect() as connection:
+            oldest = connection.execute(select(func.min(jobs.c.updated_at)).where(
+                jobs.c.status == JobStatus.queued.value)).scalar_one()
+        return None if oldest is None else float(oldest)
 
     @staticmethod
     def _active(connection: Connection, owner_id: str) -> int:

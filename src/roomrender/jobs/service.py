@@ -35,6 +35,7 @@ from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.records import JobRecord, NewJob
 from roomrender.jobs.rows import to_job
+from roomrender.jobs.worker_presence import WorkerPresence
 from roomrender.netsafety import check_url
 from roomrender.storage import new_key
 from roomrender.storage.files import FileStore, NewFile, StoredFile
@@ -102,6 +103,7 @@ class JobService:
         self._durations_lock = threading.Lock()
         # The version of the requests this API writes: workers that know it run its jobs.
         self.request_version = REQUEST_VERSION
+        self.worker_presence = WorkerPresence(queue, settings.no_worker_after_seconds)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -335,7 +337,9 @@ class JobService:
         if job.status == JobStatus.queued:
             job.queue_position = (self.queue.queue_position(record) if queue_position is None
                                   else queue_position)
-            job.eta_seconds = round(job.queue_position * average, 1)
+            job.waiting_for = self.worker_presence.waiting_for(record.updated_at, now)
+            # Without a worker, any ETA would be a guess.
+            job.eta_seconds = None if job.waiting_for else round(job.queue_position * average, 1)
         elif job.status == JobStatus.running:
             elapsed = now - (record.started_at or now)
             if record.progress > 0.05:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, Response
 
+from roomrender.api.auth import SCHEME_MISSING
 from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.canonical.errors import InsufficientCredits, RoomrenderError, Unauthorized
 
@@ -36,7 +37,9 @@ class SignedUrlGone(HttpError):
 def luw_error(error: RoomrenderError) -> Response:
     """A canonical error in Luw's shapes."""
     if isinstance(error, Unauthorized):
-        return JSONResponse({"status": False, "errors": {"auth": [AUTH_MESSAGE]}}, status_code=401,
+        # Luw's own message first, as clients read it; then what to fix, when it is the scheme.
+        messages = [AUTH_MESSAGE, *([error.message] if error.code == SCHEME_MISSING else [])]
+        return JSONResponse({"status": False, "errors": {"auth": messages}}, status_code=401,
                             headers={"WWW-Authenticate": "Bearer"})
     if isinstance(error, InsufficientCredits):
         return JSONResponse({"status": False, "insert_coin": True}, status_code=402)

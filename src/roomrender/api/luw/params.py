@@ -25,10 +25,11 @@ MODELS: dict[str, Task] = {
     "segmentprompt": Task.segment,
     "removebg": Task.cutout,
 }
-# Generators of the service that this server does not run (yet).
+# Generators of the service that this server does not run yet (shared/api/luw.md, and the
+# official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard",
-    "changebg", "magicprompt", "archigpt",
+    "video", "motion", "3dgen", "fluw", "fluwvector", "vector", "pattern", "moodboard",
+    "changebg", "magicprompt", "landscape", "archigpt",
 })
 # Luw's video generators: /v2/video_styles lists their styles once one of them is served.
 VIDEO_MODELS = frozenset({"video", "motion"})

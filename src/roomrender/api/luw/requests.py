@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 from pydantic import ValidationError
 
-from roomrender.api.deps import describe_validation_errors
+from roomrender.api.deps import describe_json_error, describe_validation_errors
 from roomrender.api.luw.params import (
     FORMATS,
     HD_SCALES,
@@ -75,9 +75,10 @@ async def read_params(request: Request) -> dict[str, Any]:
             content_type in ("", "text/plain") and looks_like_json):
         try:
             data = json.loads(body)
-        except (ValueError, RecursionError) as broken:  # RecursionError: nested too deep
-            raise InvalidRequest(f"the JSON body could not be parsed: {str(broken)[:200]}"
-                                 ) from None
+        except ValueError as broken:
+            raise InvalidRequest(describe_json_error(broken)) from None
+        except RecursionError:  # nested too deep
+            raise InvalidRequest("the request body is not valid JSON: it is nested too deep") from None
         if not isinstance(data, dict):
             raise InvalidRequest("the JSON body must be an object of parameters")
         params.update(data)
@@ -189,7 +190,7 @@ def model_task(model: str | None) -> Task:
         return MODELS[model]
     if model in OTHER_MODELS:
         raise Unsupported(
-            f"the model {model[:64]!r} is not supported by this server; supported models: "
+            f"the model {model[:64]!r} is not yet supported by this server; supported models: "
             + ", ".join(MODELS),
             code="model_not_supported",
         )
@@ -199,6 +200,7 @@ def model_task(model: str | None) -> Task:
 def to_request(params: dict[str, Any]) -> GenerationRequest:
     """The canonical request for a Luw /v2/generate call."""
     model = text(params, "model")
+    model = model.lower() if model else model
     task = model_task(model)
     fields: dict[str, Any] = {"task": task, "image": image_ref(params, "image"),
                               "webhook_events": list(WEBHOOK_EVENTS)}

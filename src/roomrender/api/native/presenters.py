@@ -52,6 +52,8 @@ class JobOut(BaseModel):
     progress: int
     queue_position: int | None
     eta_seconds: float | None
+    # What a queued job waits for besides its turn, in words (no worker is running).
+    waiting_for: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -90,6 +92,7 @@ def job_json(job: Job, base_url: str) -> dict[str, Any]:
         "progress": job.percent,
         "queue_position": job.queue_position,
         "eta_seconds": job.eta_seconds,
+        "waiting_for": job.waiting_for,
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
@@ -151,7 +154,7 @@ class JobEvents:
 
     def __call__(self, update: JobUpdate) -> bytes:
         job, body = update.job, b""
-        state = (job.status, job.percent, job.queue_position, len(job.outputs))
+        state = (job.status, job.percent, job.queue_position, job.waiting_for, len(job.outputs))
         if state != self.last_seen:
             body += update.rendered(f"native:{self.base_url}",
                                     lambda job: sse_json("status", job_json(job, self.base_url)))

@@ -63,6 +63,8 @@ def logs(job: Job, model: ReplicateModel | None) -> str:
     if job.status == JobStatus.queued:
         lines.append(f"waiting in the queue (position {job.queue_position})"
                      if job.queue_position else "waiting in the queue")
+        if job.waiting_for:
+            lines.append(f"waiting for {job.waiting_for}")
     if job.started_at is not None:
         lines.append(progress_line(job.percent))
     if job.status == JobStatus.failed:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from pydantic import ValidationError
 
+from roomrender.api.deps import describe_json_error
 from roomrender.api.replicate.errors import BadRequest, VersionInvalid
 from roomrender.api.replicate.models import (
     ModelVersion,
@@ -60,7 +61,7 @@ async def read_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw or b"{}")
     except ValueError as broken:
-        raise BadRequest(f"the request body is not valid JSON: {broken}") from None
+        raise BadRequest(describe_json_error(broken)) from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     errors = schema_errors(BODY_SCHEMA, body)

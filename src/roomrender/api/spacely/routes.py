@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
 from roomrender.accounts.keys import ApiKey
-from roomrender.api.auth import presented_key, require_key
+from roomrender.api.auth import authorization_problem, presented_key, require_key
 from roomrender.api.deps import services
 from roomrender.api.reads import read_job
 from roomrender.api.spacely.errors import ERRORS
@@ -74,7 +74,8 @@ api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False,
 async def spacely_key(request: Request,
                       _documented: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
     if presented_key(request) is None:
-        raise Unauthorized("an API key is required: send the header X-API-KEY: <key>")
+        raise authorization_problem(request) or Unauthorized(
+            "an API key is required: send the header X-API-KEY: <key>")
     return await require_key(request)
 
 

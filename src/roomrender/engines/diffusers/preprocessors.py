@@ -6,10 +6,8 @@ checkpoints both work) and run batched on the engine's device.
 
 Straight lines: M-LSD is neither in diffusers nor in transformers, and its original weights come
 as a pickled torch module of the ControlNet annotators. Rather than ship an unverifiable port, the
-`lines` control is a classical detector: Canny edges, then a probabilistic Hough transform that
-keeps straight segments longer than 4% of the image, drawn white on black. That is the kind of
-map the M-LSD ControlNet was trained on (thin straight wall, window and ceiling lines); it runs on
-the CPU in a few milliseconds per image.
+`lines` control is the classical detector of engines/lines.py (Canny edges, a probabilistic Hough
+transform), which the preview engine draws too; it runs on the CPU in a few milliseconds per image.
 
 Results are cached per input image within one `generate` call (a batch), so a job whose
 restyle needs segmentation for the mask and for the control image segments once. The cache is
@@ -37,6 +35,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from roomrender.catalog import load_data_file
+from roomrender.engines.lines import straight_lines
 
 
 def ade_classes() -> list[dict[str, Any]]:
@@ -161,19 +160,6 @@ def canny(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
     gray = np.asarray(image.convert("L"))
     edges = cv2.Canny(gray, low, high)
     return Image.fromarray(edges, "L").convert("RGB")
-
-
-def straight_lines(image: Image.Image) -> Image.Image:
-    """Straight segments (see the module's note on M-LSD), white on black."""
-    gray = cv2.GaussianBlur(np.asarray(image.convert("L")), (5, 5), 0)
-    edges = cv2.Canny(gray, 50, 150)
-    side = max(image.size)
-    found = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=max(10, side // 20),
-                            minLineLength=max(4, int(side * 0.04)), maxLineGap=max(2, side // 100))
-    canvas = np.zeros((image.height, image.width), dtype=np.uint8)
-    for x1, y1, x2, y2 in ([] if found is None else found.reshape(-1, 4)):
-        cv2.line(canvas, (int(x1), int(y1)), (int(x2), int(y2)), 255, max(1, side // 256))
-    return Image.fromarray(canvas, "L").convert("RGB")
 
 
 # -- from label maps to control images and masks ---------------------------------------------

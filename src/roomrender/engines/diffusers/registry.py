@@ -74,7 +74,7 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.id}/{self.subfolder}/{self.weight_name}" if self.weight_name else self.id
+        return "/".join(part for part in (self.id, self.subfolder, self.weight_name) if part)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 It is honest about what it is: it re-grades, paints, fills and resamples pixels so that the
 whole service can be run and tested anywhere. It cuts a subject out of a plain background
 (engines/cutout.py, with that method's limits) and composites a product into a room
-(engines/placing.py). Tasks that need a generative model answer
-"needs the diffusers engine" at submit time.
+(engines/placing.py). A request may ask for the photo's straight-line map back
+(`control_map="lines"`, engines/lines.py), drawn as the diffusers engine draws it. Tasks that need
+a generative model answer "needs the diffusers engine" at submit time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from roomrender.engines.base import (
     RenderedImage,
 )
 from roomrender.engines.cutout import cut_out
+from roomrender.engines.lines import straight_lines
 from roomrender.engines.placing import boxes, composite_preview
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
@@ -189,12 +191,6 @@ class PreviewEngine:
         if request.model is not None:
             raise Unsupported(f"the model {request.model!r} needs the diffusers engine; this server runs "
                               "the preview engine, which has no models", code="needs_diffusers_engine")
-        if request.control_map is not None:
-            raise Unsupported(
-                f"control_map {request.control_map!r} (the line map the diffusers engine conditions "
-                "on) needs the diffusers engine; this server runs the preview engine",
-                code="needs_diffusers_engine",
-            )
         if request.task == Task.edit and not request.remove:
             raise Unsupported(
                 "editing a masked area by prompt or material needs the diffusers engine; the preview "
@@ -223,6 +219,9 @@ class PreviewEngine:
         request = job.request
         seed = request.seed if request.seed is not None else 0
         outputs: list[RenderedImage] = []
+        if request.control_map == "lines":
+            # First, as the diffusers engine answers it: the map of the input photo.
+            outputs.append(RenderedImage(straight_lines(job.image), label="lines"))
         for variant in range(request.n):
             rng = np.random.default_rng(seed + variant)
             outputs.append(RenderedImage(self._render_one(job, rng)))

@@ -18,12 +18,15 @@ class SlowPreviewEngine(PreviewEngine):
         self.steps = steps
         self.step_seconds = step_seconds
         self.batches: list[list[str]] = []
+        # The steps run so far, over all batches (a canceled batch stops between two).
+        self.steps_run = 0
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
         self.batches.append([job.job_id for job in batch])
         ids = [job.job_id for job in batch]
         for step in range(self.steps):
             time.sleep(self.step_seconds)
+            self.steps_run += 1
             context.progress(ids, (step + 1) / (self.steps + 1))
         return super().generate(batch, context)
 

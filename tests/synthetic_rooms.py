@@ -108,7 +108,8 @@ class StraightRoom:
         return self.camera.project((x, self.camera_height - above_floor, z))
 
     def lines(self) -> dict[str, list[Pixel]]:
-        left, right, far, near, h = self.left_x, self.left_x + self.width, self.far_z, self.far_z - self.depth, self.height
+        left, right, h = self.left_x, self.left_x + self.width, self.height
+        far, near = self.far_z, self.far_z - self.depth
         return {"top_left": [self.at(left, far, h), self.at(left, near, h)],
                 "top_right": [self.at(right, far, h), self.at(right, near, h)],
                 "bottom_left": [self.at(left, far), self.at(left, near)],

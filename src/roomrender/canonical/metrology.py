@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from roomrender.canonical.boxes import Box
 from roomrender.canonical.perspective import OnePointRoom, Point, TrueSize, TwoPointRoom
 
 # A 26 mm (35 mm-equivalent) lens, a phone's main camera: f = 26/36 of the photo's width.
@@ -145,7 +146,8 @@ def _horizontal(a: Vector, b: Vector) -> float:
 # -- measure: two-point -------------------------------------------------------------------------
 
 def measure_two_point(room: TwoPointRoom, room_height: float, width: int, height: int) -> Measurement:
-    check_on_photo({"top": room.top, "floor": room.floor}, width, height)
+    check_on_photo({"the top corner line": room.top, "the bottom corner reference line": room.floor},
+                   width, height)
     top_left, top_middle, top_right = room.top
     left_ref, bottom_middle, right_ref = room.floor
     left_vp = _meet(_line(top_left, top_middle, "the left wall's ceiling line"),
@@ -207,10 +209,10 @@ def _common_point(lines: list[Vector]) -> tuple[float, float]:
 
 def measure_one_point(room: OnePointRoom, room_height: float, width: int, height: int,
                       focal: float | None = None) -> Measurement:
-    edges = {"top_left": room.top_left, "top_right": room.top_right,
-             "bottom_left": room.bottom_left, "bottom_right": room.bottom_right}
+    edges = {"the top-left line": room.top_left, "the top-right line": room.top_right,
+             "the bottom-left line": room.bottom_left, "the bottom-right line": room.bottom_right}
     check_on_photo(edges, width, height)
-    lines = [_line(far, near, f"the {name.replace('_', '-')} line") for name, (far, near) in edges.items()]
+    lines = [_line(far, near, name) for name, (far, near) in edges.items()]
     vp = _common_point(lines)
     camera = Camera(focal or DEFAULT_FOCAL_RATIO * width, vp[0], vp[1])
     (far_tl, near_tl), (far_tr, near_tr) = room.top_left, room.top_right
@@ -261,7 +263,8 @@ def true_size_quad(true_size: TrueSize, width: int, height: int) -> Quad:
     (top-left, top-right, bottom-right, bottom-left) on the wall that holds the reference line,
     its top-left at `true_size.at`."""
     start, end = true_size.reference_line
-    check_on_photo({"referenceLine": true_size.reference_line, "placement": [true_size.at]},
+    check_on_photo({"the reference line": true_size.reference_line,
+                    "the product's top-left corner": [true_size.at]},
                    width, height)
     _line(start, end, "the reference line")
     camera = Camera(DEFAULT_FOCAL_RATIO * width, width / 2, height / 2)
@@ -282,9 +285,9 @@ def true_size_quad(true_size: TrueSize, width: int, height: int) -> Quad:
     # depth_end * ray_end - depth_start * ray_start = length * along, up to one scale.
     system = np.column_stack([ray_end, -ray_start, -along])
     null = np.linalg.svd(system)[2][-1]
-    if null[2] < 0:
+    if null[0] + null[1] < 0:
         null = -null
-    depth_end, depth_start, length = null
+    depth_end, depth_start, length = null[0], null[1], abs(null[2])
     if length <= 1e-9 or depth_start <= 0 or depth_end <= 0:
         raise GeometryError("the reference line cannot lie on a wall seen by this photo's camera "
                             "(a line along a wall, or a vertical one)")
@@ -311,3 +314,21 @@ def quad_bounds(quad: Quad) -> tuple[int, int, int, int]:
     xs, ys = [point[0] for point in quad], [point[1] for point in quad]
     left, top = math.floor(min(xs)), math.floor(min(ys))
     return left, top, max(1, math.ceil(max(xs)) - left), max(1, math.ceil(max(ys)) - top)
+
+
+def true_size_box(true_size: TrueSize, width: int, height: int) -> Box:
+    """The placement (pixels of the photo) of a product at its true size: its quad's bounds,
+    which must lie on the photo."""
+    left, top, w, h = quad_bounds(true_size_quad(true_size, width, height))
+    if left < -EDGE_SLACK or top < -EDGE_SLACK or left + w > width + 1 or top + h > height + 1:
+        raise GeometryError(f"at its true size the product takes {w}x{h} pixels from ({left}, {top}): "
+                            f"it reaches outside the photo, which is {width}x{height} pixels")
+    left, top = max(0, left), max(0, top)
+    return Box(x=left, y=top, w=min(w, width - left), h=min(h, height - top))
+
+
+def measure_room(room: TwoPointRoom | OnePointRoom, room_height: float, width: int,
+                 height: int) -> Measurement:
+    if isinstance(room, TwoPointRoom):
+        return measure_two_point(room, room_height, width, height)
+    return measure_one_point(room, room_height, width, height)

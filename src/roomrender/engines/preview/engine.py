@@ -19,6 +19,7 @@ from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.catalog import Style, find_style, styles
 from roomrender.config import Settings
 from roomrender.engines.base import (
+    Artifact,
     BatchCanceled,
     BatchContext,
     EngineJob,
@@ -26,10 +27,11 @@ from roomrender.engines.base import (
     RenderedImage,
 )
 from roomrender.engines.cutout import cut_out
-from roomrender.engines.placing import boxes, composite_preview
+from roomrender.engines.measuring import measured
+from roomrender.engines.placing import composite_preview
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place})
+                       Task.place, Task.measure})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -219,10 +221,14 @@ class PreviewEngine:
                 results.append(failure)
         return results
 
-    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage]:
+    def _render(self, job: EngineJob, context: BatchContext) -> list[Artifact]:
         request = job.request
+        if request.task == Task.measure:
+            artifacts = measured(request, job.image)
+            context.progress([job.job_id], 1.0)
+            return artifacts
         seed = request.seed if request.seed is not None else 0
-        outputs: list[RenderedImage] = []
+        outputs: list[Artifact] = []
         for variant in range(request.n):
             rng = np.random.default_rng(seed + variant)
             outputs.append(RenderedImage(self._render_one(job, rng)))
@@ -249,6 +255,5 @@ class PreviewEngine:
         if request.task == Task.cutout:
             return cut_out(image)
         if request.task == Task.place:
-            placement, area = boxes(request, image.width, image.height)
-            return composite_preview(image, cut_out(job.images["product_image"]), placement, area)
+            return composite_preview(image, cut_out(job.images["product_image"]), request)
         raise Unsupported(f"the preview engine cannot run {request.task.value}")

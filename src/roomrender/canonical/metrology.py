@@ -136,7 +136,8 @@ def _on_plane_y(camera: Camera, point: Point, plane_y: float, what: str) -> Vect
         raise GeometryError(f"{what} ({point.x:g}, {point.y:g}) must lie {side} the horizon "
                             f"(y = {camera.cy:.0f} here) to be on the "
                             f"{'floor' if plane_y > 0 else 'ceiling'}")
-    return ray * (plane_y / ray[1])
+    point_3d: Vector = ray * (plane_y / ray[1])
+    return point_3d
 
 
 def _horizontal(a: Vector, b: Vector) -> float:

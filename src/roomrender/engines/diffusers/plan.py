@@ -286,7 +286,11 @@ class Planner:
         request = job.request
         room = job.image.convert("RGB")
         _, area = boxes(request, *room.size)
-        [cutout] = self.cut(spec, [job.images["product_image"]])
+        if request.true_size is not None:
+            # At a true size the PNG is the decoration as it is, padding and all (no background).
+            cutout = job.images["product_image"].convert("RGBA")
+        else:
+            [cutout] = self.cut(spec, [job.images["product_image"]])
         product, box = product_in_room(cutout, request, room.size)
         composed = paste(room, product, box)
         changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))

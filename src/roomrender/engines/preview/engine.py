@@ -255,5 +255,8 @@ class PreviewEngine:
         if request.task == Task.cutout:
             return cut_out(image)
         if request.task == Task.place:
-            return composite_preview(image, cut_out(job.images["product_image"]), request)
+            product = job.images["product_image"]
+            # At a true size the PNG is the decoration as it is, padding and all (no background).
+            cutout = product.convert("RGBA") if request.true_size is not None else cut_out(product)
+            return composite_preview(image, cutout, request)
         raise Unsupported(f"the preview engine cannot run {request.task.value}")

@@ -8,9 +8,11 @@ import math
 from PIL import Image, ImageDraw, ImageFont
 
 from roomrender.canonical.metrology import Dimension, Measurement, measure_room
-from roomrender.canonical.models import GenerationRequest
+from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.engines.base import Artifact, RenderedData, RenderedImage
 
+# Tasks every engine runs the same way, with geometry and no model.
+GEOMETRY_TASKS = frozenset({Task.measure})
 LINE_COLOR = (255, 196, 0)
 LABEL_INK, LABEL_PAPER = (20, 20, 20), (255, 255, 255)
 # The end ticks' half length and the line's width, as a share of the photo's shorter side.

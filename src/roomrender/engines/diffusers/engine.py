@@ -71,7 +71,7 @@ from roomrender.engines.diffusers.prompts import build_prompt
 from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
-from roomrender.engines.measuring import measured
+from roomrender.engines.measuring import GEOMETRY_TASKS, measured
 
 log = logging.getLogger("roomrender.engines.diffusers")
 
@@ -219,7 +219,7 @@ class DiffusersEngine:
 
     def supported_tasks(self) -> frozenset[Task]:
         # measure is geometry: it needs no weights (engines/measuring.py).
-        return frozenset(self.registry.serving(self.family)) | {Task.measure}
+        return frozenset(self.registry.serving(self.family)) | GEOMETRY_TASKS
 
     def spec_for(self, request: GenerationRequest) -> TaskSpec:
         """What runs the request: its task in its family (see Registry.spec_for)."""
@@ -234,7 +234,7 @@ class DiffusersEngine:
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
-        if request.task == Task.measure:
+        if request.task in GEOMETRY_TASKS:
             return
         spec = self.spec_for(request)
         missing = self.store.missing(spec)
@@ -245,7 +245,7 @@ class DiffusersEngine:
         """Jobs that can share one pipeline call: same family, task, sizes, call settings and
         prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
         it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
-        if request.task == Task.measure:
+        if request.task in GEOMETRY_TASKS:
             return f"{self.name}:{self.family}:{request.task.value}"
         spec = self.spec_for(request)
         settings = self.planner.call_settings(request, spec)
@@ -260,7 +260,7 @@ class DiffusersEngine:
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
-        if batch and all(job.request.task == Task.measure for job in batch):
+        if batch and all(job.request.task in GEOMETRY_TASKS for job in batch):
             return [_measured(job) for job in batch]
         self.pre.clear()
         try:

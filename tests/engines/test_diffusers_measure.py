@@ -9,13 +9,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from roomrender.canonical.models import GenerationRequest, Task  # noqa: E402
-from roomrender.config import Settings  # noqa: E402
-from roomrender.engines import load_engine  # noqa: E402
-from roomrender.engines.base import BatchContext, EngineJob, RenderedData, RenderedImage  # noqa: E402
-from roomrender.engines.preview.engine import PreviewEngine  # noqa: E402
-from tests.synthetic_rooms import Camera, CornerRoom  # noqa: E402
-from tests.test_metrology import corner_marks  # noqa: E402
+from roomrender.canonical.models import GenerationRequest, Task
+from roomrender.config import Settings
+from roomrender.engines import load_engine
+from roomrender.engines.base import BatchContext, EngineJob, RenderedData, RenderedImage
+from roomrender.engines.preview.engine import PreviewEngine
+from tests.synthetic_rooms import Camera, CornerRoom
+from tests.test_metrology import corner_marks
 
 
 def test_the_diffusers_engine_measures_without_any_model(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from roomrender.canonical.perspective import OnePointRoom, Point, TrueSize, TwoP
 from roomrender.engines.base import BatchContext, EngineJob, RenderedData, RenderedImage
 from roomrender.engines.placing import composite_preview
 from roomrender.engines.preview.engine import PreviewEngine
-from tests.synthetic_rooms import Camera, CornerRoom, Pixel, StraightRoom, box_of
+from tests.conftest import data_uri, drain
+from tests.synthetic_rooms import Camera, CornerRoom, Pixel, StraightRoom, box_of, png
 
 TOLERANCE = 0.03
 FRAME_WIDTH, FRAME_HEIGHT = 0.6, 0.9
@@ -192,3 +193,25 @@ def test_a_product_too_big_for_the_photo_is_refused():
                          width=6.0, height=0.9, at=points([wall(1.0, 2.0)])[0])
     with pytest.raises(GeometryError, match="outside the photo"):
         true_size_box(true_size, 640, 480)
+
+
+def test_the_native_api_answers_the_drawing_and_the_measurements_as_json(client, auth, services):
+    room = CornerRoom(Camera(yaw=40))
+    marks = {"kind": "two_point", "top": [{"x": x, "y": y} for x, y in room.top()],
+             "floor": [{"x": x, "y": y} for x, y in room.floor_marks()]}
+    body = {"task": "measure", "image": data_uri(png(room.photo()), "image/png"), "room": marks,
+            "room_height": room.height}
+    job = client.post("/v1/jobs", headers=auth, json=body).json()
+    drain(services)
+    done = client.get(f"/v1/jobs/{job['id']}", headers=auth).json()
+    assert done["status"] == "succeeded"
+    drawing, data = done["outputs"]
+    assert drawing["kind"] == "image" and (drawing["width"], drawing["height"]) == (640, 480)
+    assert data["kind"] == "data" and data["label"] == "measurements"
+    found = client.get(data["url"]).json()
+    assert close(found["width"], room.width) and close(found["depth"], room.depth)
+    # Marks off the photo: refused at submit, with the reason.
+    off = {**marks, "top": [{"x": -90, "y": 10}, *marks["top"][1:]]}
+    refused = client.post("/v1/jobs", headers=auth, json={**body, "room": off})
+    assert refused.status_code == 400
+    assert "invalid_geometry" in refused.text and "off the photo" in refused.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -178,3 +179,23 @@ def test_submit_help_lists_every_task_option_and_flags_take_no_value():
                  "--placement", "--product-image", "--remove", "--output-format"):
         assert flag in result.output, flag
     assert "<bool>" not in result.output and "BOOLEAN" not in result.output
+
+
+def test_submit_takes_nested_options_as_json():
+    import typer
+
+    from roomrender.canonical.models import GenerationRequest, Task
+    from roomrender.task_flags import request_fields, task_flags
+
+    flags = task_flags()
+    room = {"kind": "one_point", "top_left": [{"x": 211, "y": 166}, {"x": 133, "y": 113}],
+            "top_right": [{"x": 442, "y": 166}, {"x": 529, "y": 113}],
+            "bottom_left": [{"x": 211, "y": 333}, {"x": 133, "y": 400}],
+            "bottom_right": [{"x": 442, "y": 333}, {"x": 529, "y": 400}]}
+    fields = request_fields(Task.measure, flags, {"task_room": json.dumps(room), "task_room_height": 2.6})
+    request = GenerationRequest(task=Task.measure, image="room", **fields)
+    assert request.room is not None and request.room.kind == "one_point" and request.room_height == 2.6
+    with pytest.raises(typer.BadParameter, match="not JSON"):
+        request_fields(Task.measure, flags, {"task_room": "{top: 1"})
+    help_text = CliRunner().invoke(app, ["submit", "--help"], env={"COLUMNS": "200"}).output
+    assert "--room-height" in help_text and "--true-size" in help_text

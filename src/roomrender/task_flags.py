@@ -5,6 +5,7 @@ that take it. A new task or option gets its flag with no change here."""
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -31,6 +32,8 @@ class Flag:
     # An object given as `a,b,c` (its properties, in order), or one of `choices`.
     numbers: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
+    # A nested value (points, lines, a union of shapes) given as JSON.
+    as_json: bool = False
 
     @property
     def flag(self) -> str:
@@ -48,6 +51,11 @@ class Flag:
             return [item.value if isinstance(item, Enum) else item for item in value]
         if isinstance(value, Enum):
             return value.value
+        if self.as_json:
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise typer.BadParameter(f"{value[:80]!r} is not JSON", param_hint=self.flag) from None
         if self.numbers and value not in self.choices:
             return self._numbers(value)
         return value
@@ -104,6 +112,15 @@ def _scalar(field: str, schema: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     return str, {}
 
 
+def _is_nested(branch: dict[str, Any]) -> bool:
+    """A union of shapes, or an object holding lists or objects: more than `a,b,c` can say."""
+    if "oneOf" in branch:
+        return True
+    return branch.get("type") == "object" and any(
+        prop.get("type") in ("array", "object") or "oneOf" in prop
+        for prop in branch.get("properties", {}).values())
+
+
 def _flag(field: str, schema: dict[str, Any]) -> Flag:
     where = takers(field)
     branches = [b for b in schema.get("anyOf", [schema]) if b.get("type") != "null"]
@@ -115,6 +132,9 @@ def _flag(field: str, schema: dict[str, Any]) -> Flag:
         return Flag(field, (_option(name, list[str] | None if many else str | None, decls, metavar="PATH|URL",
                                     help=f"a file, an http(s) URL or an upload id"
                                          f"{', repeated for more' if many else ''} ({where})"),))
+    if any(_is_nested(branch) for branch in branches):
+        return Flag(field, (_option(name, str | None, decls, f"as JSON ({where})", metavar="JSON"),),
+                    as_json=True)
     if objects and all("default" in p for p in objects[0]["properties"].values()):
         # An object whose every property has a default: a flag per property.
         return Flag(field, tuple(

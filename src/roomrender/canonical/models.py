@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.boxes import Box
+from roomrender.canonical.perspective import MAX_LENGTH, RoomLines, TrueSize
 
 # Length limits of the free values of a request, whichever dialect it came in.
 MAX_URL_LENGTH = 2048
@@ -40,6 +41,7 @@ class Task(StrEnum):
     instruct = "instruct"  # an image and a sentence saying what to change
     cutout = "cutout"
     place = "place"
+    measure = "measure"  # a room's dimensions from one photo: dimension lines and JSON
 
 
 class JobStatus(StrEnum):
@@ -146,6 +148,12 @@ class GenerationRequest(BaseModel):
     # place: the product photo and where it goes (origin top-left, pixels of the room photo).
     product_image: str | None = None
     placement: Box | None = None
+    # place at true size: a reference line of known length gives the scale (sets placement).
+    true_size: TrueSize | None = None
+
+    # measure: the room's corners as marked on the photo, and its height (the scale).
+    room: RoomLines | None = None
+    room_height: float | None = Field(None, gt=0, le=MAX_LENGTH, allow_inf_nan=False)
 
     @field_validator("scale")
     @classmethod

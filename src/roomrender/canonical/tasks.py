@@ -252,13 +252,25 @@ def _definitions() -> list[TaskDefinition]:
         TaskDefinition(
             Task.place, "A product, from its own photo, put into the room and blended in",
             inputs=("image", "product_image"),
-            options=("placement", "area", "prompt", "strength", *_SAMPLING),
+            options=("placement", "true_size", "area", "prompt", "strength", *_SAMPLING),
             requires=(_NEEDS_IMAGE,
                       InputRule(("product_image",), "place needs a product_image: the product's photo"),
-                      InputRule(("placement",), "place needs a placement {x, y, w, h}: where the "
-                                                "product goes, in pixels of the room photo")),
+                      InputRule(("placement", "true_size"),
+                                "place needs a placement {x, y, w, h}: where the product goes, in "
+                                "pixels of the room photo (or true_size: a reference line of known "
+                                "length, the product's real size and its top-left corner)")),
             output=ArtifactKind.image, cost=PER_IMAGE, check=_area_is_a_box,
             engines=(_preview("prompt", "strength", *_FIXED), _DIFFUSERS)),
+        TaskDefinition(
+            Task.measure, "The room's width, depth and height from one photo: dimension lines "
+                          "drawn on it, and the numbers as JSON",
+            inputs=("image",), options=("room", "room_height"),
+            requires=(_NEEDS_IMAGE,
+                      InputRule(("room",), "measure needs room: the corners marked on the photo "
+                                           "(two_point: top and floor; one_point: four edges)"),
+                      InputRule(("room_height",), "measure needs room_height: the room's height, "
+                                                  "the scale of every length it finds")),
+            output=ArtifactKind.image, cost=Cost(1), engines=(_preview(), _DIFFUSERS)),
     ]
 
 

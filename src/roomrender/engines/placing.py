@@ -2,7 +2,9 @@
 
 Both engines share the geometry: the product (cropped to its visible pixels) is scaled to fit
 inside `placement` keeping its proportions, centred, standing on the placement's bottom edge
-(where a piece of furniture meets the floor). Nothing outside `area` changes, to the pixel.
+(where a piece of furniture meets the floor). At a true size, the whole PNG (its padding is part
+of the size given) is warped onto the quad it takes on the wall, in perspective. Nothing outside
+`area` changes, to the pixel.
 
 The preview engine then composites it with image processing only: the product's light is pulled
 a little towards the room's light around it (the ambient colour cast and brightness, bounded so
@@ -15,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from roomrender.canonical.boxes import Box, default_area
+from roomrender.canonical.metrology import Quad, true_size_quad
 from roomrender.canonical.models import GenerationRequest
 
 # How far the light matching may move the product's colours (per channel, as a factor).
@@ -56,6 +59,34 @@ def scaled_product(cutout: Image.Image, placement: Box) -> tuple[Image.Image, Bo
     product = crop_to_subject(cutout)
     box = fit(product.size, placement)
     return product.resize((box.w, box.h), Image.Resampling.LANCZOS), box
+
+
+def warped_onto(cutout: Image.Image, quad: Quad, box: Box) -> Image.Image:
+    """The whole RGBA cut-out warped onto `quad` (its corners clockwise from the top-left, in
+    pixels of the photo), as an image of `box`'s size placed at `box`."""
+    corners = np.array(quad, dtype=np.float64) - (box.x, box.y)
+    source = ((0, 0), (cutout.width, 0), (cutout.width, cutout.height), (0, cutout.height))
+    # Pillow's perspective transform maps each output pixel to its source pixel.
+    rows = []
+    for (x, y), (u, v) in zip(corners, source, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+    targets = np.array(source, dtype=np.float64).reshape(-1)
+    coefficients = np.linalg.solve(np.array(rows), targets)
+    return cutout.convert("RGBA").transform(
+        (box.w, box.h), Image.Transform.PERSPECTIVE, tuple(float(c) for c in coefficients),
+        Image.Resampling.BICUBIC, fillcolor=(0, 0, 0, 0))
+
+
+def product_in_room(cutout: Image.Image, request: GenerationRequest,
+                    size: tuple[int, int]) -> tuple[Image.Image, Box]:
+    """The product as it goes into the room and the box it takes there: at its true size on the
+    wall when the request gives one, else fitted into its placement."""
+    assert request.placement is not None
+    if request.true_size is not None:
+        quad = true_size_quad(request.true_size, *size)
+        return warped_onto(cutout, quad, request.placement), request.placement
+    return scaled_product(cutout, request.placement)
 
 
 def full_alpha(product: Image.Image, box: Box, size: tuple[int, int]) -> np.ndarray:
@@ -119,11 +150,12 @@ def contact_shadow(size: tuple[int, int], product: Image.Image, box: Box) -> np.
     return np.asarray(shadow, dtype=np.float32) / 255.0 * SHADOW_DARKNESS
 
 
-def composite_preview(room: Image.Image, cutout: Image.Image, placement: Box, area: Box) -> Image.Image:
+def composite_preview(room: Image.Image, cutout: Image.Image, request: GenerationRequest) -> Image.Image:
     """The preview engine's `place`: the product matched to the room's light, on a contact
     shadow; the room outside `area` unchanged."""
     room = room.convert("RGB")
-    product, box = scaled_product(cutout, placement)
+    area = boxes(request, *room.size)[1]
+    product, box = product_in_room(cutout, request, room.size)
     product = match_light(product, room, area, box)
     rgb = np.asarray(room, dtype=np.float32) / 255.0
     shaded = rgb * (1.0 - contact_shadow(room.size, product, box)[..., None])

@@ -26,7 +26,8 @@ from roomrender.canonical.errors import (
     NotFound,
     UrlRefused,
 )
-from roomrender.canonical.models import REQUEST_VERSION, GenerationRequest, Job, JobStatus
+from roomrender.canonical.metrology import GeometryError, measure_room, true_size_box
+from roomrender.canonical.models import REQUEST_VERSION, GenerationRequest, Job, JobStatus, Task
 from roomrender.canonical.tasks import TASKS, cost_of, missing_input
 from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
@@ -216,6 +217,7 @@ class JobService:
             if field_name == "image":
                 size = (found.width, found.height)
         self._check_output_size(request, size)
+        request = self._with_geometry(request, size)
         self._check_boxes(request, size)
         request = self._with_resolved(request, {name: found.key for name, found in inputs.items()})
 
@@ -284,6 +286,24 @@ class JobService:
                 "are produced (use a smaller image or scale)",
                 code="output_too_large",
             )
+
+    @staticmethod
+    def _with_geometry(request: GenerationRequest,
+                       size: tuple[int | None, int | None]) -> GenerationRequest:
+        """Marks on the photo must make a room (measure) or a wall (true size): checked once the
+        photo's size is known. A true size sets the placement."""
+        width, height = size
+        if width is None or height is None:
+            return request
+        try:
+            if request.task == Task.measure and request.room is not None and request.room_height:
+                measure_room(request.room, request.room_height, width, height)
+            if request.task == Task.place and request.true_size is not None:
+                placement = true_size_box(request.true_size, width, height)
+                return request.model_copy(update={"placement": placement})
+        except GeometryError as bad:
+            raise InvalidRequest(str(bad), code="invalid_geometry") from None
+        return request
 
     @staticmethod
     def _check_boxes(request: GenerationRequest, size: tuple[int | None, int | None]) -> None:

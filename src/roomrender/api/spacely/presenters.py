@@ -59,6 +59,9 @@ def resources_body(supported: frozenset[Task], standard_variants: int) -> dict[s
         "/api/v1/generate/color-transfer-exact": [Task.recolor.value],
         "/api/v1/generate/text-to-image": [Task.text_to_image.value],
         "/api/v1/generate/furniture-placement": [Task.place.value],
+        "/api/v1/generate/decoration-placement": [Task.place.value],
+        "/api/v1/generate/two-point-perspective": [Task.measure.value],
+        "/api/v1/generate/one-point-perspective": [Task.measure.value],
     }
     return {"data": {
         "models": [{**model, "supported": Task(model["task"]) in supported}

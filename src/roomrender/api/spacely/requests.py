@@ -17,6 +17,7 @@ from roomrender.canonical.models import (
     GenerationRequest,
     Task,
 )
+from roomrender.canonical.perspective import MAX_LENGTH
 from roomrender.catalog import find_room_type
 
 # The canonical request's length limits, on the wire (so that the schema tells them).
@@ -30,7 +31,7 @@ WireMaterials = (Annotated[list[WireName], Field(max_length=MAX_MATERIALS)]
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 # Canonical field names in core messages, as a Spacely client knows them.
 WIRE_NAMES = {"image": "imageUrl", "negative_prompt": "nPrompt", "webhook": "webhookUrl",
-              "product_image": "productImageUrl"}
+              "product_image": "productImageUrl", "room_height": "roomHeight"}
 
 
 # -- wire bodies --------------------------------------------------------------------------
@@ -114,6 +115,83 @@ class FurniturePlacementBody(_Body):
                                  "a transparent PNG)", examples=["https://example.com/armchair.png"])
     placement: Rect = Field(description="where the product goes, scaled to fit inside it")
     area: Rect = Field(description="the only part of the photo that may change; holds placement")
+
+
+class WirePoint(BaseModel):
+    """A point on the room photo, in pixels, origin top-left."""
+
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+
+    def canonical(self) -> dict[str, float]:
+        return {"x": self.x, "y": self.y}
+
+
+class Corner(BaseModel):
+    """The decoration's top-left corner; `w` and `h` are accepted and not read: the true size
+    decides them."""
+
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+    w: float | None = Field(None, allow_inf_nan=False)
+    h: float | None = Field(None, allow_inf_nan=False)
+
+
+Length = Annotated[float, Field(gt=0, le=MAX_LENGTH, allow_inf_nan=False)]
+TwoPoints = Annotated[list[WirePoint], Field(min_length=2, max_length=2)]
+ThreePoints = Annotated[list[WirePoint], Field(min_length=3, max_length=3)]
+
+
+class DecorationPlacementBody(_Body):
+    imageUrl: str = Field(description="URL of the room photo", examples=["https://example.com/room.jpg"])
+    productImageUrl: str = Field(description="URL of the decoration, a PNG with no background",
+                                 examples=["https://example.com/frame.png"])
+    productWidth: Length = Field(description="the PNG's real width, in the unit of lineLength",
+                                 examples=[60])
+    productHeight: Length = Field(description="the PNG's real height, in the unit of lineLength",
+                                  examples=[90])
+    referenceLine: TwoPoints = Field(description="two points on the wall, a horizontal line along "
+                                     "it or a vertical one, of known length")
+    lineLength: Length = Field(description="the reference line's real length", examples=[200])
+    placement: Corner = Field(description="the decoration's top-left corner on the photo")
+
+
+class TwoPointPerspectiveBody(_Body):
+    imageUrl: str = Field(description="URL of the room photo", examples=["https://example.com/room.jpg"])
+    topCornerLine: ThreePoints = Field(description="the top-left, middle and top-right corners "
+                                       "where two walls meet the ceiling")
+    bottomCornerReferenceLine: ThreePoints = Field(
+        description="a point on the left floor line 1 m in from the bottom-left corner, the "
+                    "middle bottom corner, a point on the right floor line 1 m in from the "
+                    "bottom-right corner")
+    roomHeight: Length = Field(description="the room's height in metres", examples=[2.7])
+
+
+class OnePointPerspectiveBody(_Body):
+    imageUrl: str = Field(description="URL of the room photo", examples=["https://example.com/room.jpg"])
+    topLeftLine: TwoPoints = Field(description="the far point (a back-wall corner) first, the near one second")
+    topRightLine: TwoPoints
+    bottomLeftLine: TwoPoints
+    bottomRightLine: TwoPoints
+    roomHeight: Length = Field(description="the room's height in metres", examples=[2.7])
+
+
+ONE_POINT_FIELDS = ("topLeftLine", "topRightLine", "bottomLeftLine", "bottomRightLine")
+
+
+def perspective_body(raw: object) -> TwoPointPerspectiveBody | OnePointPerspectiveBody:
+    """A perspective body, told apart by its fields: the one-point lines, or the two-point ones
+    (Spacely documents both at /generate/two-point-perspective)."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    one_point = any(name in raw for name in ONE_POINT_FIELDS)
+    model: type[TwoPointPerspectiveBody | OnePointPerspectiveBody] = (
+        OnePointPerspectiveBody if one_point else TwoPointPerspectiveBody)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as invalid:
+        raise InvalidRequest(describe_validation_errors(
+            [{"loc": item["loc"], "msg": item["msg"]} for item in invalid.errors()])) from None
 
 
 # -- translation: wire → canonical --------------------------------------------------------
@@ -225,3 +303,28 @@ def furniture_placement_request(body: FurniturePlacementBody) -> GenerationReque
 def text_to_image_request(body: TextToImageBody) -> GenerationRequest:
     return canonical(task=Task.text_to_image, prompt=body.prompt,
                      negative_prompt=body.nPrompt or None, **_webhook(body))
+
+
+def _points(points: list[WirePoint]) -> list[dict[str, float]]:
+    return [point.canonical() for point in points]
+
+
+def decoration_placement_request(body: DecorationPlacementBody) -> GenerationRequest:
+    true_size = {"reference_line": _points(body.referenceLine), "line_length": body.lineLength,
+                 "width": body.productWidth, "height": body.productHeight,
+                 "at": {"x": body.placement.x, "y": body.placement.y}}
+    return canonical(task=Task.place, image=body.imageUrl, product_image=body.productImageUrl,
+                     true_size=true_size, **_webhook(body))
+
+
+def perspective_request(body: TwoPointPerspectiveBody | OnePointPerspectiveBody) -> GenerationRequest:
+    room: dict[str, Any]
+    if isinstance(body, TwoPointPerspectiveBody):
+        room = {"kind": "two_point", "top": _points(body.topCornerLine),
+                "floor": _points(body.bottomCornerReferenceLine)}
+    else:
+        room = {"kind": "one_point", "top_left": _points(body.topLeftLine),
+                "top_right": _points(body.topRightLine), "bottom_left": _points(body.bottomLeftLine),
+                "bottom_right": _points(body.bottomRightLine)}
+    return canonical(task=Task.measure, image=body.imageUrl, room=room, room_height=body.roomHeight,
+                     **_webhook(body))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi import APIRouter, Body, Depends, Query, Request, Security
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
@@ -27,15 +27,20 @@ from roomrender.api.spacely.presenters import PollOut, SubmittedOut, resources_b
 from roomrender.api.spacely.requests import (
     AdvanceBody,
     ColorTransferBody,
+    DecorationPlacementBody,
     EmptyRoomBody,
     FurniturePlacementBody,
+    OnePointPerspectiveBody,
     StandardBody,
     StyleTransferBody,
     TextToImageBody,
     advance_request,
     color_transfer_request,
+    decoration_placement_request,
     empty_room_request,
     furniture_placement_request,
+    perspective_body,
+    perspective_request,
     standard_request,
     style_transfer_request,
     text_to_image_request,
@@ -140,6 +145,48 @@ def generate_text_to_image(request: Request, body: TextToImageBody, key: Key) ->
 def generate_furniture_placement(request: Request, body: FurniturePlacementBody,
                                  key: Key) -> dict[str, str]:
     return _submit(request, key, furniture_placement_request(body))
+
+
+@router.post("/generate/decoration-placement", response_model=SubmittedOut, responses=ERRORS,
+             summary="Put a decoration (a frame, a mirror...) on the wall at its true size, scaled "
+                     "from a reference line of known length")
+def generate_decoration_placement(request: Request, body: DecorationPlacementBody,
+                                  key: Key) -> dict[str, str]:
+    return _submit(request, key, decoration_placement_request(body))
+
+
+_PERSPECTIVE_BODY = Body(openapi_examples={
+    "two-point": {"summary": "two walls seen from a corner", "value": {
+        "imageUrl": "https://example.com/room.jpg",
+        "topCornerLine": [{"x": 27, "y": 131}, {"x": 318, "y": 169}, {"x": 512, "y": 133}],
+        "bottomCornerReferenceLine": [{"x": 121, "y": 361}, {"x": 318, "y": 329},
+                                      {"x": 437, "y": 356}],
+        "roomHeight": 2.7}},
+    "one-point": {"summary": "a room seen straight on", "value": {
+        "imageUrl": "https://example.com/room.jpg",
+        "topLeftLine": [{"x": 211, "y": 166}, {"x": 133, "y": 113}],
+        "topRightLine": [{"x": 442, "y": 166}, {"x": 529, "y": 113}],
+        "bottomLeftLine": [{"x": 211, "y": 333}, {"x": 133, "y": 400}],
+        "bottomRightLine": [{"x": 442, "y": 333}, {"x": 529, "y": 400}],
+        "roomHeight": 2.6}}})
+
+
+@router.post("/generate/two-point-perspective", response_model=SubmittedOut, responses=ERRORS,
+             summary="The room's wall lengths and height drawn on the photo as dimension lines: "
+                     "two walls from a corner, or (with the one-point fields) a room seen straight on")
+def generate_two_point_perspective(
+        request: Request, key: Key,
+        body: Annotated[dict[str, Any], _PERSPECTIVE_BODY]) -> dict[str, str]:
+    # Read by hand: the two bodies are told apart by their fields (see perspective_body).
+    return _submit(request, key, perspective_request(perspective_body(body)))
+
+
+@router.post("/generate/one-point-perspective", response_model=SubmittedOut, responses=ERRORS,
+             summary="The room's width, depth and height drawn on the photo as dimension lines, "
+                     "for a room seen straight on")
+def generate_one_point_perspective(request: Request, body: OnePointPerspectiveBody,
+                                   key: Key) -> dict[str, str]:
+    return _submit(request, key, perspective_request(body))
 
 
 @router.get("/generate/poll-result", response_model=PollOut, response_model_exclude_none=True,

@@ -71,6 +71,7 @@ from roomrender.engines.diffusers.prompts import build_prompt
 from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
+from roomrender.engines.measuring import GEOMETRY_TASKS, measured
 
 log = logging.getLogger("roomrender.engines.diffusers")
 
@@ -217,7 +218,8 @@ class DiffusersEngine:
     # -- the Engine protocol --------------------------------------------------------------
 
     def supported_tasks(self) -> frozenset[Task]:
-        return frozenset(self.registry.serving(self.family))
+        # measure is geometry: it needs no weights (engines/measuring.py).
+        return frozenset(self.registry.serving(self.family)) | GEOMETRY_TASKS
 
     def spec_for(self, request: GenerationRequest) -> TaskSpec:
         """What runs the request: its task in its family (see Registry.spec_for)."""
@@ -232,6 +234,8 @@ class DiffusersEngine:
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
+        if request.task in GEOMETRY_TASKS:
+            return
         spec = self.spec_for(request)
         missing = self.store.missing(spec)
         if missing:
@@ -241,6 +245,8 @@ class DiffusersEngine:
         """Jobs that can share one pipeline call: same family, task, sizes, call settings and
         prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
         it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
+        if request.task in GEOMETRY_TASKS:
+            return f"{self.name}:{self.family}:{request.task.value}"
         spec = self.spec_for(request)
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None:
@@ -254,6 +260,8 @@ class DiffusersEngine:
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        if batch and all(job.request.task in GEOMETRY_TASKS for job in batch):
+            return [_measured(job) for job in batch]
         self.pre.clear()
         try:
             prepared = self.prepare(batch)
@@ -422,3 +430,10 @@ def warmup_job(task: Task, width: int, height: int, images: int,
     inputs = {} if task == Task.text_to_image else {"image": room, "mask": mask, "reference_image": room}
     return EngineJob("warm-up", request, inputs)
 __all__ = ["DiffusersEngine", "GenerationFailed", "Prepared", "warmup_job"]
+
+
+def _measured(job: EngineJob) -> JobResult:
+    try:
+        return measured(job.request, job.image)
+    except Exception as failure:
+        return failure

@@ -28,7 +28,7 @@ from roomrender.engines.diffusers.preprocessors import (
 )
 from roomrender.engines.diffusers.prompts import Prompt, build_prompt
 from roomrender.engines.diffusers.registry import Registry, TaskSpec
-from roomrender.engines.placing import box_mask, boxes, full_alpha, grow, paste, scaled_product
+from roomrender.engines.placing import box_mask, boxes, full_alpha, grow, paste, product_in_room
 from roomrender.engines.preview.engine import erase, paint
 from roomrender.engines.preview.engine import expand as expand_canvas
 
@@ -285,9 +285,13 @@ class Planner:
         assert self.cut is not None
         request = job.request
         room = job.image.convert("RGB")
-        placement, area = boxes(request, *room.size)
-        [cutout] = self.cut(spec, [job.images["product_image"]])
-        product, box = scaled_product(cutout, placement)
+        _, area = boxes(request, *room.size)
+        if request.true_size is not None:
+            # At a true size the PNG is the decoration as it is, padding and all (no background).
+            cutout = job.images["product_image"].convert("RGBA")
+        else:
+            [cutout] = self.cut(spec, [job.images["product_image"]])
+        product, box = product_in_room(cutout, request, room.size)
         composed = paste(room, product, box)
         changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))
         crop = self.place_crop(request, *room.size, spec)

@@ -20,6 +20,7 @@ from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.catalog import Style, find_style, styles
 from roomrender.config import Settings
 from roomrender.engines.base import (
+    Artifact,
     BatchCanceled,
     BatchContext,
     EngineJob,
@@ -28,10 +29,11 @@ from roomrender.engines.base import (
 )
 from roomrender.engines.cutout import cut_out
 from roomrender.engines.lines import straight_lines
-from roomrender.engines.placing import boxes, composite_preview
+from roomrender.engines.measuring import measured
+from roomrender.engines.placing import composite_preview
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place})
+                       Task.place, Task.measure})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -215,10 +217,14 @@ class PreviewEngine:
                 results.append(failure)
         return results
 
-    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage]:
+    def _render(self, job: EngineJob, context: BatchContext) -> list[Artifact]:
         request = job.request
+        if request.task == Task.measure:
+            artifacts = measured(request, job.image)
+            context.progress([job.job_id], 1.0)
+            return artifacts
         seed = request.seed if request.seed is not None else 0
-        outputs: list[RenderedImage] = []
+        outputs: list[Artifact] = []
         if request.control_map == "lines":
             # First, as the diffusers engine answers it: the map of the input photo.
             outputs.append(RenderedImage(straight_lines(job.image), label="lines"))
@@ -248,6 +254,8 @@ class PreviewEngine:
         if request.task == Task.cutout:
             return cut_out(image)
         if request.task == Task.place:
-            placement, area = boxes(request, image.width, image.height)
-            return composite_preview(image, cut_out(job.images["product_image"]), placement, area)
+            product = job.images["product_image"]
+            # At a true size the PNG is the decoration as it is, padding and all (no background).
+            cutout = product.convert("RGBA") if request.true_size is not None else cut_out(product)
+            return composite_preview(image, cutout, request)
         raise Unsupported(f"the preview engine cannot run {request.task.value}")

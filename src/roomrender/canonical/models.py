@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.boxes import Box
+from roomrender.canonical.camera import (
+    MAX_DURATION_SECONDS,
+    MIN_DURATION_SECONDS,
+    CameraMoveName,
+    Resolution,
+)
 
 # Length limits of the free values of a request, whichever dialect it came in.
 MAX_URL_LENGTH = 2048
@@ -40,6 +46,7 @@ class Task(StrEnum):
     instruct = "instruct"  # an image and a sentence saying what to change
     cutout = "cutout"
     place = "place"
+    video = "video"  # a photo → a short clip along a camera move
 
 
 class JobStatus(StrEnum):
@@ -146,6 +153,12 @@ class GenerationRequest(BaseModel):
     # place: the product photo and where it goes (origin top-left, pixels of the room photo).
     product_image: str | None = None
     placement: Box | None = None
+
+    # video: the camera move, the clip's length in seconds, its frame rate and resolution.
+    camera: CameraMoveName | None = None
+    duration: float | None = Field(None, ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS)
+    fps: int | None = Field(None, ge=8, le=30)
+    resolution: Resolution | None = None
 
     @field_validator("scale")
     @classmethod

@@ -3,7 +3,8 @@
 It is honest about what it is: it re-grades, paints, fills and resamples pixels so that the
 whole service can be run and tested anywhere. It cuts a subject out of a plain background
 (engines/cutout.py, with that method's limits) and composites a product into a room
-(engines/placing.py). Tasks that need a generative model answer
+(engines/placing.py), and films a room tour by moving a camera over the photo
+(engines/preview/tour.py: crops, zooms and pans; nothing new appears). Tasks that need a generative model answer
 "needs the diffusers engine" at submit time.
 """
 
@@ -24,12 +25,14 @@ from roomrender.engines.base import (
     EngineJob,
     JobResult,
     RenderedImage,
+    RenderedVideo,
 )
 from roomrender.engines.cutout import cut_out
 from roomrender.engines.placing import boxes, composite_preview
+from roomrender.engines.preview.tour import render_tour
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place})
+                       Task.place, Task.video})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -219,8 +222,11 @@ class PreviewEngine:
                 results.append(failure)
         return results
 
-    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage]:
+    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage] | list[RenderedVideo]:
         request = job.request
+        if request.task == Task.video:
+            # A camera moving over the still: one clip, whatever n says.
+            return [render_tour(job, context)]
         seed = request.seed if request.seed is not None else 0
         outputs: list[RenderedImage] = []
         for variant in range(request.n):

@@ -71,7 +71,9 @@ def test_crops_move_by_fractions_of_a_pixel() -> None:
 
 def test_the_frame_keeps_the_photos_shape_at_the_asked_resolution() -> None:
     assert frame_size("720p", 1600, 900) == (1280, 720)
-    assert frame_size("1080p", 1200, 1600) == (1088, 1440)  # portrait: sides multiples of 16
+    assert frame_size("1080p", 1920, 1080) == (1920, 1080)
+    assert frame_size("1080p", 1000, 1600) == (1080, 1728)  # portrait
+    assert frame_size("480p", 1920, 1080) == (856, 480)  # both sides multiples of 8
     assert frame_size("480p", 320, 240) == (640, 480)
 
 

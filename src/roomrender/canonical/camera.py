@@ -17,8 +17,9 @@ Resolution = Literal["480p", "720p", "1080p"]
 DEFAULT_RESOLUTION: Resolution = "720p"
 # A frame's shorter side, in pixels, for each resolution.
 RESOLUTION_LINES: dict[str, int] = {"480p": 480, "720p": 720, "1080p": 1080}
-# Both sides of a frame are multiples of this (H.264's macroblocks; what video models take).
-FRAME_MULTIPLE = 16
+# Both sides of a frame are multiples of this (yuv420p needs even sides; 8 keeps 1080p at 1080
+# lines). A video model that needs coarser multiples rounds its own working size.
+FRAME_MULTIPLE = 8
 
 
 @dataclass(frozen=True)

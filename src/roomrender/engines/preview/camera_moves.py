@@ -73,9 +73,10 @@ def crop_box(view: View, source: tuple[int, int], frame: tuple[int, int]) -> tup
     aspect = frame[0] / frame[1]
     width = min(source_w, source_h * aspect) / view.zoom
     height = width / aspect
-    left = _lerp(0.0, source_w - width, view.x)
-    top = _lerp(0.0, source_h - height, view.y)
-    return left, top, left + width, top + height
+    # Clamped: float error must not put an edge a hair outside the photo.
+    left = max(0.0, _lerp(0.0, source_w - width, view.x))
+    top = max(0.0, _lerp(0.0, source_h - height, view.y))
+    return left, top, min(float(source_w), left + width), min(float(source_h), top + height)
 
 
 def prepared_source(photo: Image.Image, frame: tuple[int, int]) -> Image.Image:

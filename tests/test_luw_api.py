@@ -17,6 +17,7 @@ from roomrender.api.errors import HttpError
 from roomrender.api.luw.errors import luw_error
 from roomrender.api.luw.presenters import UNLIMITED_CREDITS, result_body
 from roomrender.app import create_app
+from roomrender.canonical.camera import CAMERA_MOVES
 from roomrender.db.tables import files, jobs
 from roomrender.services import Services, build_services
 from roomrender.url_signing import server_secret, sign
@@ -228,7 +229,7 @@ def test_enhance_prompt_and_luwmodel_are_accepted(client, auth, room):
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("model", ["video", "3dgen", "fluw", "pattern", "moodboard", "changebg"])
+@pytest.mark.parametrize("model", ["3dgen", "fluw", "pattern", "moodboard", "changebg"])
 def test_other_models_of_the_service_are_not_supported(client, auth, services, room, model):
     response = client.post("/v2/generate", headers=auth, data={"model": model, "image": room})
     assert response.status_code == 400
@@ -544,9 +545,14 @@ def test_finalize_upload_of_an_expired_upload_is_a_404(client, auth, services, r
     assert response.status_code == 404 and "expired" in response.json()["error"]
 
 
-def test_video_styles_need_no_key_and_are_empty_without_a_video_model(client):
+def test_video_styles_need_no_key_and_list_the_camera_moves_rendered_here(client):
     response = client.get("/v2/video_styles")
-    assert response.status_code == 200 and response.json() == []
+    assert response.status_code == 200
+    styles = response.json()
+    assert {"name": "Flythrough Cinematic", "prompt": CAMERA_MOVES["flythrough"].prompt} in styles
+    # One per camera move the server renders, each with words for a video model.
+    assert len(styles) == len(CAMERA_MOVES) and all(set(s) == {"name", "prompt"} and s["prompt"]
+                                                    for s in styles)
 
 
 def test_removebg_cuts_the_subject_out_on_a_transparent_png(client, auth, services):

@@ -143,7 +143,7 @@ def test_a_luw_application_works_against_roomrender(server, tmp_path):
     styles = luw.styles()
     assert "Scandinavian" in [style["name"] for style in styles]
     assert httpx.get(styles[0]["thumb_image"]).headers["content-type"] == "image/png"
-    assert luw.video_styles() == []
+    assert "Flythrough Cinematic" in [style["name"] for style in luw.video_styles()]
     materials = luw.materials()
     assert materials["status"] is True and materials["materials"]
     assert {"id", "prompt_type", "title", "extra", "image", "thumb"} <= set(materials["materials"][0])

@@ -642,3 +642,32 @@ def test_page_files_ship_in_the_package_with_a_strict_policy(client: TestClient)
     assert client.get("/playground/../app.py").status_code == 404
     assert "/" not in client.get("/openapi.json").json()["paths"]
     assert client.get("/redoc").status_code == 404  # ReDoc would load its logo from a CDN
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_room_tour_plays_in_the_page_with_its_poster_and_a_download(live: Starter,
+                                                                       visit: Visitor) -> None:
+    with live() as server:
+        page = visit(server.base).page
+        connect(page, server.key)
+        upload_photo(page, 320, 240)
+        pick_task(page, "video")
+        page.get_by_text("More options").click()
+        page.get_by_label("Camera", exact=True).select_option("pan_right")
+        page.get_by_label("Duration", exact=True).fill("2")
+        page.get_by_label("Fps", exact=True).fill("10")
+        page.get_by_label("Resolution", exact=True).select_option("480p")
+        page.get_by_role("button", name="Generate").click()
+        page.locator(".strip .badge", has_text="Done").wait_for()
+        video = page.locator("video.result-video")
+        assert video.get_attribute("poster")
+        assert fetch_image(video.get_attribute("poster") or "").size == (640, 480)
+        # It plays: its clock moves on.
+        video.evaluate("v => { v.muted = true; return v.play(); }")
+        page.wait_for_function("() => document.querySelector('video.result-video').currentTime > 0.3")
+        assert video.evaluate("v => [v.videoWidth, v.videoHeight]") == [640, 480]
+        download = page.get_by_role("link", name="Download")
+        assert download.get_attribute("href") == video.get_attribute("src")
+        assert (download.get_attribute("download") or "").endswith(".mp4")
+        screenshot(page, "video")

@@ -23,11 +23,15 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
     listed = {task["name"]: task for task in catalog["tasks"]}
     assert set(listed) == {task.value for task in Task}
     for task in listed.values():
-        assert task["output_kind"] == "image"
-        # A measurement is one result whatever n: it costs a job.
-        per_job = task["name"] == "measure"
-        assert task["cost"] == ({"credits": 1, "per": "job", "counted_by": None} if per_job
-                                else {"credits": 1, "per": "image", "counted_by": "n"})
+        if task["name"] == "video":
+            assert task["output_kind"] == "video"
+            assert task["cost"] == {"credits": 1, "per": "second", "counted_by": "duration"}
+        else:
+            assert task["output_kind"] == "image"
+            # A measurement is one result whatever n: it costs a job.
+            per_job = task["name"] == "measure"
+            assert task["cost"] == ({"credits": 1, "per": "job", "counted_by": None} if per_job
+                                    else {"credits": 1, "per": "image", "counted_by": "n"})
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]
@@ -105,8 +109,8 @@ def test_validation_and_cost_read_the_definition() -> None:
     assert TASKS[Task.upscale].output_size(GenerationRequest(task=Task.upscale, scale=4), 100, 50) == (400, 200)
     per_job = Cost(5)
     assert per_job.of(GenerationRequest(task=Task.restyle, n=4)) == 5
-    with pytest.raises(ValueError, match="duration"):
-        Cost(2, per="second", counted_by="duration")
+    with pytest.raises(ValueError, match="length"):
+        Cost(2, per="second", counted_by="length")
 
 
 def test_a_job_is_charged_what_its_definition_says(settings, room_jpeg) -> None:

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # Spacely's `standard` endpoint renders this many variants.
     spacely_standard_variants: int = 4
+    # Luw's video generators (`video`, `motion`) cost this many credits a clip, as on Luw.
+    luw_video_credits: int = Field(10, ge=0)
 
     # Signs expiring URLs (Luw upload URLs). Empty: one is generated once and kept in data_dir,
     # so every process on a host signs alike (see roomrender.url_signing.server_secret).

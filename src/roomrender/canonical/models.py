@@ -13,6 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.boxes import Box
+from roomrender.canonical.camera import (
+    MAX_DURATION_SECONDS,
+    MIN_DURATION_SECONDS,
+    CameraMoveName,
+    Resolution,
+)
 from roomrender.canonical.perspective import MAX_LENGTH, RoomLines, TrueSize
 
 # Length limits of the free values of a request, whichever dialect it came in.
@@ -42,6 +48,7 @@ class Task(StrEnum):
     cutout = "cutout"
     place = "place"
     measure = "measure"  # a room's dimensions from one photo: dimension lines and JSON
+    video = "video"  # a photo → a short clip along a camera move
 
 
 class JobStatus(StrEnum):
@@ -154,6 +161,12 @@ class GenerationRequest(BaseModel):
     # measure: the room's corners as marked on the photo, and its height (the scale).
     room: RoomLines | None = None
     room_height: float | None = Field(None, gt=0, le=MAX_LENGTH, allow_inf_nan=False)
+
+    # video: the camera move, the clip's length in seconds, its frame rate and resolution.
+    camera: CameraMoveName | None = None
+    duration: float | None = Field(None, ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS)
+    fps: int | None = Field(None, ge=8, le=30)
+    resolution: Resolution | None = None
 
     @field_validator("scale")
     @classmethod

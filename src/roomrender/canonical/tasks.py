@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from roomrender.canonical.artifacts import ArtifactKind
+from roomrender.canonical.camera import DEFAULT_DURATION_SECONDS, DEFAULT_RESOLUTION, frame_size
 from roomrender.canonical.models import GenerationRequest, OutputFormat, Task
 
 # The request's image references (an upload id, a URL or a data: URI each).
@@ -39,14 +40,16 @@ class Cost:
     credits: int
     per: str = "job"
     counted_by: str | None = None
+    # What `counted_by` counts when a request leaves it out (a video's default length).
+    default_units: float = 1
 
     def __post_init__(self) -> None:
         if self.counted_by is not None and self.counted_by not in GenerationRequest.model_fields:
             raise ValueError(f"Cost.counted_by: no request field {self.counted_by!r}")
 
     def of(self, request: GenerationRequest) -> int:
-        units = 1 if self.counted_by is None else getattr(request, self.counted_by)
-        return self.credits * math.ceil(units)
+        units = None if self.counted_by is None else getattr(request, self.counted_by)
+        return self.credits * math.ceil(self.default_units if units is None else units)
 
     def as_dict(self) -> dict[str, Any]:
         return {"credits": self.credits, "per": self.per, "counted_by": self.counted_by}
@@ -157,6 +160,15 @@ def _expanded(request: GenerationRequest, width: int, height: int) -> tuple[int,
         return width, height
     sides = request.expand
     return round(width * (1 + sides.left + sides.right)), round(height * (1 + sides.top + sides.bottom))
+
+
+def _video_frame(request: GenerationRequest, width: int, height: int) -> tuple[int, int]:
+    return frame_size(request.resolution or DEFAULT_RESOLUTION, width, height)
+
+
+# A clip costs by its length: a credit a second (a second started counts whole).
+PER_SECOND = Cost(1, per="second", counted_by="duration", default_units=DEFAULT_DURATION_SECONDS)
+_CLIP = ("camera", "duration", "fps", "resolution")
 
 
 def _definitions() -> list[TaskDefinition]:
@@ -271,6 +283,14 @@ def _definitions() -> list[TaskDefinition]:
                       InputRule(("room_height",), "measure needs room_height: the room's height, "
                                                   "the scale of every length it finds")),
             output=ArtifactKind.image, cost=Cost(1), engines=(_preview(), _DIFFUSERS)),
+        TaskDefinition(
+            Task.video, "A short clip of the room from its photo, along a camera move (a room tour)",
+            inputs=("image",),
+            options=(*_CLIP, "prompt", "seed", "negative_prompt", "steps", "guidance", "model"),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.video, cost=PER_SECOND,
+            resize=_video_frame,
+            # The preview engine moves a camera over the still: no words, no randomness.
+            engines=(_preview("prompt", "seed"),)),
     ]
 
 

@@ -186,9 +186,10 @@ class JobService:
     # -- submitting -----------------------------------------------------------------------
 
     def submit(self, owner: ApiKey, request: GenerationRequest, *, dialect: str = "native",
-               idempotency_key: str | None = None) -> Job:
+               idempotency_key: str | None = None, cost: int | None = None) -> Job:
         """Check everything that costs nothing first, then fetch and check the inputs, then
-        store them and queue the job; a request refused at any step leaves nothing behind."""
+        store them and queue the job; a request refused at any step leaves nothing behind.
+        `cost`: the dialect's own price of the job (a vendor's credits a clip), else the task's."""
         digest = request_hash(request)
         if idempotency_key:
             existing = self._by_idempotency_key(owner, idempotency_key)
@@ -204,7 +205,7 @@ class JobService:
             except UrlRefused as refused:
                 raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)
-        cost = cost_of(request)
+        cost = cost_of(request) if cost is None else cost
         self._check_credits(owner, cost)
         max_active = self.max_active_jobs(owner)
         self._check_active_jobs(owner, max_active)

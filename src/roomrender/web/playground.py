@@ -33,7 +33,7 @@ class Revalidated(StaticFiles):
 
 def content_security_policy(html: bytes) -> str:
     """Scripts and connections from this server only (inline scripts by hash: the import map);
-    images also from http(s) URLs, as results may live in an object store."""
+    images and videos also from http(s) URLs, as results may live in an object store."""
     hashes = " ".join(
         f"'sha256-{base64.b64encode(hashlib.sha256(body).digest()).decode()}'"
         for body in INLINE_SCRIPT.findall(html) if body.strip()
@@ -44,6 +44,8 @@ def content_security_policy(html: bytes) -> str:
         # img-comparison-slider styles its shadow root with an inline <style>.
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob: http: https:",
+        # Video results (room tours), from this server or an object store.
+        "media-src 'self' http: https:",
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",

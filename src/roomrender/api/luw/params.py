@@ -24,15 +24,18 @@ MODELS: dict[str, Task] = {
     "segment": Task.segment,
     "segmentprompt": Task.segment,
     "removebg": Task.cutout,
+    "video": Task.video,
+    "motion": Task.video,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "vector", "pattern", "moodboard",
+    "3dgen", "fluw", "fluwvector", "vector", "pattern", "moodboard",
     "changebg", "magicprompt", "landscape", "archigpt",
 })
-# Luw's video generators: /v2/video_styles lists their styles once one of them is served.
+# Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
 VIDEO_MODELS = frozenset({"video", "motion"})
+MOTION_CAMERA_MOVE = "dolly_in"
 # The events Luw calls a webhook for (the plug registers them; requests record them).
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
@@ -65,6 +68,15 @@ GENERATE_OPENAPI = _params_schema({
     "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},
     "controlnet": {"type": "boolean"},
     "webhook": {"type": "string", "maxLength": 2048},
+    "enhance_prompt": {"type": "boolean"},
+    "duration": {"type": "number", "minimum": 2, "maximum": 10,
+                 "description": "video, motion: the clip's seconds (roomrender's own; default 5)"},
+    "fps": {"type": "integer", "minimum": 8, "maximum": 30,
+            "description": "video, motion: frames a second (roomrender's own; default 24)"},
+    "resolution": {"type": "string", "enum": ["480p", "720p", "1080p"],
+                   "description": "video, motion: roomrender's own; default 720p"},
+    "luwmodel": {"type": "string", "description": "Luw's model tier (video: the clip is this "
+                                                  "server's either way)"},
     "processing_url": {"type": "string", "description": "poll this generation instead"},
     **{f"extra_image_{index}": _TEXT for index in range(1, MAX_EXTRA_IMAGES + 1)},
 })
@@ -88,3 +100,9 @@ def style_ids() -> dict[str, str]:
 def room_ids() -> dict[str, str]:
     knows = luw_data()["knows"]
     return {entry["name"]: entry["id"] for entry in knows["interior"] + knows["exterior"]}
+
+
+@cache
+def video_style_moves() -> dict[str, str]:
+    """Luw's video style names → canonical camera moves."""
+    return {entry["name"]: entry["camera"] for entry in luw_data()["video_styles"]}

@@ -22,10 +22,13 @@ from roomrender.api.luw.params import (
     HD_SCALES,
     MAX_EXTRA_IMAGES,
     MODELS,
+    MOTION_CAMERA_MOVE,
     OTHER_MODELS,
+    VIDEO_MODELS,
     WEBHOOK_EVENTS,
     room_ids,
     style_ids,
+    video_style_moves,
 )
 from roomrender.canonical.errors import InvalidRequest, Unsupported
 from roomrender.canonical.models import GenerationRequest, Task
@@ -140,6 +143,19 @@ def integer(params: dict[str, Any], name: str) -> int | None:
     return int(number)
 
 
+def number(params: dict[str, Any], name: str) -> float | None:
+    """A number sent as JSON or as text ("2.5")."""
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidRequest(f"{name} must be a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a number, not {str(value)[:40]!r}") from None
+
+
 def names(params: dict[str, Any], name: str) -> list[str]:
     """A comma-separated list (or a JSON list) of names."""
     value = params.get(name)
@@ -181,6 +197,16 @@ def room_id(name: str) -> str:
     return found
 
 
+def camera_move(name: str) -> str:
+    """A Luw video style ("Flythrough Cinematic", as /v2/video_styles lists) → a camera move."""
+    moves = video_style_moves()
+    found = moves.get(name) or {key.casefold(): move for key, move in moves.items()}.get(name.casefold())
+    if found is None:
+        raise InvalidRequest(f"unknown video style {name[:64]!r}; accepted (GET /v2/video_styles): "
+                             + ", ".join(moves))
+    return found
+
+
 # -- the translation ------------------------------------------------------------------------
 
 def model_task(model: str | None) -> Task:
@@ -206,7 +232,20 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
                               "webhook_events": list(WEBHOOK_EVENTS)}
     notes: list[str] = []
 
-    styles = [style_id(name) for name in names(params, "styles")]
+    video = model in VIDEO_MODELS
+    if model == "motion":
+        fields["camera"] = MOTION_CAMERA_MOVE
+    elif video and names(params, "styles"):
+        fields["camera"] = camera_move(names(params, "styles")[0])
+    if video:
+        # Accepted as Luw's clients send them: prompts go in as written, the tier is this server's.
+        flag(params, "enhance_prompt")
+        text(params, "luwmodel")
+        # Not Luw parameters: roomrender's own, for the clip's length, rate and resolution.
+        fields["duration"] = number(params, "duration")
+        fields["fps"] = integer(params, "fps")
+        fields["resolution"] = text(params, "resolution")
+    styles = [] if video else [style_id(name) for name in names(params, "styles")]
     if styles:
         fields["style"] = styles[0]
         if len(styles) > 1:

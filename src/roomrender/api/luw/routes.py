@@ -20,11 +20,10 @@ from roomrender.api.deps import IdempotencyKey, Key, services
 from roomrender.api.luw.errors import WIRE_RESPONSES, SignedUrlGone, SignedUrlRefused
 from roomrender.api.luw.params import (
     GENERATE_OPENAPI,
-    MODELS,
     RESULTS_OPENAPI,
     UPLOAD_OPENAPI,
-    VIDEO_MODELS,
     luw_data,
+    video_style_moves,
 )
 from roomrender.api.luw.presenters import (
     THUMB_SIZE,
@@ -45,7 +44,9 @@ from roomrender.api.luw.uploads import (
     verified_put,
 )
 from roomrender.api.reads import read_job
+from roomrender.canonical.camera import CAMERA_MOVES
 from roomrender.canonical.errors import Conflict, ImageTooLarge, InvalidRequest, NotFound
+from roomrender.canonical.models import Task
 from roomrender.catalog import styles as catalog_styles
 from roomrender.swatches import palette_swatch
 from roomrender.url_signing import server_secret
@@ -75,8 +76,10 @@ async def generate(request: Request, key: Key,
         return await _job_answer(request, key, text(params, "processing_url"))
     generation = to_request(params)
     svc = services(request)
+    # A clip costs what a Luw clip costs, whatever its length.
+    price = svc.settings.luw_video_credits if generation.task == Task.video else None
     job = await run_in_threadpool(lambda: svc.jobs.submit(
-        key, generation, dialect="luw", idempotency_key=idempotency_key or None))
+        key, generation, dialect="luw", idempotency_key=idempotency_key or None, cost=price))
     return JSONResponse(result_body(job, svc.storage))
 
 
@@ -176,11 +179,12 @@ def list_styles(request: Request, version: Annotated[str | None, Query()] = None
     return styles_body(services(request).settings.public_base_url)
 
 
-@router.get("/video_styles", summary="Video styles (no key needed): none while no video model is served")
-def list_video_styles() -> list[dict[str, str]]:
-    if not VIDEO_MODELS & MODELS.keys():
+@router.get("/video_styles", summary="Video styles, the camera moves of `video` (no key needed): none "
+                                     "when this server's engine makes no video")
+def list_video_styles(request: Request) -> list[dict[str, str]]:
+    if Task.video not in services(request).engine.supported_tasks():
         return []
-    return [{"name": entry["name"], "prompt": entry["prompt"]} for entry in luw_data().get("video_styles", [])]
+    return [{"name": name, "prompt": CAMERA_MOVES[move].prompt} for name, move in video_style_moves().items()]
 
 
 @router.get("/materials", summary="Magic wand materials")

@@ -25,7 +25,7 @@ export function History({ jobs, error, current, onOpen, onRefresh }) {
           aria-current=${current === job.id ? 'true' : undefined} onClick=${() => onOpen(job)}>
           <span class="history-thumb">${job.outputs.length
             ? html`<img class=${taskInfo(job.task).transparent ? 'checker' : undefined}
-              src=${job.outputs[0].url} alt="" loading="lazy" />`
+              src=${job.outputs[0].poster_url || job.outputs[0].url} alt="" loading="lazy" />`
             : html`<span aria-hidden="true">${taskInfo(job.task).label[0]}</span>`}</span>
           <span class="history-text">
             <strong>${taskInfo(job.task).label}</strong>

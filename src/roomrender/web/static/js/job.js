@@ -87,23 +87,36 @@ function Compare({ before, output, transparent }) {
   </div>`;
 }
 
+// A video result (a room tour) plays in the page, its poster shown until it does.
+function Clip({ output }) {
+  const fit = `max-width:min(100%, calc(var(--view-height) * ${(output.width / output.height).toFixed(4)}))`;
+  return html`<div class="compare" style=${fit}>
+    <video class="result-video" src=${output.url} poster=${output.poster_url} width=${output.width}
+      height=${output.height} controls playsinline preload="metadata" aria-label="Result video"></video>
+  </div>`;
+}
+
 function Results({ job, before, onReuse }) {
   const [index, setIndex] = useState(0);
   useEffect(() => setIndex(0), [job.id]);
   const output = job.outputs[Math.min(index, job.outputs.length - 1)];
   const transparent = Boolean(taskInfo(job.task).transparent);
   return html`<div class="results">
-    <${Compare} before=${before} output=${output} transparent=${transparent} />
+    ${output.kind === 'video'
+      ? html`<${Clip} output=${output} />`
+      : html`<${Compare} before=${before} output=${output} transparent=${transparent} />`}
     <div class="result-bar">
       ${job.outputs.length > 1 && html`<div class="result-thumbs" role="group" aria-label="Results">
         ${job.outputs.map((o, i) => html`<button type="button" key=${o.url} aria-pressed=${i === index}
           aria-label=${`Result ${i + 1}`} onClick=${() => setIndex(i)}>
           <img class=${transparent ? 'checker' : undefined} src=${o.url} alt="" /></button>`)}
       </div>`}
-      <span class="muted small">${output.width} × ${output.height}</span>
+      <span class="muted small">${output.width} × ${output.height}${output.kind === 'video'
+        ? ` · ${output.duration_seconds.toFixed(1)} s · ${output.fps} fps` : ''}</span>
       <span class="spacer"></span>
       <a class="button secondary" href=${output.url} download=${fileName(job, index, output)}>Download</a>
-      <button type="button" class="primary" onClick=${() => onReuse(output, job)}>Use as input</button>
+      ${output.kind !== 'video' && html`<button type="button" class="primary"
+        onClick=${() => onReuse(output, job)}>Use as input</button>`}
     </div>
   </div>`;
 }

@@ -24,10 +24,11 @@ MODELS: dict[str, Task] = {
     "segment": Task.segment,
     "segmentprompt": Task.segment,
     "removebg": Task.cutout,
+    "3dgen": Task.object_3d,
 }
 # Generators of the service that this server does not run (yet).
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard",
+    "video", "motion", "fluw", "fluwvector", "pattern", "moodboard",
     "changebg", "magicprompt", "archigpt",
 })
 # Luw's video generators: /v2/video_styles lists their styles once one of them is served.
@@ -63,6 +64,10 @@ GENERATE_OPENAPI = _params_schema({
     "num_images": {"type": "integer", "minimum": 1, "maximum": 8},
     "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},
     "controlnet": {"type": "boolean"},
+    "texture": {"type": "boolean", "description": "3dgen: a base-colour texture (default true)"},
+    "simplify": {"type": "integer", "minimum": 12, "maximum": 500000,
+                 "description": "3dgen: the most faces the model may have"},
+    "reflect": {"type": "boolean", "description": "3dgen: a glossy, reflective finish"},
     "webhook": {"type": "string", "maxLength": 2048},
     "processing_url": {"type": "string", "description": "poll this generation instead"},
     **{f"extra_image_{index}": _TEXT for index in range(1, MAX_EXTRA_IMAGES + 1)},

@@ -3,8 +3,9 @@
 It is honest about what it is: it re-grades, paints, fills and resamples pixels so that the
 whole service can be run and tested anywhere. It cuts a subject out of a plain background
 (engines/cutout.py, with that method's limits) and composites a product into a room
-(engines/placing.py). Tasks that need a generative model answer
-"needs the diffusers engine" at submit time.
+(engines/placing.py). Its 3D model of an object is a gently extruded card of the cut-out photo
+(engines/meshes.py): the right model for frames, rugs and posters, a stand-in for the rest.
+Tasks that need a generative model answer "needs the diffusers engine" at submit time.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from roomrender.engines.base import (
     EngineJob,
     JobResult,
     RenderedImage,
+    RenderedMesh,
 )
 from roomrender.engines.cutout import cut_out
+from roomrender.engines.meshes import card, glb
 from roomrender.engines.placing import boxes, composite_preview
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place})
+                       Task.place, Task.object_3d})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -219,8 +222,13 @@ class PreviewEngine:
                 results.append(failure)
         return results
 
-    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage]:
+    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage] | list[RenderedMesh]:
         request = job.request
+        if request.task == Task.object_3d:
+            picture = cut_out(job.image)
+            model = RenderedMesh(glb(card(picture), picture, request))
+            context.progress([job.job_id], 1.0)
+            return [model]
         seed = request.seed if request.seed is not None else 0
         outputs: list[RenderedImage] = []
         for variant in range(request.n):

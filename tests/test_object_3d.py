@@ -76,3 +76,15 @@ def test_a_dense_mesh_is_decimated_to_its_budget_and_textured_from_the_front():
     mesh = checked_glb(glb(sphere, photo, request), max_faces=300)
     assert len(mesh.faces) > 150  # decimated near the budget, not to nothing
     assert mesh.extents[0] == pytest.approx(0.4, rel=0.02)
+
+
+def test_the_replicate_model_answers_the_glb_url(client, auth, services):
+    created = client.post("/v1/models/roomrender/object-3d/predictions", headers=auth, json={"input": {
+        "image": data_uri(object_photo(), "image/png"), "simplify": 12, "texture": True,
+        "dimensions": {"width": 1.2}}})
+    assert created.status_code == 201, created.text
+    drain(services)
+    done = client.get(created.json()["urls"]["get"], headers=auth).json()
+    assert done["status"] == "succeeded" and isinstance(done["output"], str), done
+    mesh = checked_glb(client.get(done["output"]).content, max_faces=12)
+    assert mesh.extents[0] == pytest.approx(1.2)

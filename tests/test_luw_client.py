@@ -20,6 +20,7 @@ from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.services import build_services
 from tests.conftest import make_room_photo
+from tests.glb_checks import checked_glb, object_photo
 
 
 class LuwClient:
@@ -186,3 +187,23 @@ def test_curl_style_form_calls_work_against_roomrender(server, tmp_path):
     assert polled["status"] is True
     upscaled = Image.open(io.BytesIO(httpx.get(polled["output"]).content))
     assert upscaled.size == (640, 480)
+
+
+def test_a_luw_application_turns_a_product_photo_into_a_textured_3d_model(server, tmp_path):
+    base_url, token = server
+    luw = LuwClient(base_url, token)
+    front, side = tmp_path / "vase-front.png", tmp_path / "vase-side.png"
+    front.write_bytes(object_photo((200, 100)))
+    side.write_bytes(object_photo((100, 200)))
+
+    started = luw.generate(model="3dgen", image=luw.upload(front), extra_image_1=luw.upload(side),
+                           texture=True, simplify=12, reflect=True, seed=7)
+    done = luw.wait(started["processing_url"])
+    assert done["status"] is True and isinstance(done["output"], str), done
+    download = httpx.get(done["output"])
+    assert download.headers["content-type"] == "model/gltf-binary"
+    mesh = checked_glb(download.content, max_faces=12)
+    assert mesh.visual.material.roughnessFactor < 0.5  # reflect: a glossy finish
+    width, height, _ = mesh.extents
+    assert width == pytest.approx(2 * height)  # the card keeps the photo's aspect ratio
+    assert luw.credits()["credits"]["used"] == 3

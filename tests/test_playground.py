@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
@@ -629,7 +630,7 @@ def test_page_files_ship_in_the_package_with_a_strict_policy(client: TestClient)
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     policy = page.headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
+    assert "default-src 'self'" in policy and "connect-src 'self' blob: data:" in policy
     assert "script-src 'self' 'sha256-" in policy  # the import map, by hash; nothing else inline
     static = Path(__file__).parents[1] / "src" / "roomrender" / "web" / "static"
     for path in sorted(static.rglob("*")):
@@ -671,3 +672,29 @@ def test_a_room_tour_plays_in_the_page_with_its_poster_and_a_download(live: Star
         assert download.get_attribute("href") == video.get_attribute("src")
         assert (download.get_attribute("download") or "").endswith(".mp4")
         screenshot(page, "video")
+def test_a_3d_model_turns_in_the_viewer(live: Starter, visit: Visitor) -> None:
+    with live() as server:
+        page = visit(server.base).page
+        connect(page, server.key)
+        upload_png(page, "#photo-file", shape_on_backdrop(480, 360, (40, 90, 200)), "vase.png")
+        pick_task(page, "object_3d")
+        page.get_by_role("button", name="Generate").click()
+        page.locator(".strip .badge", has_text="Done").wait_for()
+        viewer = page.locator("model-viewer")
+        viewer.wait_for()
+        # <model-viewer> says when the GLB is parsed and its model is drawn.
+        page.wait_for_function("() => document.querySelector('model-viewer')?.loaded === true"
+                               " && document.querySelector('model-viewer').modelIsVisible",
+                               polling=250, timeout=60_000)  # WebGL in software, on a shared CPU
+        src = viewer.evaluate("viewer => viewer.src")
+        assert src and page.get_by_text("3D model (GLB)").is_visible()
+        page.wait_for_timeout(500)  # a frame drawn after the load
+        drawn = Image.open(io.BytesIO(viewer.screenshot())).convert("RGB")
+        screenshot(page, "playground-3d.png")
+        glb = httpx.get(src, timeout=10)
+
+    assert glb.headers["content-type"] == "model/gltf-binary"
+    # The card's blue shows in the viewer's picture, on its light background.
+    pixels = np.asarray(drawn, dtype=np.int32)
+    blue = (pixels[..., 2] > 120) & (pixels[..., 0] < 90)
+    assert blue.mean() > 0.01, blue.mean()

@@ -49,6 +49,7 @@ class Task(StrEnum):
     place = "place"
     measure = "measure"  # a room's dimensions from one photo: dimension lines and JSON
     video = "video"  # a photo → a short clip along a camera move
+    object_3d = "object_3d"  # one to four photos of an object -> a textured GLB
 
 
 class JobStatus(StrEnum):
@@ -81,6 +82,20 @@ class Expand(BaseModel):
     right: float = Field(0.25, ge=0, le=2)
     top: float = Field(0.0, ge=0, le=2)
     bottom: float = Field(0.0, ge=0, le=2)
+
+
+class Dimensions(BaseModel):
+    """An object's real size in metres (any of its sides; the model is scaled to match)."""
+
+    model_config = ConfigDict(extra="forbid")
+    width: float | None = Field(None, gt=0, le=100)
+    height: float | None = Field(None, gt=0, le=100)
+    depth: float | None = Field(None, gt=0, le=100)
+
+
+# The fewest and most faces a 3D model may be simplified to (object_3d's `simplify`).
+MIN_FACES = 12
+MAX_FACES = 500_000
 
 
 # The version of GenerationRequest and of the task list. Bumped whenever either changes in a way
@@ -167,6 +182,13 @@ class GenerationRequest(BaseModel):
     duration: float | None = Field(None, ge=MIN_DURATION_SECONDS, le=MAX_DURATION_SECONDS)
     fps: int | None = Field(None, ge=8, le=30)
     resolution: Resolution | None = None
+
+    # object_3d: the model's base-colour texture (False: vertex colours only), its face budget,
+    # a glossy (reflective) finish and the object's real size.
+    texture: bool = True
+    simplify: int | None = Field(None, ge=MIN_FACES, le=MAX_FACES)
+    glossy: bool = False
+    dimensions: Dimensions | None = None
 
     @field_validator("scale")
     @classmethod

@@ -150,6 +150,17 @@ def _area_is_a_surface(request: GenerationRequest) -> str | None:
     return None
 
 
+# object_3d: the object's photo and up to this many more of it from other angles.
+MAX_OBJECT_PHOTOS = 4
+
+
+def _few_object_photos(request: GenerationRequest) -> str | None:
+    if len(request.extra_images) > MAX_OBJECT_PHOTOS - 1:
+        return (f"object_3d takes at most {MAX_OBJECT_PHOTOS} photos: the image and "
+                f"{MAX_OBJECT_PHOTOS - 1} extra_images")
+    return None
+
+
 def _scaled(request: GenerationRequest, width: int, height: int) -> tuple[int, int]:
     factor = request.scale or 1
     return width * factor, height * factor
@@ -291,6 +302,15 @@ def _definitions() -> list[TaskDefinition]:
             resize=_video_frame,
             # The preview engine moves a camera over the still: no words, no randomness.
             engines=(_preview("prompt", "seed"),)),
+        TaskDefinition(
+            Task.object_3d, "A textured 3D model (GLB, metres, Y up, on the floor) of an object, "
+                            "from one to four photos",
+            inputs=("image", "extra_images"),
+            options=("texture", "simplify", "glossy", "dimensions", "seed", "model"),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.mesh, cost=Cost(3),
+            check=_few_object_photos,
+            # The preview engine makes a card of the first photo.
+            engines=(_preview("extra_images", "seed"),)),
     ]
 
 

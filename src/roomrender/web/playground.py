@@ -40,13 +40,15 @@ def content_security_policy(html: bytes) -> str:
     )
     return "; ".join([
         "default-src 'self'",
-        f"script-src 'self' {hashes}".strip(),
+        # 'wasm-unsafe-eval': <model-viewer> compiles its WebAssembly decoders (no JS eval).
+        f"script-src 'self' {hashes} 'wasm-unsafe-eval'",
         # img-comparison-slider styles its shadow root with an inline <style>.
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob: http: https:",
         # Video results (room tours), from this server or an object store.
         "media-src 'self' http: https:",
-        "connect-src 'self'",
+        # <model-viewer> fetches a GLB, then its embedded textures as blob: URLs.
+        "connect-src 'self' blob: data:",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'none'",

@@ -26,11 +26,12 @@ MODELS: dict[str, Task] = {
     "removebg": Task.cutout,
     "video": Task.video,
     "motion": Task.video,
+    "3dgen": Task.object_3d,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "3dgen", "fluw", "fluwvector", "vector", "pattern", "moodboard",
+    "fluw", "fluwvector", "vector", "pattern", "moodboard",
     "changebg", "magicprompt", "landscape", "archigpt",
 })
 # Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
@@ -67,6 +68,10 @@ GENERATE_OPENAPI = _params_schema({
     "num_images": {"type": "integer", "minimum": 1, "maximum": 8},
     "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},
     "controlnet": {"type": "boolean"},
+    "texture": {"type": "boolean", "description": "3dgen: a base-colour texture (default true)"},
+    "simplify": {"type": "integer", "minimum": 12, "maximum": 500000,
+                 "description": "3dgen: the most faces the model may have"},
+    "reflect": {"type": "boolean", "description": "3dgen: a glossy, reflective finish"},
     "webhook": {"type": "string", "maxLength": 2048},
     "enhance_prompt": {"type": "boolean"},
     "duration": {"type": "number", "minimum": 2, "maximum": 10,

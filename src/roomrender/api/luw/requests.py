@@ -280,6 +280,11 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
             raise InvalidRequest(f"hd must be 2, 4 or 8, not {hd}")
         fields["scale"] = hd
 
+    if model == "3dgen":
+        fields["texture"] = True if params.get("texture") is None else flag(params, "texture")
+        fields["simplify"] = integer(params, "simplify")
+        fields["glossy"] = flag(params, "reflect")
+
     prompt = text(params, "prompt")
     if model == "segmentprompt" and not prompt:
         raise InvalidRequest("segmentprompt needs a prompt naming what to segment, e.g. prompt=walls")

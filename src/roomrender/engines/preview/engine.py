@@ -3,11 +3,13 @@
 It is honest about what it is: it re-grades, paints, fills and resamples pixels so that the
 whole service can be run and tested anywhere. It cuts a subject out of a plain background
 (engines/cutout.py, with that method's limits) and composites a product into a room
-(engines/placing.py), measures a room from marks on its photo (engines/measuring.py), and films a
+(engines/placing.py), measures a room from marks on its photo (engines/measuring.py), films a
 room tour by moving a camera over the photo (engines/preview/tour.py: crops, zooms and pans;
-nothing new appears). A request may ask for the photo's straight-line map back
-(`control_map="lines"`, engines/lines.py), drawn as the diffusers engine draws it. Tasks that need
-a generative model answer "needs the diffusers engine" at submit time.
+nothing new appears), and makes an object's 3D model as a gently extruded card of the cut-out
+photo (engines/meshes.py: the right model for frames, rugs and posters, a stand-in for the rest).
+A request may ask for the photo's straight-line map back (`control_map="lines"`, engines/lines.py),
+drawn as the diffusers engine draws it. Tasks that need a generative model answer "needs the
+diffusers engine" at submit time.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ from roomrender.engines.base import (
     EngineJob,
     JobResult,
     RenderedImage,
+    RenderedMesh,
 )
 from roomrender.engines.cutout import cut_out
 from roomrender.engines.lines import straight_lines
 from roomrender.engines.measuring import measured
+from roomrender.engines.meshes import card, glb
 from roomrender.engines.placing import composite_preview
 from roomrender.engines.preview.tour import render_tour
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place, Task.measure, Task.video})
+                       Task.place, Task.measure, Task.video, Task.object_3d})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -229,6 +233,11 @@ class PreviewEngine:
         if request.task == Task.video:
             # A camera moving over the still: one clip, whatever n says.
             return [render_tour(job, context)]
+        if request.task == Task.object_3d:
+            picture = cut_out(job.image)
+            model = RenderedMesh(glb(card(picture), picture, request))
+            context.progress([job.job_id], 1.0)
+            return [model]
         seed = request.seed if request.seed is not None else 0
         outputs: list[Artifact] = []
         if request.control_map == "lines":

@@ -23,7 +23,7 @@ export function History({ jobs, error, current, onOpen, onRefresh }) {
       ${jobs.map((job) => html`<li key=${job.id}>
         <button type="button" class=${`history-item${current === job.id ? ' current' : ''}`}
           aria-current=${current === job.id ? 'true' : undefined} onClick=${() => onOpen(job)}>
-          <span class="history-thumb">${job.outputs.length
+          <span class="history-thumb">${job.outputs.length && job.outputs[0].kind !== 'mesh'
             ? html`<img class=${taskInfo(job.task).transparent ? 'checker' : undefined}
               src=${job.outputs[0].poster_url || job.outputs[0].url} alt="" loading="lazy" />`
             : html`<span aria-hidden="true">${taskInfo(job.task).label[0]}</span>`}</span>

@@ -96,14 +96,31 @@ function Clip({ output }) {
   </div>`;
 }
 
+// A 3D model (GLB) turns under the mouse, a finger or the arrow keys in <model-viewer>, loaded
+// the first time one is shown (a 1 MB script most visits never need).
+let modelViewer = null;
+function MeshView({ output }) {
+  const [ready, setReady] = useState(Boolean(customElements.get('model-viewer')));
+  useEffect(() => {
+    if (ready) return;
+    modelViewer = modelViewer || import('../vendor/model-viewer.min.js');
+    modelViewer.then(() => setReady(true));
+  }, [ready]);
+  return html`<div class="compare mesh">
+    ${ready && html`<model-viewer src=${output.url} alt="The 3D model" camera-controls
+      touch-action="pan-y" shadow-intensity="1" exposure="1"></model-viewer>`}
+  </div>`;
+}
+
 function Results({ job, before, onReuse }) {
   const [index, setIndex] = useState(0);
   useEffect(() => setIndex(0), [job.id]);
   const output = job.outputs[Math.min(index, job.outputs.length - 1)];
   const transparent = Boolean(taskInfo(job.task).transparent);
+  const mesh = output.kind === 'mesh';
   return html`<div class="results">
-    ${output.kind === 'video'
-      ? html`<${Clip} output=${output} />`
+    ${output.kind === 'video' ? html`<${Clip} output=${output} />`
+      : mesh ? html`<${MeshView} output=${output} />`
       : html`<${Compare} before=${before} output=${output} transparent=${transparent} />`}
     <div class="result-bar">
       ${job.outputs.length > 1 && html`<div class="result-thumbs" role="group" aria-label="Results">
@@ -111,11 +128,11 @@ function Results({ job, before, onReuse }) {
           aria-label=${`Result ${i + 1}`} onClick=${() => setIndex(i)}>
           <img class=${transparent ? 'checker' : undefined} src=${o.url} alt="" /></button>`)}
       </div>`}
-      <span class="muted small">${output.width} × ${output.height}${output.kind === 'video'
+      <span class="muted small">${mesh ? '3D model (GLB)' : `${output.width} × ${output.height}`}${output.kind === 'video'
         ? ` · ${output.duration_seconds.toFixed(1)} s · ${output.fps} fps` : ''}</span>
       <span class="spacer"></span>
       <a class="button secondary" href=${output.url} download=${fileName(job, index, output)}>Download</a>
-      ${output.kind !== 'video' && html`<button type="button" class="primary"
+      ${output.kind === 'image' && html`<button type="button" class="primary"
         onClick=${() => onReuse(output, job)}>Use as input</button>`}
     </div>
   </div>`;

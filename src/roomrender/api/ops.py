@@ -42,6 +42,13 @@ class JobsCollector(Collector):
             for status in JobStatus:
                 gauge.add_metric([status.value, task], counts.get((status.value, task), 0))
         yield gauge
+        depth = GaugeMetricFamily(
+            "roomrender_queue_depth",
+            "Jobs queued and running (one index scan; what the workers' autoscaler reads)",
+            labels=["status"])
+        for state, count in self.queue.depth().items():
+            depth.add_metric([state], count)
+        yield depth
 
 
 class WebhookBacklogCollector(Collector):

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 TEST_STAMP := $(VENV)/.installed-diffusers
 
-.PHONY: serve test test-fast test-pg check worker clean-venv
+.PHONY: serve test test-fast test-pg check checkov worker clean-venv
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,13 @@ check: $(TEST_STAMP)
 
 test-pg: $(TEST_STAMP) $(NODE_STAMP)
 	$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest $(PYTEST_ARGS)
+
+# checkov (the Kubernetes manifests' policy scan, tests/test_kubernetes_manifests.py) in a venv of
+# its own: its pins (boto3, packaging...) clash with the dev extra's.
+checkov: .venv-checkov/bin/checkov
+.venv-checkov/bin/checkov:
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q 'checkov>=3.2'
 
 clean-venv:
 	rm -rf $(VENV)

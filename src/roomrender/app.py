@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +22,11 @@ from roomrender.api.telemetry import RequestTelemetry
 from roomrender.config import Settings
 from roomrender.dialects import PLUGS
 from roomrender.services import Services, build_services
+from roomrender.warmup import Warmup
 from roomrender.web import playground
 from roomrender.webhooks.delivery import Dispatcher
+
+log = logging.getLogger("roomrender")
 
 
 class Background:
@@ -36,24 +40,41 @@ class Background:
         self.webhooks = webhooks
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._threads_lock = threading.Lock()
+        # Only a process that runs jobs warms the engine up; /readyz reads where it stands.
+        self.warmup = Warmup.of(services.engine) if workers else Warmup.not_needed()
 
     def start(self) -> None:
+        """Start at once what needs no warm engine; the workers start in the background once the
+        engine's warm-up ends, so that the app answers /healthz (and /readyz: 503) meanwhile."""
         if self.workers:
-            self.services.engine.warm_up()
-        for index in range(self.workers):
-            worker = self.services.new_worker()
-            self.threads.append(threading.Thread(target=worker.run, args=(self.stop,),
-                                                 name=f"worker-{index}", daemon=True))
+            self._start(threading.Thread(target=self._warm_then_work, name="warm-up", daemon=True))
         if self.janitor:
-            self.threads.append(threading.Thread(target=self.services.new_janitor().run,
-                                                 args=(self.stop,), name="janitor", daemon=True))
+            self._start(threading.Thread(target=self.services.new_janitor().run,
+                                         args=(self.stop,), name="janitor", daemon=True))
         if self.webhooks:
             # The API process delivers webhooks; several processes may, the outbox has leases.
             dispatcher = self.services.new_dispatcher()
-            self.threads.append(threading.Thread(target=self._dispatch, args=(dispatcher,),
-                                                 name="webhooks", daemon=True))
-        for thread in self.threads:
+            self._start(threading.Thread(target=self._dispatch, args=(dispatcher,),
+                                         name="webhooks", daemon=True))
+
+    def _start(self, thread: threading.Thread) -> None:
+        with self._threads_lock:
+            if self.stop.is_set():
+                return
+            self.threads.append(thread)
             thread.start()
+
+    def _warm_then_work(self) -> None:
+        try:
+            self.warmup.run(self.services.engine.warm_up)
+        except Exception:
+            log.exception("the engine's warm-up failed: this process runs no jobs")
+            return
+        for index in range(self.workers):
+            worker = self.services.new_worker()
+            self._start(threading.Thread(target=worker.run, args=(self.stop,),
+                                         name=f"worker-{index}", daemon=True))
 
     def _dispatch(self, dispatcher: Dispatcher) -> None:
         try:
@@ -64,8 +85,12 @@ class Background:
     def close(self, timeout: float | None = None) -> None:
         # In-process workers get their stop grace, then a moment to hand back and store.
         timeout = self.services.settings.worker_stop_grace_seconds + 10 if timeout is None else timeout
-        self.stop.set()
-        for thread in self.threads:
+        with self._threads_lock:
+            self.stop.set()
+            threads = list(self.threads)
+        # A warm-up cannot be cut short (a load, a compile): it is waited for up to `timeout`,
+        # then left to die with the process (daemon); no worker starts after it.
+        for thread in threads:
             thread.join(timeout)
 
 
@@ -108,6 +133,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.draining = draining
     draining.on_set(services.watchers.drain)  # open event streams end at once
     app.state.background = background
+    app.state.warmup = background.warmup
     dialects = DialectErrors()
     app.state.dialect_errors = dialects
     app.include_router(ops.router)

@@ -30,6 +30,7 @@ from roomrender.cli_errors import FriendlyGroup, connection_trouble, missing_ext
 from roomrender.cli_tables import print_rows
 from roomrender.config import Settings
 from roomrender.task_flags import is_local_file, request_fields, task_flags
+from roomrender.warmup import Warmup
 
 app = typer.Typer(help="roomrender: self-hosted AI interior-design rendering.", no_args_is_help=True,
                   cls=FriendlyGroup)
@@ -54,14 +55,16 @@ def _logging(settings: Settings, level: str = "info") -> None:
     configure(level, settings.log_format)
 
 
-def _serve_metrics(settings: Settings, port: int | None, host: str | None) -> None:
-    """Expose a worker's or dispatcher's metrics over HTTP, when a port is given."""
-    from roomrender.metrics import serve_metrics
+def _serve_metrics(settings: Settings, port: int | None, host: str | None,
+                   warmup: Warmup | None = None) -> None:
+    """Expose a worker's or dispatcher's metrics and probes (/healthz, /readyz) over HTTP, when a
+    port is given."""
+    from roomrender.probes import serve_probes
 
     port = settings.metrics_port if port is None else port
     if port:
         host = host or settings.metrics_host
-        serve_metrics(port, host)
+        serve_probes(port, host, warmup or Warmup.not_needed())
         logging.getLogger("roomrender").info("metrics on http://%s:%d/metrics", host, port)
 
 
@@ -165,8 +168,9 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    _serve_metrics(settings, metrics_port, metrics_host)
-    services.engine.warm_up()
+    warmup = Warmup.of(services.engine)
+    _serve_metrics(settings, metrics_port, metrics_host, warmup)
+    warmup.run(services.engine.warm_up)
     services.new_worker(tasks=chosen, pipelines=chosen_pipelines).run(stop)
     logging.getLogger("roomrender.worker").info("worker stopped")
 

@@ -3,9 +3,10 @@
 Each process records what happens in it (the jobs it moves, the batches it runs, the webhooks it
 sends, the requests it answers) into prometheus_client's default registry; an API process shows
 them on `/metrics` (`api/ops.py`), a `roomrender worker` or `roomrender webhooks` process on its
-own port (`serve_metrics`). Prometheus scrapes every process and sums across them. Gauges that
-describe the shared database (jobs by status, the webhook backlog) are read from it at scrape
-time by the API processes only (`api/ops.py`), so they are never counted once per worker.
+own port (`probes.serve_probes`, next to its /healthz and /readyz). Prometheus scrapes every
+process and sums across them. Gauges that describe the shared database (jobs by status, the
+webhook backlog) are read from it at scrape time by the API processes only (`api/ops.py`), so
+they are never counted once per worker.
 
 Only prometheus_client and the standard library are imported: every layer may record here.
 """
@@ -23,7 +24,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -240,7 +240,3 @@ def gpu_memory() -> dict[str, dict[str, float]]:
 
 REGISTRY.register(GpuMemoryCollector())
 
-
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    """Expose this process's metrics on http://host:port/metrics (workers, dispatchers)."""
-    start_http_server(port, addr=host, registry=REGISTRY)

@@ -20,6 +20,7 @@ from roomrender.api.errors import COMMON_STATUSES, native_responses
 from roomrender.canonical.models import JobStatus
 from roomrender.db.database import check_schema
 from roomrender.jobs.queue import JobQueue
+from roomrender.warmup import Warmup, WarmupReport
 from roomrender.webhooks.outbox import Outbox
 
 router = APIRouter(tags=["operations"], responses=native_responses(*COMMON_STATUSES))
@@ -41,6 +42,13 @@ class JobsCollector(Collector):
             for status in JobStatus:
                 gauge.add_metric([status.value, task], counts.get((status.value, task), 0))
         yield gauge
+        depth = GaugeMetricFamily(
+            "roomrender_queue_depth",
+            "Jobs queued and running (one index scan; what the workers' autoscaler reads)",
+            labels=["status"])
+        for state, count in self.queue.depth().items():
+            depth.add_metric([state], count)
+        yield depth
 
 
 class WebhookBacklogCollector(Collector):
@@ -81,17 +89,34 @@ def metrics_registry(queue: JobQueue, outbox: Outbox | None = None) -> Collector
     return registry
 
 
-@router.get("/healthz", summary="The process is up")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/healthz", summary="The process is up (answers while the engine warms up; 503 only "
+            "when its warm-up failed)")
+async def healthz(request: Request) -> JSONResponse:
+    warmup = _warmup(request)
+    if warmup is not None and not warmup.alive:
+        return JSONResponse({"status": "unhealthy", "reason": warmup.describe(),
+                             "code": "warm_up_failed", "warm_up": warmup.as_json()},
+                            status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="The database answers, its schema is current, and files can be "
-            "stored (`jobs_waiting_for`: queued jobs wait for a worker that is not running)")
+def _warmup(request: Request) -> WarmupReport | None:
+    warmup: Warmup | None = getattr(request.app.state, "warmup", None)
+    return None if warmup is None else warmup.report()
+
+
+@router.get("/readyz", summary="The engine is warm, the database answers, its schema is current, "
+            "and files can be stored (`jobs_waiting_for`: queued jobs wait for a worker that is not running)")
 def readyz(request: Request) -> JSONResponse:
     draining = getattr(request.app.state, "draining", None)
     if draining is not None and draining.is_set():
         return JSONResponse({"status": "unavailable", "reason": "shutting down"}, status_code=503)
+    warmup = _warmup(request)
+    if warmup is not None and not warmup.ready:
+        return JSONResponse({"status": "warming" if warmup.alive else "unavailable",
+                             "reason": warmup.describe(),
+                             "code": "warming_up" if warmup.alive else "warm_up_failed",
+                             "warm_up": warmup.as_json()}, status_code=503)
     svc = services(request)
     try:
         with svc.db.connect() as connection:

@@ -621,6 +621,18 @@ class JobQueue:
             ).all()
         return [(row[0], row[1], int(row[2])) for row in rows]
 
+    def depth(self) -> dict[str, int]:
+        """Jobs queued and running: what the fleet has to do. One scan of the range of an index
+        led by status (ix_jobs_claims) that holds them, however many ended jobs the table keeps:
+        the autoscaler's figure (deploy/kubernetes's scaler runs the same count per status)."""
+        wanted = [JobStatus.queued.value, JobStatus.running.value]
+        with self.db.connect() as connection:
+            rows = connection.execute(
+                select(jobs.c.status, func.count()).where(jobs.c.status.in_(wanted))
+                .group_by(jobs.c.status)).all()
+        found = {row[0]: int(row[1]) for row in rows}
+        return {status: found.get(status, 0) for status in wanted}
+
     @staticmethod
     def ended_before(cutoff: float) -> Select[Any]:
         """A subquery of the ids of jobs that ended before `cutoff`."""

@@ -46,7 +46,7 @@ DOCUMENTED_MODELS = [
 ]
 # Generative only: the preview engine answers that they need the diffusers engine.
 NEEDS_DIFFUSERS = {"sketch", "render", "removefurniture", "segment", "segmentprompt"}
-RUN_BY_PREVIEW = {"interior", "exterior", "enhance", "expand", "removebg"}
+RUN_BY_PREVIEW = {"interior", "exterior", "enhance", "expand", "removebg", "video", "motion", "3dgen"}
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 TEST_ENV := NODE_PATH=$(CURDIR)/$(VENV)/node/node_modules
 
 test: $(TEST_STAMP) $(NODE_STAMP)
+	@$(MAKE) -s checkov || echo "== checkov could not be installed: the manifests' policy scan is skipped"
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) -c 'import sys; from tests.databases import reachable; sys.exit(not reachable("$(PG_TEST_URL)"))'; then \
 		echo "== again on PostgreSQL ($(PG_TEST_URL))"; \

@@ -19,8 +19,8 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def require_key(request: Request) -> ApiKey:
-    """FastAPI dependency: the live key of this request, or 401; 429 past its rate limit."""
+async def live_key(request: Request) -> ApiKey:
+    """The live key the request's headers present, or Unauthorized; reads no body."""
     plaintext = presented_key(request)
     store: KeyStore = request.app.state.services.keys
     hit, key = store.cached(plaintext) if plaintext else (True, None)
@@ -29,8 +29,15 @@ async def require_key(request: Request) -> ApiKey:
         key = await in_read_thread(store.authenticate, plaintext)
     if key is None:
         if plaintext is None:
-            raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
+            raise Unauthorized("an API key is required: send Authorization: Bearer <key> "
+                               "(or the header X-API-KEY: <key>)")
         raise Unauthorized("the API key is not valid or was revoked")
+    return key
+
+
+async def require_key(request: Request) -> ApiKey:
+    """FastAPI dependency: the live key of this request, or 401; 429 past its rate limit."""
+    key = await live_key(request)
     # Metrics and log lines name the caller by its key's public prefix (api/telemetry.py).
     request.state.key_prefix = key.prefix
     logs.add(key_prefix=key.prefix)

@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from roomrender.accounts.keys import ApiKey
 from roomrender.api.auth import require_key
-from roomrender.api.guards import StreamSlots
 from roomrender.api.deps import Key, services
+from roomrender.api.guards import StreamSlots
 from roomrender.api.reads import read_job
 from roomrender.api.replicate.errors import replicate_responses
 from roomrender.api.replicate.models import ModelVersion, ReplicateModel, invalid, model_catalog

@@ -198,3 +198,28 @@ def test_a_key_may_hold_only_so_many_event_streams(services, room_jpeg):
             assert time.monotonic() < deadline, "a closed stream kept its slot"
             time.sleep(0.2)
         second.close()
+
+
+def test_one_stream_cap_per_key_counts_every_dialects_streams(services, room_jpeg):
+    import httpx
+
+    from tests.servers import free_port, run_uvicorn
+
+    settings = services.settings.model_copy(update={"max_event_streams_per_key": 2})
+    app = create_app(settings, services=services, workers=0, janitor=False, webhooks=False)
+    bearer = {"Authorization": f"Bearer {services.keys.create('streams')[1]}"}
+    with run_uvicorn(app, free_port()) as base, httpx.Client(base_url=base, timeout=10) as client:
+        job = client.post("/v1/jobs", headers=bearer, json={"task": "restyle",
+                                                            "image": data_uri(room_jpeg)}).json()
+        prediction = client.post("/v1/models/roomrender/restyle/predictions", headers=bearer,
+                                 json={"input": {"image": data_uri(room_jpeg)}}).json()
+        stream = f"/v1/predictions/{prediction['id']}/stream"
+        native = client.send(client.build_request("GET", f"/v1/jobs/{job['id']}/events",
+                                                  headers=bearer), stream=True)
+        replicate = client.send(client.build_request("GET", stream, headers=bearer), stream=True)
+        assert native.status_code == replicate.status_code == 200
+        third = client.get(stream, headers=bearer)
+        assert third.status_code == 429 and third.json()["status"] == 429  # Replicate's shape
+        assert third.headers["retry-after"]
+        replicate.close()
+        native.close()

@@ -183,3 +183,87 @@ def test_a_database_that_cannot_be_written_is_a_503_in_each_dialect(client, auth
     luw = client.post("/v2/generate", headers=auth, json={"model": "interior", "image": photo,
                                                           "styles": "Modern"})
     assert luw.status_code == 500 and luw.json()["status"] is False
+
+
+class ReadOnlyMount:
+    """A LocalStorage root remounted read-only and back: while `read_only`, creating a file and
+    unlinking one (even one that is not there) fail with EROFS, as Linux does on such a mount."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import tempfile
+
+        import roomrender.storage.local as local
+
+        self.read_only = False
+        real_mkstemp, real_unlink = tempfile.mkstemp, Path.unlink
+        mount = self
+
+        def mkstemp(*args: object, **kwargs: object):
+            if mount.read_only:
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real_mkstemp(*args, **kwargs)
+
+        def unlink(path: Path, missing_ok: bool = False) -> None:
+            if mount.read_only and path.is_relative_to(root):
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            real_unlink(path, missing_ok=missing_ok)
+
+        monkeypatch.setattr(local.tempfile, "mkstemp", mkstemp)
+        monkeypatch.setattr(Path, "unlink", unlink)
+
+
+def test_a_read_only_store_hands_jobs_back_uncounted_and_leaves_no_row_without_its_file(
+        client, auth, services, caplog, monkeypatch):
+    from roomrender.db.tables import jobs as jobs_table
+
+    mount = ReadOnlyMount(services.storage.root, monkeypatch)
+    photo = data_uri(make_room_photo(96, 64))
+    job_ids = [client.post("/v1/jobs", headers=auth, json={"task": "restyle", "image": photo,
+                                                           "style": "modern"}).json()["id"]
+               for _ in range(6)]
+    mount.read_only = True
+    native = client.post("/v1/jobs", headers=auth, json={"task": "restyle", "image": photo})
+    assert native.status_code == 503 and native.json()["error"]["code"] == "storage_unavailable"
+    assert client.get("/readyz").status_code == 503
+
+    worker = services.new_worker()
+    stop = threading.Event()
+    caplog.set_level(logging.INFO, logger="roomrender.worker")
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(2.0)
+        # Handed back, not stuck running until a lease ends; no attempt counted; the worker
+        # backs off; no output row names a file that was never written.
+        with services.db.connect() as connection:
+            rows = connection.execute(select(jobs_table.c.status, jobs_table.c.attempts)
+                                      .where(jobs_table.c.id.in_(job_ids))).all()
+            outputs = connection.execute(select(func.count()).select_from(files)
+                                         .where(files.c.kind == "output")).scalar_one()
+        assert {status for status, _ in rows} <= {"queued", "running"}, rows
+        assert all(attempts <= 1 for _, attempts in rows), rows
+        assert outputs <= 6  # at most the batch being stored right now
+        assert worker.trouble.failures >= 2
+        assert not [r for r in caplog.records if r.name == "roomrender.worker" and r.exc_info]
+
+        mount.read_only = False
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = [client.get(f"/v1/jobs/{job_id}", headers=auth).json() for job_id in job_ids]
+            if all(job["status"] == "succeeded" for job in found):
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert [job["status"] for job in found] == ["succeeded"] * 6, found
+    for job in found:
+        assert client.get(job["outputs"][0]["url"]).status_code == 200
+    with services.db.connect() as connection:
+        attempts = connection.execute(select(jobs_table.c.attempts)
+                                      .where(jobs_table.c.id.in_(job_ids))).scalars().all()
+        keys = connection.execute(select(files.c.key).where(files.c.kind == "output")).scalars().all()
+    assert attempts == [1] * 6, attempts
+    for key in keys:  # every output row has its file
+        assert services.storage.local_path(key).is_file()
+    assert leftovers(services.storage.root) == []

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 from roomrender import __version__
 from roomrender.api import downloads, ops
 from roomrender.api.errors import DialectErrors, honest_openapi, install_error_handlers
-from roomrender.api.guards import BodyLimit, RequestRates, StreamSlots
+from roomrender.api.guards import BodyLimit, KeyBeforeBody, RequestRates, StreamSlots
 from roomrender.api.ops import metrics_registry
 from roomrender.api.shutdown import Draining
 from roomrender.api.telemetry import RequestTelemetry
@@ -152,6 +152,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(downloads.router)
     app.include_router(playground.router)
     app.router.routes[0:0] = leading
+    # Inside telemetry (its 401s are counted), before routing: no unauthenticated body is read.
+    app.add_middleware(KeyBeforeBody)
     app.add_middleware(RequestTelemetry, plugs=PLUGS)
     app.state.request_rates = RequestRates(settings.rate_limit, settings.rate_limit_storage)
     app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)

@@ -95,6 +95,7 @@ def serve(
     """Run the HTTP API and, by default, one worker in the same process."""
     import uvicorn
 
+    from roomrender.api.http_server import uvicorn_limits
     from roomrender.app import create_app
 
     settings = _settings(host=host, port=port)
@@ -127,7 +128,8 @@ def serve(
     uvicorn.run(served, host=settings.host,
                 port=settings.port, log_level=log_level,
                 log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-                timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)))
+                timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+                **uvicorn_limits())
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -263,6 +263,10 @@ class Worker:
             try:
                 tracker.heartbeat()
                 self._finish(batch, results, claim, tracker)
+            except Unavailable as failure:
+                # The store or the database, not the jobs: back to the queue, no attempt counted.
+                self.trouble.failed(failure)
+                self._release(claim)
             except Exception:
                 log.exception("finishing a batch failed")
             finally:
@@ -283,6 +287,13 @@ class Worker:
             self._finish_slots.release()
 
         future.add_done_callback(finished)
+
+    def _release(self, claim: Claim) -> None:
+        try:
+            self.queue.release(claim.token)
+        except Exception as failure:
+            log.warning("handing a batch back failed (%s); its jobs run again when the lease ends",
+                        failure)
 
     def _load_inputs(self, claim: Claim, tracker: _ClaimTracker) -> list[EngineJob]:
         batch: list[EngineJob] = []
@@ -435,6 +446,8 @@ class _PreviewSink:
                 job_id, (tracker, image) = self._pending.popitem()
             try:
                 self._store(tracker, job_id, image)
+            except Unavailable as failure:
+                log.warning("a preview of %s was not stored: %s", job_id, failure)
             except Exception:
                 log.exception("storing a preview of %s failed", job_id)
 

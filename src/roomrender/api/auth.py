@@ -41,8 +41,8 @@ def authorization_problem(request: Request) -> Unauthorized | None:
                         "Authorization: Bearer <key>")
 
 
-async def require_key(request: Request) -> ApiKey:
-    """FastAPI dependency: the live key of this request, or 401; 429 past its rate limit."""
+async def live_key(request: Request) -> ApiKey:
+    """The live key the request's headers present, or Unauthorized; reads no body."""
     plaintext = presented_key(request)
     store: KeyStore = request.app.state.services.keys
     hit, key = store.cached(plaintext) if plaintext else (True, None)
@@ -52,8 +52,15 @@ async def require_key(request: Request) -> ApiKey:
     if key is None:
         if plaintext is None:
             raise authorization_problem(request) or Unauthorized(
-                "an API key is required: send Authorization: Bearer <key>")
+                "an API key is required: send Authorization: Bearer <key> "
+                "(or the header X-API-KEY: <key>)")
         raise Unauthorized("the API key is not valid or was revoked")
+    return key
+
+
+async def require_key(request: Request) -> ApiKey:
+    """FastAPI dependency: the live key of this request, or 401; 429 past its rate limit."""
+    key = await live_key(request)
     # Metrics and log lines name the caller by its key's public prefix (api/telemetry.py).
     request.state.key_prefix = key.prefix
     logs.add(key_prefix=key.prefix)

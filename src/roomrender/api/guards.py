@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomrender.accounts.keys import ApiKey
-from roomrender.canonical.errors import BodyTooLarge, RateLimited
+from roomrender.api.auth import live_key
+from roomrender.canonical.errors import BodyTooLarge, RateLimited, Unauthorized
 
 log = logging.getLogger("roomrender.api")
 
@@ -79,6 +80,35 @@ class BodyLimit:
         response = scope["app"].state.dialect_errors.render(request, self._error())
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+# Every route that reads a body takes a key, but Luw's signed PUT (its signature authenticates it,
+# from the query, before it reads).
+KEYED_METHODS = frozenset({"POST", "PATCH"})
+
+
+class KeyBeforeBody:
+    """ASGI middleware: a POST or PATCH whose headers present no live key is answered 401, in
+    its dialect's shape, before a byte of its body is read, and its connection closed, so
+    unauthenticated bodies cost neither memory nor time. The route authenticates again (the key
+    is in the cache by then) and applies the key's rate limit."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in KEYED_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            await live_key(request)
+        except Unauthorized as refused:
+            response = scope["app"].state.dialect_errors.render(request, refused)
+            response.headers["Connection"] = "close"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -180,7 +210,7 @@ class StreamSlots:
         (give it back with `give_back`)."""
         if self._open.get(key_id, 0) >= self.per_key:
             raise RateLimited(f"this key has {self.per_key} event streams open already; close "
-                              "one, or poll GET /v1/jobs/{id}", code="too_many_streams",
+                              "one, or poll the job instead", code="too_many_streams",
                               retry_after=5.0)
         self._open[key_id] = self._open.get(key_id, 0) + 1
 

@@ -162,8 +162,9 @@ class JobService:
         if own_key is not None or ":" not in ref:
             key = own_key if own_key is not None else ref
             stored = self.files.lookup(key)
-            # Result URLs are public by design; upload ids are private to their key.
-            if stored is None or (own_key is None and stored.owner_id != owner.id):
+            # A file of this server, by id or by its URL, is the key's own or unknown to it:
+            # another key's file is not taken by naming its URL either.
+            if stored is None or stored.owner_id != owner.id:
                 raise InvalidRequest(f"the {what} {ref[:100]!r} is not a known upload id or URL")
             if stored.expired():
                 raise InvalidRequest(f"the {what} {ref[:100]!r} has expired")

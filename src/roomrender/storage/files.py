@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from roomrender.canonical.errors import Conflict
+from roomrender.canonical.errors import Conflict, Unavailable
 from roomrender.db.tables import files
 from roomrender.storage.base import Storage
 from roomrender.storage.local import is_safe_key
@@ -129,12 +129,16 @@ class FileStore:
                 connection.execute(insert(files), rows)
         failed: dict[str, Exception] = {}
         for group, (_owner_id, items) in groups.items():
+            written: list[str] = []
             try:
                 for item in items:
                     item.put_into(self.storage)
+                    written.append(item.key)
             except Exception as failure:
                 failed[group] = failure
-                self.discard([item.key for item in items])
+                # A blob never written needs no delete (a read-only store refuses even that).
+                self.forget([item.key for item in items if item.key not in written])
+                self.discard(written)
         return failed
 
     def attach_to_job(self, connection: Connection, keys: Iterable[str], job_id: str) -> None:
@@ -165,11 +169,22 @@ class FileStore:
 
     # -- removing -------------------------------------------------------------------------
 
-    def discard(self, keys: list[str]) -> None:
-        """Delete these files, blobs and rows."""
+    def discard(self, keys: list[str]) -> list[str]:
+        """Delete these files, blobs and rows. A blob the store cannot delete now (read-only,
+        gone) keeps its row, expiring at once, so the janitor deletes both once the store is
+        back: no row is left without its blob, no blob without its row. The keys kept so."""
+        kept: list[str] = []
         for key in keys:
-            self.storage.delete(key)
-        self.forget(keys)
+            try:
+                self.storage.delete(key)
+            except Unavailable:
+                kept.append(key)
+        self.forget([key for key in keys if key not in kept])
+        if kept:
+            with self.db.begin() as connection:
+                connection.execute(update(files).where(files.c.key.in_(kept))
+                                   .values(expires_at=time.time()))
+        return kept
 
     def forget(self, keys: list[str]) -> None:
         if keys:
@@ -183,8 +198,7 @@ class FileStore:
                 select(files.c.key).where(files.c.expires_at.is_not(None),
                                           files.c.expires_at <= now).limit(limit)
             ).scalars())
-        self.discard(keys)
-        return len(keys)
+        return len(keys) - len(self.discard(keys))
 
     def probe(self) -> None:
         """Store and delete a tiny file: StorageUnavailable (or the store's error) when files

@@ -65,11 +65,15 @@ class LocalStorage:
                     os.unlink(tmp)  # no partial file stays behind
                 except OSError:
                     pass
-            if failed.errno in UNAVAILABLE_ERRNOS:
-                raise StorageUnavailable(
-                    f"files cannot be stored now: {os.strerror(failed.errno or 0).lower()} "
-                    f"({self.root})") from failed
+            self._raise_fault(failed, "stored")
             raise
+
+    def _raise_fault(self, failed: OSError, doing: str) -> None:
+        """A fault of the store itself (full, read-only, gone) raised as StorageUnavailable."""
+        if failed.errno in UNAVAILABLE_ERRNOS:
+            raise StorageUnavailable(
+                f"files cannot be {doing} now: {os.strerror(failed.errno or 0).lower()} "
+                f"({self.root})") from failed
 
     def get(self, key: str) -> bytes:
         try:
@@ -89,6 +93,10 @@ class LocalStorage:
             self._path(key).unlink()
         except (FileNotFoundError, FileMissing):
             pass
+        except OSError as failed:
+            # A read-only mount refuses even to unlink a file that is not there.
+            self._raise_fault(failed, "deleted")
+            raise
 
     def url(self, key: str) -> str:
         return f"{self.public_base_url}/files/{key}"

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from roomrender.api.errors import HttpError, http_status
+from roomrender.api.errors import HttpError, http_status, retry_headers
 from roomrender.api.replicate.models import InputInvalid
 from roomrender.canonical.errors import (
     ImageTooLarge,
@@ -85,6 +85,7 @@ def replicate_error(error: RoomrenderError) -> Response:
                             "status": status}
     if isinstance(error, InputInvalid):
         body["invalid_fields"] = error.details
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    # Throttled or unavailable: when to come back, as Replicate's OpenAPI documents.
+    headers = retry_headers(error) | ({"WWW-Authenticate": "Bearer"} if status == 401 else {})
     return JSONResponse(body, status_code=status, headers=headers,
                         media_type="application/problem+json")

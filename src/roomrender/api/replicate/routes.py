@@ -24,6 +24,7 @@ from starlette.routing import Route
 from roomrender.accounts.keys import ApiKey
 from roomrender.api.auth import require_key
 from roomrender.api.deps import Key, services
+from roomrender.api.guards import StreamSlots
 from roomrender.api.reads import read_job
 from roomrender.api.replicate.errors import replicate_responses
 from roomrender.api.replicate.models import ModelVersion, ReplicateModel, invalid, model_catalog
@@ -209,9 +210,16 @@ async def _prediction_stream(request: Request, key: ApiKey, prediction_id: str) 
         if watch is not None:
             watch.close()
         raise NotFound(f"no prediction {prediction_id!r} for this API token")
+    slots: StreamSlots = request.app.state.stream_slots
+    try:
+        slots.take(key.id)  # one cap per key for every dialect's streams: 429 past it
+    except Exception:
+        watch.close()
+        raise
     if shutting_down(request):
         watch.stop_serving()  # its first events, then: reconnect elsewhere
     events = PredictionEvents(_base(request))
     return EventStream(watch, events, events.end, keepalive_seconds=STREAM_KEEPALIVE_SECONDS,
+                       on_close=lambda: slots.give_back(key.id),
                        farewell=b"retry: 1000\n: the server is shutting down; reconnect to follow "
                                 b"the prediction\n\n")

@@ -10,6 +10,7 @@ from roomrender.app import create_app
 from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.canonical.tasks import COMMON_OPTIONS, TASKS, Cost, cost_of, missing_input
 from roomrender.engines.diffusers.registry import load_registry
+from roomrender.engines.diffusers.without_models import NO_MODEL_TASKS
 from roomrender.engines.preview.engine import PreviewEngine
 from roomrender.services import build_services
 from tests.conftest import data_uri, drain
@@ -22,8 +23,10 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
     listed = {task["name"]: task for task in catalog["tasks"]}
     assert set(listed) == {task.value for task in Task}
     for task in listed.values():
-        assert task["output_kind"] == "image"
-        assert task["cost"] == {"credits": 1, "per": "image", "counted_by": "n"}
+        assert task["output_kind"] == ("vector" if task["name"] == "vectorize" else "image")
+        assert task["cost"] == ({"credits": 1, "per": "job", "counted_by": None}
+                                if task["name"] == "vectorize"
+                                else {"credits": 1, "per": "image", "counted_by": "n"})
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]
@@ -78,6 +81,7 @@ def test_the_definitions_name_the_engines_that_run_each_task() -> None:
     preview = PreviewEngine().supported_tasks()
     registry = load_registry()
     diffusers = {task for family in registry.families for task in registry.serving(family)}
+    diffusers |= NO_MODEL_TASKS  # what it runs without a model, as the preview engine does
     for task, definition in TASKS.items():
         assert ("preview" in definition.engine_names) == (task in preview), task
         assert ("diffusers" in definition.engine_names) == (task in diffusers), task

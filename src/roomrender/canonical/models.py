@@ -40,6 +40,10 @@ class Task(StrEnum):
     instruct = "instruct"  # an image and a sentence saying what to change
     cutout = "cutout"
     place = "place"
+    vectorize = "vectorize"  # a picture traced into an SVG drawing
+    pattern = "pattern"  # a seamless, tileable texture
+    change_background = "change_background"  # a product kept, the scene around it new
+    moodboard = "moodboard"  # a board of a photo, its pieces and their palette
 
 
 class JobStatus(StrEnum):

@@ -53,6 +53,7 @@ class Cost:
 
 
 PER_IMAGE = Cost(1, per="image", counted_by="n")
+ONE_PER_JOB = Cost(1)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ def _preview(*ignores: str) -> EngineUse:
 
 
 _DIFFUSERS = EngineUse("diffusers")
+DEFAULT_TILE = 768
+BOARD_SIZE = (1200, 900)
 
 
 def _area_is_a_box(request: GenerationRequest) -> str | None:
@@ -157,6 +160,16 @@ def _expanded(request: GenerationRequest, width: int, height: int) -> tuple[int,
         return width, height
     sides = request.expand
     return round(width * (1 + sides.left + sides.right)), round(height * (1 + sides.top + sides.bottom))
+
+
+def _tile_sized(request: GenerationRequest, width: int, height: int) -> tuple[int, int]:
+    """A pattern is a square tile unless asked otherwise, 768 px a side by default."""
+    side = request.width or request.height or DEFAULT_TILE
+    return side, request.height or side
+
+
+def _board_sized(request: GenerationRequest, width: int, height: int) -> tuple[int, int]:
+    return BOARD_SIZE
 
 
 def _definitions() -> list[TaskDefinition]:
@@ -259,6 +272,34 @@ def _definitions() -> list[TaskDefinition]:
                                                 "product goes, in pixels of the room photo")),
             output=ArtifactKind.image, cost=PER_IMAGE, check=_area_is_a_box,
             engines=(_preview("prompt", "strength", *_FIXED), _DIFFUSERS)),
+        TaskDefinition(
+            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions",
+            inputs=("image",), options=(),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.vector, cost=ONE_PER_JOB,
+            engines=(_preview(), _DIFFUSERS)),
+        TaskDefinition(
+            Task.pattern, "A seamless, tileable texture, from words or from a picture",
+            inputs=("image",), options=("prompt", "style", "palette", "materials", "strength",
+                                        *_SIZE, *_SAMPLING),
+            requires=(InputRule(("prompt", "image"), "a pattern needs a prompt or an image"),),
+            output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
+            # From a picture only, by offset and blend: words need a model.
+            engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
+                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),)),
+        TaskDefinition(
+            Task.change_background, "The product of a photo kept, pixel for pixel, in a new scene",
+            inputs=("image", "reference_image"),
+            options=("prompt", "color", "palette", "strength", *_SAMPLING),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
+            # A plain colour, a gradient (palette) or the given picture: a scene from words needs
+            # a model.
+            engines=(_preview("prompt", "strength", *_FIXED),)),
+        TaskDefinition(
+            Task.moodboard, "A mood board of the photo and its pieces with their palette",
+            inputs=("image", "extra_images"),
+            options=("prompt", "style", "strength", *_SAMPLING),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
+            resize=_board_sized, engines=(_preview("prompt", "style", "strength", *_FIXED),)),
     ]
 
 

@@ -24,11 +24,14 @@ MODELS: dict[str, Task] = {
     "segment": Task.segment,
     "segmentprompt": Task.segment,
     "removebg": Task.cutout,
+    "vector": Task.vectorize,
+    "pattern": Task.pattern,
+    "changebg": Task.change_background,
+    "moodboard": Task.moodboard,
 }
 # Generators of the service that this server does not run (yet).
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "pattern", "moodboard",
-    "changebg", "magicprompt", "archigpt",
+    "video", "motion", "3dgen", "fluw", "fluwvector", "magicprompt", "archigpt",
 })
 # Luw's video generators: /v2/video_styles lists their styles once one of them is served.
 VIDEO_MODELS = frozenset({"video", "motion"})
@@ -36,6 +39,8 @@ VIDEO_MODELS = frozenset({"video", "motion"})
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 HD_SCALES = (2, 4, 8)
+# pattern's `texture`: the tile's side in pixels.
+TEXTURE_SIDES = {-1: 512, 0: 768, 1: 1024}
 MAX_EXTRA_IMAGES = 6
 
 
@@ -59,6 +64,8 @@ GENERATE_OPENAPI = _params_schema({
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
     "precise": {"type": "integer", "minimum": 1, "maximum": 100},
     "hd": {"type": "integer", "enum": list(HD_SCALES)},
+    "texture": {"type": "integer", "enum": sorted(TEXTURE_SIDES),
+                "description": "pattern: the tile's side, -1 → 512 px, 0 → 768, 1 → 1024"},
     "format": {"type": "string", "enum": sorted(FORMATS)},
     "num_images": {"type": "integer", "minimum": 1, "maximum": 8},
     "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},

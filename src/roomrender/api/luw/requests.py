@@ -23,6 +23,7 @@ from roomrender.api.luw.params import (
     MAX_EXTRA_IMAGES,
     MODELS,
     OTHER_MODELS,
+    TEXTURE_SIDES,
     WEBHOOK_EVENTS,
     room_ids,
     style_ids,
@@ -239,7 +240,17 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
             raise InvalidRequest(f"hd must be 2, 4 or 8, not {hd}")
         fields["scale"] = hd
 
+    if model == "pattern":
+        texture = integer(params, "texture")
+        texture = 0 if texture is None else texture
+        if texture not in TEXTURE_SIDES:
+            raise InvalidRequest(f"texture must be -1, 0 or 1, not {texture}")
+        fields["width"] = fields["height"] = TEXTURE_SIDES[texture]
+
     prompt = text(params, "prompt")
+    if model == "changebg" and not prompt:
+        raise InvalidRequest("changebg needs a prompt describing the new scene (to remove the "
+                             "background only, use model=removebg)")
     if model == "segmentprompt" and not prompt:
         raise InvalidRequest("segmentprompt needs a prompt naming what to segment, e.g. prompt=walls")
     if notes:

@@ -71,6 +71,7 @@ from roomrender.engines.diffusers.prompts import build_prompt
 from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
+from roomrender.engines.diffusers.without_models import NO_MODEL_TASKS, run_without_models
 
 log = logging.getLogger("roomrender.engines.diffusers")
 
@@ -217,7 +218,7 @@ class DiffusersEngine:
     # -- the Engine protocol --------------------------------------------------------------
 
     def supported_tasks(self) -> frozenset[Task]:
-        return frozenset(self.registry.serving(self.family))
+        return frozenset(self.registry.serving(self.family)) | NO_MODEL_TASKS
 
     def spec_for(self, request: GenerationRequest) -> TaskSpec:
         """What runs the request: its task in its family (see Registry.spec_for)."""
@@ -232,6 +233,8 @@ class DiffusersEngine:
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
+        if request.task in NO_MODEL_TASKS:
+            return
         spec = self.spec_for(request)
         missing = self.store.missing(spec)
         if missing:
@@ -241,6 +244,8 @@ class DiffusersEngine:
         """Jobs that can share one pipeline call: same family, task, sizes, call settings and
         prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
         it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
+        if request.task in NO_MODEL_TASKS:
+            return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None:
@@ -254,6 +259,8 @@ class DiffusersEngine:
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        if batch and batch[0].request.task in NO_MODEL_TASKS:
+            return run_without_models(batch, context)
         self.pre.clear()
         try:
             prepared = self.prepare(batch)

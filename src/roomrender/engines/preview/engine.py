@@ -16,9 +16,12 @@ from PIL import Image, ImageFilter
 
 from roomrender.canonical.errors import Unsupported
 from roomrender.canonical.models import Expand, GenerationRequest, Task
+from roomrender.canonical.tasks import TASKS
 from roomrender.catalog import Style, find_style, styles
 from roomrender.config import Settings
+from roomrender.engines.backdrops import backdrop, on_background
 from roomrender.engines.base import (
+    Artifact,
     BatchCanceled,
     BatchContext,
     EngineJob,
@@ -26,10 +29,14 @@ from roomrender.engines.base import (
     RenderedImage,
 )
 from roomrender.engines.cutout import cut_out
+from roomrender.engines.moodboards import compose_board
 from roomrender.engines.placing import boxes, composite_preview
+from roomrender.engines.tiling import seamless_tile
+from roomrender.engines.vectorizing import vectorize
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place})
+                       Task.place, Task.vectorize, Task.pattern, Task.change_background,
+                       Task.moodboard})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -201,6 +208,10 @@ class PreviewEngine:
                 "engine can only erase (remove=true)",
                 code="needs_diffusers_engine",
             )
+        if request.task == Task.pattern and not request.image:
+            raise Unsupported(
+                "a pattern from words alone needs the diffusers engine; the preview engine makes a "
+                "seamless tile from an image: send one", code="needs_diffusers_engine")
 
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         return f"preview:{request.task.value}:{width}x{height}"
@@ -219,10 +230,14 @@ class PreviewEngine:
                 results.append(failure)
         return results
 
-    def _render(self, job: EngineJob, context: BatchContext) -> list[RenderedImage]:
+    def _render(self, job: EngineJob, context: BatchContext) -> list[Artifact]:
         request = job.request
+        if request.task == Task.vectorize:
+            traced = vectorize(job.image)
+            context.progress([job.job_id], 1.0)
+            return [traced]
         seed = request.seed if request.seed is not None else 0
-        outputs: list[RenderedImage] = []
+        outputs: list[Artifact] = []
         for variant in range(request.n):
             rng = np.random.default_rng(seed + variant)
             outputs.append(RenderedImage(self._render_one(job, rng)))
@@ -251,4 +266,15 @@ class PreviewEngine:
         if request.task == Task.place:
             placement, area = boxes(request, image.width, image.height)
             return composite_preview(image, cut_out(job.images["product_image"]), placement, area)
+        if request.task == Task.pattern:
+            return seamless_tile(image, TASKS[Task.pattern].output_size(request, *image.size))
+        if request.task == Task.change_background:
+            scene = backdrop(image.size, request.color, request.palette,
+                             job.images.get("reference_image"))
+            return on_background(image, cut_out(image), scene)
+        if request.task == Task.moodboard:
+            pieces = [picture for name, picture in sorted(job.images.items())
+                      if name.startswith("extra_images.")]
+            size = TASKS[Task.moodboard].output_size(request, *image.size)
+            return compose_board(image, pieces, size)[0]
         raise Unsupported(f"the preview engine cannot run {request.task.value}")

@@ -179,3 +179,27 @@ def test_colour_names_are_the_nearest_css_names():
     assert color_name((255, 255, 255)) == "white"
     assert color_name((250, 128, 114)) == "salmon"
     assert color_name((0, 0, 130)) in {"navy", "darkblue"}
+
+
+# -- the same generators through the other dialects ----------------------------------------------
+
+def test_replicate_vectorize_model_answers_the_svgs_url(client, auth, services):
+    created = client.post("/v1/models/roomrender/vectorize/predictions", headers=auth,
+                          json={"input": {"image": data_uri(make_room_photo())}})
+    assert created.status_code == 201, created.text
+    drain(services)
+    done = client.get(created.json()["urls"]["get"], headers=auth).json()
+    assert done["status"] == "succeeded", done
+    drawing = client.get(done["output"])
+    assert drawing.headers["content-type"].startswith("image/svg+xml")
+    assert ElementTree.fromstring(drawing.content).get("viewBox") == "0 0 320 240"
+
+
+def test_native_tasks_list_the_new_generators_with_their_output_kinds(client):
+    listed = {task["name"]: task for task in client.get("/v1/tasks").json()["tasks"]}
+    assert listed["vectorize"]["output_kind"] == "vector"
+    assert {"pattern", "change_background", "moodboard"} <= set(listed)
+    # The preview engine honours a pattern's size, not its words.
+    assert "width" in listed["pattern"]["options"]
+    assert "width" not in listed["pattern"]["ignored_options"]
+    assert "prompt" in listed["pattern"]["ignored_options"]

@@ -203,3 +203,20 @@ def test_native_tasks_list_the_new_generators_with_their_output_kinds(client):
     assert "width" in listed["pattern"]["options"]
     assert "width" not in listed["pattern"]["ignored_options"]
     assert "prompt" in listed["pattern"]["ignored_options"]
+
+
+# -- fluw --------------------------------------------------------------------------------------
+
+def test_fluw_reads_its_aspect_ratio_and_costs_two_credits_an_image(client, auth, services):
+    from roomrender.api.luw.requests import to_request
+    from roomrender.canonical.tasks import cost_of
+
+    request = to_request({"model": "fluw", "prompt": "a sunlit loft", "aspect_ratio": "16:9"})
+    assert (request.task.value, request.aspect_ratio, cost_of(request)) == ("text_to_image", "16:9", 2)
+    bad = client.post("/v2/generate", headers=auth, json={"model": "fluw", "prompt": "a loft",
+                                                          "aspect_ratio": "5:4"})
+    assert bad.status_code == 400 and "aspect_ratio" in bad.json()["error"]
+    # The preview engine has no model to paint from words.
+    refused = client.post("/v2/generate", headers=auth, json={"model": "fluw", "prompt": "a loft",
+                                                              "aspect_ratio": "9:16"})
+    assert refused.status_code == 400 and "needs the diffusers engine" in refused.json()["error"]

@@ -24,9 +24,10 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
     assert set(listed) == {task.value for task in Task}
     for task in listed.values():
         assert task["output_kind"] == ("vector" if task["name"] == "vectorize" else "image")
+        per_image = 2 if task["name"] == "text_to_image" else 1
         assert task["cost"] == ({"credits": 1, "per": "job", "counted_by": None}
                                 if task["name"] == "vectorize"
-                                else {"credits": 1, "per": "image", "counted_by": "n"})
+                                else {"credits": per_image, "per": "image", "counted_by": "n"})
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]

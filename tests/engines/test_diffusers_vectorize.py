@@ -11,13 +11,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from roomrender.canonical.models import GenerationRequest, Task  # noqa: E402
-from roomrender.engines.base import BatchContext, EngineJob, RenderedVector  # noqa: E402
-from roomrender.engines.diffusers.engine import DiffusersEngine  # noqa: E402
-from roomrender.engines.diffusers.registry import load_registry  # noqa: E402
-from tests.conftest import make_room_photo  # noqa: E402
+from roomrender.canonical.models import GenerationRequest, Task
+from roomrender.engines.base import BatchContext, EngineJob, RenderedVector
+from roomrender.engines.diffusers.engine import DiffusersEngine
+from roomrender.engines.diffusers.registry import load_registry
+from tests.conftest import make_room_photo
 
 
 def test_the_diffusers_engine_vectorizes_without_any_weights(tmp_path: Path) -> None:
@@ -35,3 +35,14 @@ def test_the_diffusers_engine_vectorizes_without_any_weights(tmp_path: Path) -> 
     assert isinstance(drawing, RenderedVector) and (drawing.width, drawing.height) == (320, 240)
     assert ElementTree.fromstring(drawing.svg).get("viewBox") == "0 0 320 240"
     assert done == [1.0]
+
+
+@pytest.mark.parametrize("ratio,size", [("16:9", (1024, 576)), ("2:3", (680, 1024)), ("1:1", (1024, 1024))])
+def test_an_aspect_ratio_sets_the_long_side_at_the_models_size_in_multiples_of_eight(ratio, size):
+    from roomrender.engines.diffusers.plan import text_size
+
+    request = GenerationRequest(task=Task.text_to_image, prompt="a loft", aspect_ratio=ratio)
+    assert text_size(request, 1024) == size
+    assert all(side % 8 == 0 for side in size)
+    # Sizes asked outright win over the ratio.
+    assert text_size(request.model_copy(update={"width": 640, "height": 480}), 1024) == (640, 480)

@@ -28,10 +28,11 @@ MODELS: dict[str, Task] = {
     "pattern": Task.pattern,
     "changebg": Task.change_background,
     "moodboard": Task.moodboard,
+    "fluw": Task.text_to_image,
 }
 # Generators of the service that this server does not run (yet).
 OTHER_MODELS = frozenset({
-    "video", "motion", "3dgen", "fluw", "fluwvector", "magicprompt", "archigpt",
+    "video", "motion", "3dgen", "fluwvector", "magicprompt", "archigpt",
 })
 # Luw's video generators: /v2/video_styles lists their styles once one of them is served.
 VIDEO_MODELS = frozenset({"video", "motion"})
@@ -64,6 +65,8 @@ GENERATE_OPENAPI = _params_schema({
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
     "precise": {"type": "integer", "minimum": 1, "maximum": 100},
     "hd": {"type": "integer", "enum": list(HD_SCALES)},
+    "aspect_ratio": {"type": "string", "enum": ["16:9", "3:2", "4:3", "1:1", "3:4", "2:3", "9:16"],
+                     "description": "fluw: the picture's shape"},
     "texture": {"type": "integer", "enum": sorted(TEXTURE_SIDES),
                 "description": "pattern: the tile's side, -1 → 512 px, 0 → 768, 1 → 1024"},
     "format": {"type": "string", "enum": sorted(FORMATS)},

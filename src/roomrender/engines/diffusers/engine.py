@@ -252,7 +252,7 @@ class DiffusersEngine:
             prompt = build_prompt(request)
             settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
         parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
-                 f"out{request.width}x{request.height}", f"x{request.scale}",
+                 f"out{request.width}x{request.height}", f"ratio{request.aspect_ratio}", f"x{request.scale}",
                  request.expand.model_dump_json() if request.expand else "-",
                  self._crop_key(request, width, height),
                  ",".join(f"{k}={v}" for k, v in sorted(settings.items()))]

@@ -220,3 +220,19 @@ def test_fluw_reads_its_aspect_ratio_and_costs_two_credits_an_image(client, auth
     refused = client.post("/v2/generate", headers=auth, json={"model": "fluw", "prompt": "a loft",
                                                               "aspect_ratio": "9:16"})
     assert refused.status_code == 400 and "needs the diffusers engine" in refused.json()["error"]
+
+
+# -- landscape ---------------------------------------------------------------------------------
+
+def test_landscape_restyles_an_outdoor_photo(client, auth, services):
+    from roomrender.api.luw.requests import to_request
+
+    request = to_request({"model": "landscape", "image": "https://example.com/yard.jpg",
+                          "prompt": "a gravel garden", "styles": "Modern"})
+    assert (request.task.value, request.exterior, request.style) == ("restyle", True, "modern")
+    photo = make_room_photo(320, 240, "PNG")
+    _, data = fetched(client, generate(client, auth, services, model="landscape", styles="Modern",
+                                       image=data_uri(photo, "image/png"), format="png"))
+    restyled = Image.open(io.BytesIO(data))
+    assert restyled.size == (320, 240)
+    assert np.abs(pixels(restyled) - pixels(Image.open(io.BytesIO(photo)))).mean() > 2

@@ -29,6 +29,8 @@ MODELS: dict[str, Task] = {
     "changebg": Task.change_background,
     "moodboard": Task.moodboard,
     "fluw": Task.text_to_image,
+    # A garden, yard or facade restyled (outdoor styles of its own are not in the catalog yet).
+    "landscape": Task.restyle,
 }
 # Generators of the service that this server does not run (yet).
 OTHER_MODELS = frozenset({

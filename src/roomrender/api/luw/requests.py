@@ -223,7 +223,7 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
         fields["task"] = Task.style_transfer
     if reference:
         fields["reference_image"] = reference
-    if model == "exterior":
+    if model in ("exterior", "landscape"):
         fields["exterior"] = True
 
     if model == "magicwand":

@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.pool import NullPool
 
 from roomrender.canonical.models import GenerationRequest
+from roomrender.canonical.tasks import cost_of
 from roomrender.config import Settings
 from roomrender.db.tables import api_keys, files, jobs
 from roomrender.services import build_services
@@ -203,7 +204,7 @@ def test_jobs_run_exactly_once_across_processes_when_a_worker_dies(
     assert orphaned <= retried, (orphaned - retried)
     # Charged once per submitted job, failovers with the same Idempotency-Key included (the bulk
     # rows were inserted without charging).
-    assert credits_used == HTTP_JOBS
+    assert credits_used == HTTP_JOBS * cost_of(GenerationRequest(task="text_to_image", prompt="room"))
     # Exactly one stored output per job, the one its row points at. Outputs the killed worker
     # stored without succeeding stay pending (no job) and expire, for the janitor to delete.
     adopted = [row for row in output_rows if row.job_id is not None]

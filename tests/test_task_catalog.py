@@ -10,7 +10,7 @@ from roomrender.app import create_app
 from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.canonical.tasks import COMMON_OPTIONS, TASKS, Cost, cost_of, missing_input
 from roomrender.engines.diffusers.registry import load_registry
-from roomrender.engines.measuring import GEOMETRY_TASKS
+from roomrender.engines.diffusers.without_models import NO_MODEL_TASKS
 from roomrender.engines.preview.engine import PreviewEngine
 from roomrender.services import build_services
 from tests.conftest import data_uri, drain
@@ -22,16 +22,19 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
     catalog = response.json()
     listed = {task["name"]: task for task in catalog["tasks"]}
     assert set(listed) == {task.value for task in Task}
-    for task in (task for name, task in listed.items() if name != "object_3d"):
+    kinds = {"video": "video", "object_3d": "mesh", "vectorize": "vector"}
+    for task in listed.values():
+        assert task["output_kind"] == kinds.get(task["name"], "image")
         if task["name"] == "video":
-            assert task["output_kind"] == "video"
             assert task["cost"] == {"credits": 1, "per": "second", "counted_by": "duration"}
+        elif task["name"] == "object_3d":
+            assert task["cost"] == {"credits": 3, "per": "job", "counted_by": None}
+        elif task["name"] in ("measure", "vectorize"):
+            # One result whatever n: it costs a job.
+            assert task["cost"] == {"credits": 1, "per": "job", "counted_by": None}
         else:
-            assert task["output_kind"] == "image"
-            # A measurement is one result whatever n: it costs a job.
-            per_job = task["name"] == "measure"
-            assert task["cost"] == ({"credits": 1, "per": "job", "counted_by": None} if per_job
-                                    else {"credits": 1, "per": "image", "counted_by": "n"})
+            per_image = 2 if task["name"] == "text_to_image" else 1
+            assert task["cost"] == {"credits": per_image, "per": "image", "counted_by": "n"}
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]
@@ -86,7 +89,7 @@ def test_the_definitions_name_the_engines_that_run_each_task() -> None:
     preview = PreviewEngine().supported_tasks()
     registry = load_registry()
     diffusers = {task for family in registry.families for task in registry.serving(family)}
-    diffusers |= GEOMETRY_TASKS  # geometry, no weights: served in every family
+    diffusers |= NO_MODEL_TASKS  # what it runs without a model, as the preview engine does
     for task, definition in TASKS.items():
         assert ("preview" in definition.engine_names) == (task in preview), task
         assert ("diffusers" in definition.engine_names) == (task in diffusers), task

@@ -50,6 +50,10 @@ class Task(StrEnum):
     measure = "measure"  # a room's dimensions from one photo: dimension lines and JSON
     video = "video"  # a photo → a short clip along a camera move
     object_3d = "object_3d"  # one to four photos of an object -> a textured GLB
+    vectorize = "vectorize"  # a picture traced into an SVG drawing
+    pattern = "pattern"  # a seamless, tileable texture
+    change_background = "change_background"  # a product kept, the scene around it new
+    moodboard = "moodboard"  # a board of a photo, its pieces and their palette
 
 
 class JobStatus(StrEnum):
@@ -65,6 +69,8 @@ class JobStatus(StrEnum):
 
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+# A picture's shape, width:height (text_to_image): its long side is the model's own size.
+AspectRatio = Literal["16:9", "3:2", "4:3", "1:1", "3:4", "2:3", "9:16"]
 Area = Literal["wall", "floor", "ceiling"]
 WebhookEvent = Literal["job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"]
 TERMINAL_EVENTS: list[str] = ["job.succeeded", "job.failed", "job.canceled"]
@@ -143,6 +149,7 @@ class GenerationRequest(BaseModel):
     scale: int | None = None
     expand: Expand | None = None
     width: int | None = Field(None, ge=64, le=2048)
+    aspect_ratio: AspectRatio | None = None
     height: int | None = Field(None, ge=64, le=2048)
     steps: int | None = Field(None, ge=1, le=150)
     guidance: float | None = Field(None, ge=0.0, le=30.0)

@@ -56,6 +56,9 @@ class Cost:
 
 
 PER_IMAGE = Cost(1, per="image", counted_by="n")
+ONE_PER_JOB = Cost(1)
+# A picture from words alone is a whole generation, not an edit of a given photo.
+TWO_PER_IMAGE = Cost(2, per="image", counted_by="n")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ def _preview(*ignores: str) -> EngineUse:
 
 
 _DIFFUSERS = EngineUse("diffusers")
+DEFAULT_TILE = 768
+BOARD_SIZE = (1200, 900)
 
 
 def _area_is_a_box(request: GenerationRequest) -> str | None:
@@ -180,6 +185,14 @@ def _video_frame(request: GenerationRequest, width: int, height: int) -> tuple[i
 # A clip costs by its length: a credit a second (a second started counts whole).
 PER_SECOND = Cost(1, per="second", counted_by="duration", default_units=DEFAULT_DURATION_SECONDS)
 _CLIP = ("camera", "duration", "fps", "resolution")
+def _tile_sized(request: GenerationRequest, width: int, height: int) -> tuple[int, int]:
+    """A pattern is a square tile unless asked otherwise, 768 px a side by default."""
+    side = request.width or request.height or DEFAULT_TILE
+    return side, request.height or side
+
+
+def _board_sized(request: GenerationRequest, width: int, height: int) -> tuple[int, int]:
+    return BOARD_SIZE
 
 
 def _definitions() -> list[TaskDefinition]:
@@ -256,9 +269,9 @@ def _definitions() -> list[TaskDefinition]:
             engines=(_DIFFUSERS,)),
         TaskDefinition(
             Task.text_to_image, "A room from words alone",
-            inputs=(), options=(*_LOOK, *_SIZE, *_SAMPLING),
+            inputs=(), options=(*_LOOK, *_SIZE, "aspect_ratio", *_SAMPLING),
             requires=(InputRule(("prompt",), "text_to_image needs a prompt"),),
-            output=ArtifactKind.image, cost=PER_IMAGE, engines=(_DIFFUSERS,)),
+            output=ArtifactKind.image, cost=TWO_PER_IMAGE, engines=(_DIFFUSERS,)),
         TaskDefinition(
             Task.instruct, "The photo changed as a sentence says (\"make the walls sage green\")",
             inputs=("image", "extra_images"),
@@ -311,6 +324,34 @@ def _definitions() -> list[TaskDefinition]:
             check=_few_object_photos,
             # The preview engine makes a card of the first photo.
             engines=(_preview("extra_images", "seed"),)),
+        TaskDefinition(
+            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions",
+            inputs=("image",), options=(),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.vector, cost=ONE_PER_JOB,
+            engines=(_preview(), _DIFFUSERS)),
+        TaskDefinition(
+            Task.pattern, "A seamless, tileable texture, from words or from a picture",
+            inputs=("image",), options=("prompt", "style", "palette", "materials", "strength",
+                                        *_SIZE, *_SAMPLING),
+            requires=(InputRule(("prompt", "image"), "a pattern needs a prompt or an image"),),
+            output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
+            # From a picture only, by offset and blend: words need a model.
+            engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
+                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),)),
+        TaskDefinition(
+            Task.change_background, "The product of a photo kept, pixel for pixel, in a new scene",
+            inputs=("image", "reference_image"),
+            options=("prompt", "color", "palette", "strength", *_SAMPLING),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
+            # A plain colour, a gradient (palette) or the given picture: a scene from words needs
+            # a model.
+            engines=(_preview("prompt", "strength", *_FIXED),)),
+        TaskDefinition(
+            Task.moodboard, "A mood board of the photo and its pieces with their palette",
+            inputs=("image", "extra_images"),
+            options=("prompt", "style", "strength", *_SAMPLING),
+            requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
+            resize=_board_sized, engines=(_preview("prompt", "style", "strength", *_FIXED),)),
     ]
 
 

@@ -27,12 +27,18 @@ MODELS: dict[str, Task] = {
     "video": Task.video,
     "motion": Task.video,
     "3dgen": Task.object_3d,
+    "vector": Task.vectorize,
+    "pattern": Task.pattern,
+    "changebg": Task.change_background,
+    "moodboard": Task.moodboard,
+    "fluw": Task.text_to_image,
+    # A garden, yard or facade restyled (outdoor styles of its own are not in the catalog yet).
+    "landscape": Task.restyle,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "fluw", "fluwvector", "vector", "pattern", "moodboard",
-    "changebg", "magicprompt", "landscape", "archigpt",
+    "fluwvector", "magicprompt", "archigpt",
 })
 # Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
 VIDEO_MODELS = frozenset({"video", "motion"})
@@ -41,6 +47,8 @@ MOTION_CAMERA_MOVE = "dolly_in"
 WEBHOOK_EVENTS = ("job.succeeded", "job.failed")
 FORMATS = {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
 HD_SCALES = (2, 4, 8)
+# pattern's `texture`: the tile's side in pixels.
+TEXTURE_SIDES = {-1: 512, 0: 768, 1: 1024}
 MAX_EXTRA_IMAGES = 6
 
 
@@ -64,11 +72,16 @@ GENERATE_OPENAPI = _params_schema({
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1},
     "precise": {"type": "integer", "minimum": 1, "maximum": 100},
     "hd": {"type": "integer", "enum": list(HD_SCALES)},
+    "aspect_ratio": {"type": "string", "enum": ["16:9", "3:2", "4:3", "1:1", "3:4", "2:3", "9:16"],
+                     "description": "fluw: the picture's shape"},
+    # One name, two meanings by model.
+    "texture": {"type": ["integer", "boolean"],
+                "description": "pattern: the tile's side, -1 → 512 px, 0 → 768, 1 → 1024; "
+                               "3dgen: a base-colour texture (default true)"},
     "format": {"type": "string", "enum": sorted(FORMATS)},
     "num_images": {"type": "integer", "minimum": 1, "maximum": 8},
     "fill_room": {"type": "boolean"}, "remove": {"type": "boolean"},
     "controlnet": {"type": "boolean"},
-    "texture": {"type": "boolean", "description": "3dgen: a base-colour texture (default true)"},
     "simplify": {"type": "integer", "minimum": 12, "maximum": 500000,
                  "description": "3dgen: the most faces the model may have"},
     "reflect": {"type": "boolean", "description": "3dgen: a glossy, reflective finish"},

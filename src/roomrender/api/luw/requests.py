@@ -24,6 +24,7 @@ from roomrender.api.luw.params import (
     MODELS,
     MOTION_CAMERA_MOVE,
     OTHER_MODELS,
+    TEXTURE_SIDES,
     VIDEO_MODELS,
     WEBHOOK_EVENTS,
     room_ids,
@@ -263,7 +264,7 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
         fields["task"] = Task.style_transfer
     if reference:
         fields["reference_image"] = reference
-    if model == "exterior":
+    if model in ("exterior", "landscape"):
         fields["exterior"] = True
 
     if model == "magicwand":
@@ -284,8 +285,23 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
         fields["texture"] = True if params.get("texture") is None else flag(params, "texture")
         fields["simplify"] = integer(params, "simplify")
         fields["glossy"] = flag(params, "reflect")
+    if model == "pattern":
+        texture = integer(params, "texture")
+        texture = 0 if texture is None else texture
+        if texture not in TEXTURE_SIDES:
+            raise InvalidRequest(f"texture must be -1, 0 or 1, not {texture}")
+        fields["width"] = fields["height"] = TEXTURE_SIDES[texture]
+
+    if model == "fluw":
+        fields["aspect_ratio"] = text(params, "aspect_ratio")
+        if fields["image"]:
+            raise Unsupported("fluw with a guide image (image-to-image) is not supported by this "
+                              "server yet; send the prompt alone", code="model_not_supported")
 
     prompt = text(params, "prompt")
+    if model == "changebg" and not prompt:
+        raise InvalidRequest("changebg needs a prompt describing the new scene (to remove the "
+                             "background only, use model=removebg)")
     if model == "segmentprompt" and not prompt:
         raise InvalidRequest("segmentprompt needs a prompt naming what to segment, e.g. prompt=walls")
     if notes:

@@ -71,7 +71,7 @@ from roomrender.engines.diffusers.prompts import build_prompt
 from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
-from roomrender.engines.measuring import GEOMETRY_TASKS, measured
+from roomrender.engines.diffusers.without_models import NO_MODEL_TASKS, run_without_models
 
 log = logging.getLogger("roomrender.engines.diffusers")
 
@@ -218,8 +218,7 @@ class DiffusersEngine:
     # -- the Engine protocol --------------------------------------------------------------
 
     def supported_tasks(self) -> frozenset[Task]:
-        # measure is geometry: it needs no weights (engines/measuring.py).
-        return frozenset(self.registry.serving(self.family)) | GEOMETRY_TASKS
+        return frozenset(self.registry.serving(self.family)) | NO_MODEL_TASKS
 
     def spec_for(self, request: GenerationRequest) -> TaskSpec:
         """What runs the request: its task in its family (see Registry.spec_for)."""
@@ -234,7 +233,7 @@ class DiffusersEngine:
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
-        if request.task in GEOMETRY_TASKS:
+        if request.task in NO_MODEL_TASKS:
             return
         spec = self.spec_for(request)
         missing = self.store.missing(spec)
@@ -245,23 +244,23 @@ class DiffusersEngine:
         """Jobs that can share one pipeline call: same family, task, sizes, call settings and
         prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
         it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
-        if request.task in GEOMETRY_TASKS:
-            return f"{self.name}:{self.family}:{request.task.value}"
+        if request.task in NO_MODEL_TASKS:
+            return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None:
             prompt = build_prompt(request)
             settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
         parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
-                 f"out{request.width}x{request.height}", f"x{request.scale}",
+                 f"out{request.width}x{request.height}", f"ratio{request.aspect_ratio}", f"x{request.scale}",
                  request.expand.model_dump_json() if request.expand else "-",
                  self._crop_key(request, width, height),
                  ",".join(f"{k}={v}" for k, v in sorted(settings.items()))]
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
-        if batch and all(job.request.task in GEOMETRY_TASKS for job in batch):
-            return [_measured(job) for job in batch]
+        if batch and batch[0].request.task in NO_MODEL_TASKS:
+            return run_without_models(batch, context)
         self.pre.clear()
         try:
             prepared = self.prepare(batch)
@@ -431,9 +430,3 @@ def warmup_job(task: Task, width: int, height: int, images: int,
     return EngineJob("warm-up", request, inputs)
 __all__ = ["DiffusersEngine", "GenerationFailed", "Prepared", "warmup_job"]
 
-
-def _measured(job: EngineJob) -> JobResult:
-    try:
-        return measured(job.request, job.image)
-    except Exception as failure:
-        return failure

@@ -46,6 +46,15 @@ def fit(width: int, height: int, resolution: int, multiple: int = MULTIPLE) -> t
             max(multiple, round(height * scale / multiple) * multiple))
 
 
+def text_size(request: GenerationRequest, resolution: int) -> tuple[int, int]:
+    """A picture from words: the asked width and height, else the aspect ratio's shape with its
+    long side at the model's resolution (both sides multiples of MULTIPLE), else a square."""
+    if request.aspect_ratio is not None and request.width is None and request.height is None:
+        across, down = (int(part) for part in request.aspect_ratio.split(":"))
+        return fit(across, down, resolution)
+    return request.width or resolution, request.height or resolution
+
+
 @dataclass
 class Plan:
     request: GenerationRequest
@@ -137,7 +146,7 @@ class Planner:
         task = request.task
         resolution = spec.resolution
         if task == Task.text_to_image:
-            target = (request.width or resolution, request.height or resolution)
+            target = text_size(request, resolution)
             return Plan(request, settings, target, self.work_size(*target, spec), build_prompt(request),
                         seed, request.n)
         original = job.image.convert("RGB")

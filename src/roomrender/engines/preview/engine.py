@@ -21,8 +21,10 @@ from PIL import Image, ImageFilter
 
 from roomrender.canonical.errors import Unsupported
 from roomrender.canonical.models import Expand, GenerationRequest, Task
+from roomrender.canonical.tasks import TASKS
 from roomrender.catalog import Style, find_style, styles
 from roomrender.config import Settings
+from roomrender.engines.backdrops import backdrop, on_background
 from roomrender.engines.base import (
     Artifact,
     BatchCanceled,
@@ -36,11 +38,15 @@ from roomrender.engines.cutout import cut_out
 from roomrender.engines.lines import straight_lines
 from roomrender.engines.measuring import measured
 from roomrender.engines.meshes import card, glb
+from roomrender.engines.moodboards import compose_board
 from roomrender.engines.placing import composite_preview
 from roomrender.engines.preview.tour import render_tour
+from roomrender.engines.tiling import seamless_tile
+from roomrender.engines.vectorizing import vectorize
 
 SUPPORTED = frozenset({Task.restyle, Task.recolor, Task.edit, Task.upscale, Task.expand, Task.cutout,
-                       Task.place, Task.measure, Task.video, Task.object_3d})
+                       Task.place, Task.measure, Task.video, Task.object_3d, Task.vectorize,
+                       Task.pattern, Task.change_background, Task.moodboard})
 DEFAULT_STRENGTH = 0.55
 
 
@@ -206,6 +212,10 @@ class PreviewEngine:
                 "engine can only erase (remove=true)",
                 code="needs_diffusers_engine",
             )
+        if request.task == Task.pattern and not request.image:
+            raise Unsupported(
+                "a pattern from words alone needs the diffusers engine; the preview engine makes a "
+                "seamless tile from an image: send one", code="needs_diffusers_engine")
 
     def batch_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         return f"preview:{request.task.value}:{width}x{height}"
@@ -238,6 +248,10 @@ class PreviewEngine:
             model = RenderedMesh(glb(card(picture), picture, request))
             context.progress([job.job_id], 1.0)
             return [model]
+        if request.task == Task.vectorize:
+            traced = vectorize(job.image)
+            context.progress([job.job_id], 1.0)
+            return [traced]
         seed = request.seed if request.seed is not None else 0
         outputs: list[Artifact] = []
         if request.control_map == "lines":
@@ -273,4 +287,15 @@ class PreviewEngine:
             # At a true size the PNG is the decoration as it is, padding and all (no background).
             cutout = product.convert("RGBA") if request.true_size is not None else cut_out(product)
             return composite_preview(image, cutout, request)
+        if request.task == Task.pattern:
+            return seamless_tile(image, TASKS[Task.pattern].output_size(request, *image.size))
+        if request.task == Task.change_background:
+            scene = backdrop(image.size, request.color, request.palette,
+                             job.images.get("reference_image"))
+            return on_background(image, cut_out(image), scene)
+        if request.task == Task.moodboard:
+            pieces = [picture for name, picture in sorted(job.images.items())
+                      if name.startswith("extra_images.")]
+            size = TASKS[Task.moodboard].output_size(request, *image.size)
+            return compose_board(image, pieces, size)[0]
         raise Unsupported(f"the preview engine cannot run {request.task.value}")

@@ -46,7 +46,8 @@ DOCUMENTED_MODELS = [
 ]
 # Generative only: the preview engine answers that they need the diffusers engine.
 NEEDS_DIFFUSERS = {"sketch", "render", "removefurniture", "segment", "segmentprompt"}
-RUN_BY_PREVIEW = {"interior", "exterior", "enhance", "expand", "removebg", "video", "motion", "3dgen"}
+RUN_BY_PREVIEW = {"interior", "exterior", "enhance", "expand", "removebg", "video", "motion", "3dgen", "vector",
+                  "pattern", "changebg", "moodboard", "landscape"}
 
 
 @pytest.fixture
@@ -103,6 +104,9 @@ def test_no_model_of_the_service_is_unknown(client, auth, room, model):
         assert answer.status_code == 200, answer.text
     elif model in NEEDS_DIFFUSERS:
         assert answer.status_code == 400 and "needs the diffusers engine" in error
+    elif model == "fluw":
+        # A guide image (image-to-image) is not taken yet; the prompt alone needs a model.
+        assert answer.status_code == 400 and "guide image" in error
     elif model == "magicwand":
         # Without remove=true, an edit by prompt: generative.
         assert answer.status_code == 400 and "needs the diffusers engine" in error

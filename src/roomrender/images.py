@@ -27,6 +27,11 @@ ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/web
 MAX_REDIRECTS = 3
 
 
+def megabytes(size: int) -> str:
+    """A size as people read it in a message: MB with one decimal (20 MB, 0.5 MB)."""
+    return f"{size / 1_000_000:.1f}".rstrip("0").rstrip(".") + " MB"
+
+
 @dataclass(frozen=True)
 class ImageLimits:
     max_bytes: int
@@ -48,7 +53,7 @@ def check_image(data: bytes, limits: ImageLimits, *, what: str = "image") -> Che
         raise InvalidImage(f"the {what} is empty")
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
-            f"the {what} is {len(data)} bytes; at most {limits.max_bytes} bytes are accepted"
+            f"the {what} is {megabytes(len(data))}; at most {megabytes(limits.max_bytes)} is accepted"
         )
     try:
         with warnings.catch_warnings():
@@ -113,7 +118,7 @@ def decode_data_uri(uri: str, limits: ImageLimits) -> bytes:
     if not header.startswith("data:") or not payload:
         raise InvalidRequest("a data URI must look like data:image/png;base64,<data>")
     if len(payload) > limits.max_bytes * 4 // 3 + 8:
-        raise ImageTooLarge(f"the data URI holds more than {limits.max_bytes} bytes")
+        raise ImageTooLarge(f"the data URI holds more than {megabytes(limits.max_bytes)}")
     if not header.endswith(";base64"):
         raise InvalidRequest("only base64 data URIs are accepted")
     try:
@@ -146,14 +151,14 @@ def fetch(url: str, limits: ImageLimits, *, timeout: float, allow_private: bool,
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > limits.max_bytes:
                         raise ImageTooLarge(
-                            f"{url} is {declared} bytes; at most {limits.max_bytes} are accepted"
+                            f"{url} is {megabytes(int(declared))}; at most {megabytes(limits.max_bytes)} is accepted"
                         )
                     body = bytearray()
                     for chunk in response.iter_bytes():
                         body.extend(chunk)
                         if len(body) > limits.max_bytes:
                             raise ImageTooLarge(
-                                f"{url} is larger than {limits.max_bytes} bytes"
+                                f"{url} is larger than {megabytes(limits.max_bytes)}"
                             )
                     return bytes(body)
             except httpx.TimeoutException as slow:

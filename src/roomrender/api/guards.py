@@ -72,7 +72,7 @@ class BodyLimit:
             await self._refuse(scope, receive, send)
 
     def _error(self) -> BodyTooLarge:
-        return BodyTooLarge(f"the request body is larger than {self.max_bytes} bytes",
+        return BodyTooLarge(f"the request body is larger than {self.max_bytes / 1_000_000:g} MB",
                             details={"max_bytes": self.max_bytes})
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -32,6 +32,7 @@ from roomrender.api.shutdown import shutting_down
 from roomrender.api.sse import EventStream, StreamEndpoint
 from roomrender.canonical.errors import ImageTooLarge
 from roomrender.canonical.models import GenerationRequest, JobStatus
+from roomrender.images import megabytes
 from roomrender.jobs.service import MAX_PAGE_LIMIT, MAX_PAGE_OFFSET
 
 router = APIRouter(prefix="/v1", tags=["native"],
@@ -127,7 +128,7 @@ async def create_upload(request: Request, key: Key,
     limit = svc.settings.max_input_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise ImageTooLarge(f"the upload is larger than {limit} bytes")
+        raise ImageTooLarge(f"the upload is larger than {megabytes(limit)}")
     stored = await run_in_threadpool(svc.jobs.store_upload, key, data, file.filename)
     return JSONResponse(upload_json(stored), status_code=201)
 

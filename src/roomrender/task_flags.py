@@ -18,6 +18,8 @@ from roomrender.canonical.tasks import COMMON_OPTIONS, IMAGE_INPUTS, TASKS, fiel
 
 # Names the command line had before its flags were generated, kept working.
 ALIASES: dict[str, tuple[str, ...]] = {"room_type": ("--room",), "product_image": ("--product",)}
+# Fields whose own name would clash with an alias above (measure's marked corners, `room`).
+RENAMED: dict[str, str] = {"room": "--room-corners"}
 # The photo is the command's argument; the dialect's own record is no user's option.
 NOT_FLAGS = ("image", "client_data")
 PANEL = "Task options (GET /v1/tasks says which a task takes)"
@@ -78,6 +80,8 @@ def _param_name(field: str, part: str | None = None) -> str:
 
 
 def _flag_name(field: str, part: str | None = None) -> str:
+    if part is None and field in RENAMED:
+        return RENAMED[field]
     return "--" + field.replace("_", "-") + ("" if part is None else "-" + part.replace("_", "-"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -108,11 +109,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to whatever `sys.stderr` is when it is logged: a process's stderr can be
+    swapped after logging is set up (a command run in-process by a CLI runner, then closed), and a
+    handler holding the old stream would write into a closed file."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure(level: str | int = "INFO", log_format: str = "text") -> None:
     """Set up the root logger of a roomrender process: `text` (the default) or `json`."""
     if log_format not in ("text", "json"):
         raise ValueError(f"ROOMRENDER_LOG_FORMAT must be text or json, not {log_format!r}")
-    handler = logging.StreamHandler()
+    handler = CurrentStderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

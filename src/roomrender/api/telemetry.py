@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roomrender import logs, metrics
@@ -31,12 +32,15 @@ class RequestTelemetry:
         # Route template -> dialect; and, for paths no route matched, (prefix, dialect) pairs,
         # longest first: a plug's own prefixes, else those of its routers (native: /v1).
         self.by_route: dict[str, str] = {}
+        # The plugs' routes, to name the route of a request answered before routing.
+        self.routes: list[Any] = []
         owned: list[tuple[str, str]] = []
         for plug in plugs:
             for route in [*plug.leading_routes, *(r for router in plug.routers for r in router.routes)]:
                 path = getattr(route, "path", None)
                 if path:
                     self.by_route.setdefault(path, plug.name)
+                    self.routes.append(route)
             prefixes = [*([plug.prefix] if plug.prefix else []), *plug.error_prefixes]
             owned += [(prefix, plug.name) for prefix in
                       prefixes or [router.prefix for router in plug.routers if router.prefix]]
@@ -86,7 +90,7 @@ class RequestTelemetry:
         if route is not None:
             return str(getattr(route, "path", UNMATCHED))
         if "endpoint" not in scope:
-            return UNMATCHED
+            return self._template_of_unrouted(scope, self.routes)
         if self._paths is None:
             self._paths = {}
             for candidate in getattr(scope["app"], "routes", []):
@@ -94,6 +98,16 @@ class RequestTelemetry:
                 if endpoint is not None and hasattr(candidate, "path"):
                     self._paths.setdefault(endpoint, candidate.path)
         return self._paths.get(scope["endpoint"], UNMATCHED)
+
+    @staticmethod
+    def _template_of_unrouted(scope: Scope, routes: list[Any]) -> str:
+        """The template of the route a request was meant for, when it was answered before routing
+        (a POST refused by KeyBeforeBody before its body is read)."""
+        for candidate in routes:
+            matched, _ = candidate.matches(scope)
+            if matched == Match.FULL and hasattr(candidate, "path"):
+                return str(candidate.path)
+        return UNMATCHED
 
     def _record(self, scope: Scope, dialect: str, status: int, seconds: float) -> None:
         route = self.route_template(scope)

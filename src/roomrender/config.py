@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     webhook_retry_schedule: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0])
     webhook_concurrency: int = 16
+    # Fair shares of those slots (roomrender.webhooks.fairness): attempts in flight per key, and
+    # the deadline of an attempt for a key whose receivers keep timing out.
+    webhook_concurrency_per_key: int = 4
+    webhook_slow_timeout_seconds: float = 2.0
     webhook_poll_seconds: float = 5.0
     # A claimed delivery is retried by another dispatcher if not recorded within this time.
     webhook_lease_seconds: float = 120.0

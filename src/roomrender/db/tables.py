@@ -143,3 +143,67 @@ webhook_attempts = Table(
     # delivered | retry | failed
     Column("outcome", String(16), nullable=False),
 )
+
+# The workspace (workspace/boards.py owns the three board tables, workspace/personas.py the two
+# persona tables). `owner_id` is the key that made the object; ids are positive integers (Luw's
+# client accepts nothing else).
+boards = Table(
+    "boards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", String(32), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+board_folders = Table(
+    "board_folders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("board_id", Integer, nullable=False, index=True),
+    Column("parent_id", Integer, nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+board_media = Table(
+    "board_media",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("board_id", Integer, nullable=False, index=True),
+    # NULL: the board's root.
+    Column("folder_id", Integer, nullable=True),
+    # Kept files (`files` rows of kind "kept", no expiry): the media and its optional source.
+    Column("file_key", String(128), nullable=False),
+    Column("control_key", String(128), nullable=True),
+    Column("extras", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+personas = Table(
+    "personas",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", String(32), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("knows", Text, nullable=True),
+    Column("profession", String(64), nullable=True, index=True),
+    Column("generations_count", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+persona_trainings = Table(
+    "persona_trainings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("persona_id", Integer, nullable=False, index=True),
+    # 1-6 style images, 7 the default input image, 8+ free; NULL: a "liked" design, no slot.
+    Column("slot", Integer, nullable=True),
+    Column("file_key", String(128), nullable=False),
+    Column("info", Text, nullable=True),
+    Column("extras", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)

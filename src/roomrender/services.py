@@ -31,6 +31,8 @@ from roomrender.webhooks.delivery import Dispatcher
 from roomrender.webhooks.outbox import Outbox, OutboxHook
 from roomrender.webhooks.signing import SecretStore
 from roomrender.worker import Worker
+from roomrender.workspace.boards import BoardStore
+from roomrender.workspace.personas import PersonaStore
 
 
 @dataclass
@@ -51,6 +53,14 @@ class Services:
     @property
     def storage(self) -> Storage:
         return self.files.storage
+
+    @property
+    def boards(self) -> BoardStore:
+        return BoardStore(self.jobs)
+
+    @property
+    def personas(self) -> PersonaStore:
+        return PersonaStore(self.jobs)
 
     @property
     def webhook_secrets(self) -> SecretStore:

@@ -22,6 +22,8 @@ from roomrender.storage.base import Storage
 from roomrender.storage.files import FileStore
 from roomrender.webhooks.outbox import Outbox
 from roomrender.webhooks.signing import SecretStore
+from roomrender.workspace.boards import BoardStore
+from roomrender.workspace.personas import PersonaStore
 
 
 class Services(Protocol):
@@ -48,6 +50,10 @@ class Services(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def webhook_secrets(self) -> SecretStore: ...
+    @property
+    def boards(self) -> BoardStore: ...
+    @property
+    def personas(self) -> PersonaStore: ...
 
 
 # The calling key (401 in the dialect's shape when missing or not valid).

@@ -13,6 +13,7 @@ from sqlalchemy import Engine as Database
 
 from roomrender.accounts.credits import CreditLedger
 from roomrender.accounts.keys import KeyStore
+from roomrender.accounts.teams import TeamStore
 from roomrender.config import Settings
 from roomrender.db.database import check_schema, open_database, upgrade
 from roomrender.dialects import install_webhook_bodies
@@ -53,6 +54,10 @@ class Services:
     @property
     def storage(self) -> Storage:
         return self.files.storage
+
+    @property
+    def teams(self) -> TeamStore:
+        return TeamStore(self.db, self.ledger)
 
     @property
     def boards(self) -> BoardStore:

@@ -13,6 +13,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine as Database
 
 from roomrender.accounts.keys import ApiKey, KeyStore
+from roomrender.accounts.teams import TeamStore
 from roomrender.api.auth import require_key
 from roomrender.config import Settings
 from roomrender.engines.base import Engine
@@ -50,6 +51,8 @@ class Services(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def webhook_secrets(self) -> SecretStore: ...
+    @property
+    def teams(self) -> TeamStore: ...
     @property
     def boards(self) -> BoardStore: ...
     @property

@@ -207,3 +207,44 @@ persona_trainings = Table(
     Column("extras", Text, nullable=True),
     Column("created_at", Float, nullable=False),
 )
+
+# Teams (accounts/teams.py owns them; accounts/credits.py owns the credit columns of `teams`): a
+# team's keys draw on one balance. A member is a key (user ids are positive integers, as Luw's
+# client reads them); an invitation is answered once, by the key that presents its token.
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    # NULL: unlimited.
+    Column("credits_granted", BigInteger, nullable=True),
+    Column("credits_used", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", Integer, nullable=False, index=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    # owner | admin | member
+    Column("role", String(16), nullable=False),
+    Column("joined_at", Float, nullable=False),
+)
+
+team_invitations = Table(
+    "team_invitations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", Integer, nullable=False, index=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token", String(64), nullable=False, unique=True),
+    # pending | accepted | declined
+    Column("status", String(16), nullable=False),
+    Column("invited_by", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("answered_at", Float, nullable=True),
+)

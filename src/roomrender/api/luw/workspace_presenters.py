@@ -1,4 +1,4 @@
-"""The Luw workspace's answers (boards, personas): the field names the official client reads
+"""The Luw workspace's answers (boards, personas, the team): the field names the official client reads
 (Luvi-io/luw-mcp `src/tools/workspace.ts`: `board.id`, `personas[].id/name/title/profession/knows/
 trainings/generations_count/updated_at`, `trainings[].id/slot/image/info/created_at`)."""
 
@@ -7,6 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from roomrender.accounts.credits import Balance
+from roomrender.accounts.teams import Invitation, Member, Usage
+from roomrender.api.luw.presenters import UNLIMITED_CREDITS
 from roomrender.workspace.boards import Board, Folder, Media
 from roomrender.workspace.personas import Persona, Training
 
@@ -52,3 +55,36 @@ def persona_body(persona: Persona, *, slim: bool = False) -> dict[str, Any]:
     if not slim:
         body["trainings"] = [training_body(training) for training in persona.trainings]
     return body
+
+
+def balance_body(balance: Balance) -> dict[str, Any]:
+    unlimited = balance.granted is None
+    return {"available": UNLIMITED_CREDITS if unlimited else balance.available,
+            "used": balance.used, "granted": None if unlimited else balance.granted,
+            "unlimited": unlimited}
+
+
+def member_body(member: Member) -> dict[str, Any]:
+    return {"id": member.id, "user_id": member.id, "name": member.key_name,
+            "email": member.email, "role": member.role, "key_prefix": member.key_prefix,
+            "joined_at": when(member.joined_at)}
+
+
+def invitation_body(invitation: Invitation) -> dict[str, Any]:
+    return {"id": invitation.id, "email": invitation.email, "role": invitation.role,
+            "token": invitation.token, "status": invitation.status,
+            "created_at": when(invitation.created_at),
+            "answered_at": when(invitation.answered_at) if invitation.answered_at else None}
+
+
+def usage_body(rows: list[Usage], members: list[Member]) -> dict[str, Any]:
+    names = {member.id: member.key_name for member in members}
+    per_member: dict[int, int] = {}
+    for row in rows:
+        per_member[row.member_id] = per_member.get(row.member_id, 0) + row.credits
+    return {"status": True, "total_credits": sum(per_member.values()),
+            "members": [{"user_id": member.id, "name": member.key_name,
+                         "credits": per_member.get(member.id, 0)} for member in members],
+            "daily": [{"user_id": row.member_id, "name": names.get(row.member_id),
+                       "date": row.day, "credits": row.credits,
+                       "generations": row.generations} for row in rows]}

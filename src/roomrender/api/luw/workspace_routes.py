@@ -1,4 +1,4 @@
-"""The Luw workspace's routes (/v2/boards, /v2/personas): read the wire, call the core's stores
+"""The Luw workspace's routes (/v2/boards, /v2/personas, /v2/team): read the wire, call the core's stores
 (`workspace/`), render with `workspace_presenters.py`. Another key's object is "not found"."""
 
 from __future__ import annotations
@@ -12,12 +12,18 @@ from roomrender.api.deps import Key, services
 from roomrender.api.luw.errors import WIRE_RESPONSES
 from roomrender.api.luw.requests import flag, image_ref, integer, read_params, text
 from roomrender.api.luw.workspace_presenters import (
+    balance_body,
     board_body,
     folder_body,
+    invitation_body,
     media_body,
+    member_body,
     persona_body,
     training_body,
+    usage_body,
+    when,
 )
+from roomrender.canonical.errors import InvalidRequest
 
 router = APIRouter(prefix="/v2", tags=["luw workspace"], responses=WIRE_RESPONSES)
 
@@ -208,3 +214,78 @@ async def delete_training(request: Request, key: Key, persona_id: int,
 async def clear_slot(request: Request, key: Key, persona_id: int, slot: int) -> dict[str, Any]:
     cleared = await run_in_threadpool(services(request).personas.clear_slot, key, persona_id, slot)
     return {"status": True, "cleared": cleared}
+
+
+# -- the team -----------------------------------------------------------------------------
+
+@router.get("/team/info", summary="The caller's team, its role in it and its balance")
+async def team_info(request: Request, key: Key) -> dict[str, Any]:
+    teams = services(request).teams
+    team, me = await run_in_threadpool(teams.team_of, key)
+    balance = await run_in_threadpool(teams.balance, key)
+    members = await run_in_threadpool(teams.members, key)
+    return {"status": True, "team": {"id": team.id, "name": team.name,
+                                     "created_at": when(team.created_at),
+                                     "members_count": len(members), "plan": "self-hosted"},
+            "role": me.role, "user_id": me.id, "credits": balance_body(balance)}
+
+
+@router.get("/team/credits", summary="The team's shared balance")
+async def team_credits(request: Request, key: Key) -> dict[str, Any]:
+    balance = await run_in_threadpool(services(request).teams.balance, key)
+    return {"status": True, "credits": balance_body(balance)}
+
+
+@router.get("/team/usage", summary="Credits per member and per day (the last 30 days)")
+async def team_usage(request: Request, key: Key,
+                     days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
+    teams = services(request).teams
+    rows = await run_in_threadpool(lambda: teams.usage(key, days=days))
+    return usage_body(rows, await run_in_threadpool(teams.members, key))
+
+
+@router.get("/team/members", summary="The team's members and their roles")
+async def team_members(request: Request, key: Key) -> dict[str, Any]:
+    found = await run_in_threadpool(services(request).teams.members, key)
+    return {"status": True, "members": [member_body(member) for member in found]}
+
+
+@router.get("/team/pending_invitations", summary="Invitations not answered yet (owner, admin)")
+async def pending_invitations(request: Request, key: Key) -> dict[str, Any]:
+    found = await run_in_threadpool(services(request).teams.pending, key)
+    return {"status": True, "invitations": [invitation_body(item) for item in found]}
+
+
+@router.post("/team/send_invitation", summary="Invite: {email, role?}; answers the token to "
+                                              "hand to the invitee")
+async def send_invitation(request: Request, key: Key) -> dict[str, Any]:
+    params = await read_params(request)
+    invitation = await run_in_threadpool(lambda: services(request).teams.invite(
+        key, text(params, "email"), text(params, "role")))
+    return {"status": True, "invitation": invitation_body(invitation)}
+
+
+@router.post("/team/respond_invitation", summary="Answer an invitation, once: {token, act: "
+                                                 "accept|decline}; accepted, the key joins")
+async def respond_invitation(request: Request, key: Key) -> dict[str, Any]:
+    params = await read_params(request)
+    act = (text(params, "act") or "").lower()
+    if act not in ("accept", "decline"):
+        raise InvalidRequest("act is accept or decline")
+    invitation = await run_in_threadpool(lambda: services(request).teams.respond(
+        key, text(params, "token"), act == "accept"))
+    return {"status": True, "invitation": invitation_body(invitation)}
+
+
+@router.delete("/team/members/{user_id}", summary="Remove a member (owner, admin)")
+async def remove_member(request: Request, key: Key, user_id: int) -> dict[str, Any]:
+    await run_in_threadpool(services(request).teams.remove, key, user_id)
+    return OK
+
+
+@router.put("/team/members/{user_id}/role", summary="Set a member's role: {role} (the owner)")
+async def set_role(request: Request, key: Key, user_id: int) -> dict[str, Any]:
+    params = await read_params(request)
+    member = await run_in_threadpool(lambda: services(request).teams.set_role(
+        key, user_id, text(params, "role")))
+    return {"status": True, "member": member_body(member)}

@@ -1,4 +1,5 @@
-"""Luw's workspace: boards (folders, media) and personas (their training images).
+"""Luw's workspace: boards (folders, media), personas (their training images) and teams (members,
+invitations, one shared credit balance).
 
 Revision ID: 0007
 Revises: 0006
@@ -68,8 +69,39 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float, nullable=False),
     )
     op.create_index("ix_persona_trainings_persona_id", "persona_trainings", ["persona_id"])
+    op.create_table(
+        "teams",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("credits_granted", sa.BigInteger, nullable=True),
+        sa.Column("credits_used", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    op.create_table(
+        "team_members",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("team_id", sa.Integer, nullable=False),
+        sa.Column("key_id", sa.String(32), nullable=False, unique=True),
+        sa.Column("email", sa.String(320), nullable=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("joined_at", sa.Float, nullable=False),
+    )
+    op.create_index("ix_team_members_team_id", "team_members", ["team_id"])
+    op.create_table(
+        "team_invitations",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("team_id", sa.Integer, nullable=False),
+        sa.Column("email", sa.String(320), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("token", sa.String(64), nullable=False, unique=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("invited_by", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("answered_at", sa.Float, nullable=True),
+    )
+    op.create_index("ix_team_invitations_team_id", "team_invitations", ["team_id"])
 
 
 def downgrade() -> None:
-    for table in ("persona_trainings", "personas", "board_media", "board_folders", "boards"):
+    for table in ("team_invitations", "team_members", "teams", "persona_trainings", "personas", "board_media", "board_folders", "boards"):
         op.drop_table(table)

@@ -17,6 +17,7 @@ from roomrender.api.deps import describe_json_error, describe_validation_errors,
 from roomrender.canonical.errors import (
     BodyTooLarge,
     Conflict,
+    Forbidden,
     ImageTooLarge,
     InsufficientCredits,
     InvalidRequest,
@@ -50,6 +51,7 @@ class HttpError(RoomrenderError):
 STATUSES: dict[type[RoomrenderError], int] = {
     Unauthorized: 401,
     InsufficientCredits: 402,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     ImageTooLarge: 413,

@@ -155,6 +155,20 @@ class JobService:
             return found
         return self.files.save(owner.id, found, kind="input")
 
+    def keep_image(self, owner: ApiKey, ref: str, what: str) -> StoredFile:
+        """An image reference (URL fetched safely, data URI, upload id, one of the key's job
+        outputs) kept for good: a copy of its own (kind "kept", no expiry), so that a board or a
+        persona holds it after the job's data or the upload expires."""
+        found = self._prepare_input(owner, ref, what)
+        if isinstance(found, StoredFile):
+            found = NewFile(new_key(found.content_type, prefix="kept-"),
+                            self.files.storage.get(found.key), found.content_type,
+                            found.width, found.height)
+        else:
+            found = NewFile(new_key(found.content_type, prefix="kept-"), found.data,
+                            found.content_type, found.width, found.height)
+        return self.files.save(owner.id, found, kind="kept")
+
     def _prepare_input(self, owner: ApiKey, ref: str, what: str) -> StoredFile | NewFile:
         """An image reference → the stored file it names, or the checked new file it brings
         (fetched or decoded, not stored yet)."""

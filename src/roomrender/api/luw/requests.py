@@ -33,6 +33,7 @@ from roomrender.api.luw.params import (
 )
 from roomrender.canonical.errors import InvalidRequest, Unsupported
 from roomrender.canonical.models import GenerationRequest, Task
+from roomrender.workspace.personas import Conditioning
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
@@ -222,6 +223,19 @@ def model_task(model: str | None) -> Task:
             code="model_not_supported",
         )
     raise InvalidRequest(f"unknown model {model[:64]!r}; supported models: " + ", ".join(MODELS))
+
+
+def with_persona(params: dict[str, Any], persona: Conditioning) -> dict[str, Any]:
+    """A generate's parameters with what its persona (`pid`) brings: slot 7 as the `image` when
+    none is given, its first style image (slots 1-6) as the `style_transfer` reference of an
+    interior or exterior render that names none (the diffusers engine's IP-Adapter)."""
+    merged = dict(params)
+    if persona.default_input and not image_ref(params, "image"):
+        merged["image"] = persona.default_input
+    model = (text(params, "model") or "").lower()
+    if persona.styles and model in ("interior", "exterior") and not image_ref(params, "style_transfer"):
+        merged["style_transfer"] = persona.styles[0]
+    return merged
 
 
 def to_request(params: dict[str, Any]) -> GenerationRequest:

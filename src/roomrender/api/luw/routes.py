@@ -32,7 +32,14 @@ from roomrender.api.luw.presenters import (
     result_body,
     styles_body,
 )
-from roomrender.api.luw.requests import FilePart, read_params, text, to_request
+from roomrender.api.luw.requests import (
+    FilePart,
+    integer,
+    read_params,
+    text,
+    to_request,
+    with_persona,
+)
 from roomrender.api.luw.uploads import (
     IMAGE_EXTENSIONS,
     SignedPut,
@@ -74,8 +81,12 @@ async def generate(request: Request, key: Key,
     params = await read_params(request)
     if "processing_url" in params:
         return await _job_answer(request, key, text(params, "processing_url"))
-    generation = to_request(params)
     svc = services(request)
+    pid = integer(params, "pid")
+    if pid is not None:
+        persona = await run_in_threadpool(svc.personas.conditioning, key, pid)
+        params = with_persona(params, persona)
+    generation = to_request(params)
     # A clip costs what a Luw clip costs, whatever its length.
     price = svc.settings.luw_video_credits if generation.task == Task.video else None
     job = await run_in_threadpool(lambda: svc.jobs.submit(

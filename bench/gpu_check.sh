@@ -66,11 +66,14 @@ pygments markdown-it-py mdurl packaging typing-extensions tqdm filelock fsspec j
 safetensors huggingface-hub hf-xet tokenizers transformers accelerate peft regex requests urllib3 \
 charset-normalizer opencv-python-headless networkx sympy mpmath attrs prometheus-client psutil setuptools \
 six python-dateutil wrapt protobuf uvloop scipy"
+# Loaded here but not by the bench (S3 storage is imported lazily; the rest come with other
+# libraries' optional paths): left out, so the wheels stay within the 64 MiB a call carries.
+NOT_CARRIED="boto3 botocore s3transfer jmespath kernels httpx2 httpcore2 truststore watchfiles"
 
 if [ "$FETCH" = 1 ]; then
     # Every distribution the bench's imports load, at the version installed here, less what the
     # host has: roomrender's service, the diffusers engine and its families' libraries.
-    NEEDED="$("$PY" - "$DEVICE_HAS" <<'PYEOF'
+    NEEDED="$("$PY" - "$DEVICE_HAS $NOT_CARRIED" <<'PYEOF'
 import importlib, importlib.metadata as md, sys
 for name in ["roomrender.cli", "roomrender.app", "roomrender.services", "roomrender.engines.diffusers.engine",
              "diffusers", "uvicorn", "compel"]:

@@ -17,6 +17,9 @@ architecture costs. `resident GiB` is what the engine holds loaded after the tas
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
+    .venv/bin/python bench/gpu_smoke.py --list-families   # the families it can run (bench/gpu_check.sh)
+
+With --tasks, only those tasks' models are built.
 """
 
 from __future__ import annotations
@@ -118,7 +121,11 @@ def main() -> int:
     parser.add_argument("--family", default="sd15", help="the registry's model family to run")
     parser.add_argument("--dtype", default=None, help="float16 (CUDA default), bfloat16, float32 (CPU default)")
     parser.add_argument("--memory-gb", type=float, default=0.0, help="the engine's memory budget (0: its default)")
+    parser.add_argument("--list-families", action="store_true", help="print the families it can run, one a line")
     args = parser.parse_args()
+    if args.list_families:
+        print("\n".join(["sd15", *load_data_file("diffusers_registry.json")["families"]]))
+        return 0
 
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
@@ -136,7 +143,10 @@ def main() -> int:
                 entry["max_output_side"] = args.size * 2
     registry = parse_registry(data)
     family_specs = list(registry.family(args.family).tasks.values())
-    needed = {key for spec in family_specs for key in [*spec.model_keys(), *spec.optional_keys()]}
+    asked = {t.strip() for t in args.tasks.split(",") if t.strip()}
+    # Only the models of the tasks asked for are built (a full-size family is minutes of random init).
+    needed = {key for spec in family_specs if not asked or spec.task.value in asked
+              for key in [*spec.model_keys(), *spec.optional_keys()]}
     if not (models_dir / ".built").exists():
         started = time.perf_counter()
         build_models_dir(models_dir, registry, profile=args.profile, dtype=dtype, only=needed)

@@ -302,7 +302,8 @@ class Planner:
             [cutout] = self.cut(spec, [job.images["product_image"]])
         product, box = product_in_room(cutout, request, room.size)
         composed = paste(room, product, box)
-        changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))
+        flat = request.true_size is not None and request.true_size.surface == "floor"
+        changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)), flat)
         crop = self.place_crop(request, *room.size, spec)
         work = self.work_size(crop.w, crop.h, spec)
         mask = (changed.crop(crop.corners()).resize(work, Image.Resampling.BILINEAR)
@@ -332,9 +333,11 @@ class Planner:
         return result
 
 
-def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], ring: float) -> Image.Image:
+def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], ring: float,
+              flat: bool = False) -> Image.Image:
     """What a place repaints (soft, 0 outside `area`): the product's rim, a ring around it `ring`
-    of its size wide, and the floor under it, where its contact shadow falls."""
+    of its size wide, and the floor under it, where its contact shadow falls (none under a
+    `flat` product, a rug)."""
     solid = (full_alpha(product, box, size) > 0.5).astype(np.uint8)
     outer = max(3, round(min(box.w, box.h) * ring))
     inner = max(1, outer // 4)
@@ -343,7 +346,8 @@ def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], 
         return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
     changed = (cv2.dilate(solid, disc(outer)) > 0) & ~(cv2.erode(solid, disc(inner)) > 0)
-    changed[max(0, box.bottom - outer // 2):box.bottom + outer, max(0, box.x - outer):box.right + outer] = True
+    if not flat:
+        changed[max(0, box.bottom - outer // 2):box.bottom + outer, max(0, box.x - outer):box.right + outer] = True
     soft = Image.fromarray(np.where(changed, 255, 0).astype(np.uint8), "L").filter(
         ImageFilter.GaussianBlur(max(1.0, outer / 4)))
     inside = np.asarray(soft, dtype=np.float32) * box_mask(area, size)

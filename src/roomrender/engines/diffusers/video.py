@@ -172,7 +172,7 @@ def render_clip(pipeline: Any, spec: TaskSpec, job: EngineJob, context: BatchCon
     try:
         with ClipWriter(*out_size, fps, directory=scratch) as clip:
             latent_frames = latents.shape[2]
-            produced = 0
+            produced, reported = 0, -1
             for latent_index, pixels in decode_frames(vae, latents):
                 frame = Image.fromarray(pixels, "RGB")
                 if frame.size != out_size:
@@ -182,7 +182,9 @@ def render_clip(pipeline: Any, spec: TaskSpec, job: EngineJob, context: BatchCon
                     poster = poster or frame
                     written += 1
                 produced += 1
-                context.progress(job_ids, 0.85 + 0.15 * (latent_index + 1) / latent_frames)
+                if latent_index != reported:  # once per latent frame (4 frames each but the first)
+                    reported = latent_index
+                    context.progress(job_ids, 0.85 + 0.15 * (latent_index + 1) / latent_frames)
             while written < count:  # never: the model's frames cover the clip; kept for safety
                 assert poster is not None
                 clip.write(frame)

@@ -20,8 +20,7 @@ MODEL_INDEX: dict[str, Any] = {
 }
 SCHEDULER: dict[str, Any] = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 5.0,
                              "num_train_timesteps": 1000}
-_WORDS = ("the a room camera slowly dolly dollies in out pan left right orbit tilt up down living bedroom "
-          "kitchen modern cinematic flythrough towards whole smooth steady").split()
+_WORDS = ["the", "a", "room", "camera", "slowly", "dolly", "dollies", "in", "out", "pan", "left", "right", "orbit", "tilt", "up", "down", "living", "bedroom", "kitchen", "modern", "cinematic", "flythrough", "towards", "whole", "smooth", "steady"]
 
 
 def _vae(tiny: bool) -> Any:
@@ -63,7 +62,7 @@ def _text_encoder(tiny: bool, vocab: int) -> Any:
 def write_tokenizer(folder: Path) -> int:
     """A small T5 (Unigram, SentencePiece-style) tokenizer; returns its vocabulary size."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import T5TokenizerFast
+    from transformers import T5Tokenizer  # the tokenizers-backed one (T5TokenizerFast before v5)
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [(char, -2.0) for char in "abcdefghijklmnopqrstuvwxyz0123456789,.-'"]
@@ -71,7 +70,7 @@ def write_tokenizer(folder: Path) -> int:
     model = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
     model.pre_tokenizer = pre_tokenizers.Metaspace()
     model.decoder = decoders.Metaspace()
-    tokenizer = T5TokenizerFast(tokenizer_object=model, extra_ids=0, pad_token="<pad>", eos_token="</s>",
+    tokenizer = T5Tokenizer(tokenizer_object=model, extra_ids=0, pad_token="<pad>", eos_token="</s>",
                                 unk_token="<unk>", model_max_length=512)
     tokenizer.save_pretrained(folder)
     return len(pieces)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
+from torch.nn import functional
 
 from roomrender.canonical.camera import (
     CAMERA_MOVES,
@@ -118,7 +118,7 @@ def preview_frame(vae: Any, latents: torch.Tensor, max_side: int) -> Image.Image
     scale = min(1.0, max_side / factor / max(h, w))
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     if size != (h, w):
-        last = F.interpolate(last[:, :, 0], size=size, mode="area")[:, :, None]
+        last = functional.interpolate(last[:, :, 0], size=size, mode="area")[:, :, None]
     pixels = vae.decode(_denormalized(vae, last.to(next(vae.parameters()).device, vae.dtype))).sample
     return Image.fromarray(_to_pixels(pixels[0, :, 0]), "RGB")
 
@@ -172,8 +172,8 @@ def render_clip(pipeline: Any, spec: TaskSpec, job: EngineJob, context: BatchCon
     try:
         with ClipWriter(*out_size, fps, directory=scratch) as clip:
             latent_frames = latents.shape[2]
-            produced, reported = 0, -1
-            for latent_index, pixels in decode_frames(vae, latents):
+            reported = -1
+            for produced, (latent_index, pixels) in enumerate(decode_frames(vae, latents)):
                 frame = Image.fromarray(pixels, "RGB")
                 if frame.size != out_size:
                     frame = frame.resize(out_size, Image.Resampling.BICUBIC)
@@ -181,7 +181,6 @@ def render_clip(pipeline: Any, spec: TaskSpec, job: EngineJob, context: BatchCon
                     clip.write(frame)
                     poster = poster or frame
                     written += 1
-                produced += 1
                 if latent_index != reported:  # once per latent frame (4 frames each but the first)
                     reported = latent_index
                     context.progress(job_ids, 0.85 + 0.15 * (latent_index + 1) / latent_frames)

@@ -20,7 +20,9 @@ MODEL_INDEX: dict[str, Any] = {
 }
 SCHEDULER: dict[str, Any] = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 5.0,
                              "num_train_timesteps": 1000}
-_WORDS = ["the", "a", "room", "camera", "slowly", "dolly", "dollies", "in", "out", "pan", "left", "right", "orbit", "tilt", "up", "down", "living", "bedroom", "kitchen", "modern", "cinematic", "flythrough", "towards", "whole", "smooth", "steady"]
+_WORDS = ("the", "a", "room", "camera", "slowly", "dolly", "dollies", "in", "out", "pan", "left", "right",
+          "orbit", "tilt", "up", "down", "living", "bedroom", "kitchen", "modern", "cinematic", "flythrough",
+          "towards", "whole", "smooth", "steady")
 
 
 def _vae(tiny: bool) -> Any:

@@ -143,3 +143,15 @@ def test_progress_by_step_previews_and_cancel_mid_clip_leaves_no_file(
     assert isinstance(results[0], BatchCanceled)
     assert len(canceled) == 5 and canceled[-1] < 1  # stopped while decoding, mid-clip
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wan_stays_on_a_large_gpu_and_is_offloaded_on_a_24_gb_card() -> None:
+    from roomrender.engines.diffusers.cache import GIB
+    from roomrender.engines.diffusers.video_memory import needs_offload
+
+    spec = load_registry().spec_for(Task.video)
+    assert spec is not None and (spec.family, spec.pipeline) == ("wan", "WanImageToVideoPipeline")
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert needs_offload(spec, cuda, 19 * GIB)  # a 24 GB card's default budget
+    assert not needs_offload(spec, cuda, 63 * GIB)  # an 80 GB H100's
+    assert not needs_offload(spec, cpu, 1 * GIB)  # offloading to the CPU from the CPU moves nothing

@@ -179,7 +179,8 @@ def render_clip(pipeline: Any, spec: TaskSpec, job: EngineJob, context: BatchCon
                     frame = frame.resize(out_size, Image.Resampling.BICUBIC)
                 while written < count and source_frame(written, fps, model_fps, num_frames - 1) <= produced:
                     clip.write(frame)
-                    poster = poster or frame
+                    if poster is None:
+                        poster = frame
                     written += 1
                 if latent_index != reported:  # once per latent frame (4 frames each but the first)
                     reported = latent_index

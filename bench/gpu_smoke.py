@@ -8,13 +8,17 @@ base UNet, 2.6 B parameters, and the inpainting one, both text encoders, the VAE
 Union, the SDXL IP-Adapter, TAESDXL, UperNet, DPT, ViTMatte). They are built with random weights
 into a temporary models folder (nothing is downloaded), then each task of the family runs at
 --size through `build_services` + the worker, cold (loading included) and warm, live previews
-on. The images are noise; the timings and the memory are what a real checkpoint of the same
-architecture costs. `resident GiB` is what the engine holds loaded after the task, within
---memory-gb.
+on. `--family wan`: Wan 2.2 TI2V-5B's full-size architecture (the 5 B transformer, UMT5-XXL, the
+48-channel VAE) films a `--duration` s room tour (the video task, an MP4 through the worker) at
+--size lines; with `--memory-gb 20` (a 24 GB card) it runs offloaded. The images are noise; the
+timings and the memory are what a real checkpoint of the same architecture costs. `resident
+GiB` is what the engine holds loaded after the task, within --memory-gb.
 
     .venv/bin/python bench/gpu_smoke.py                               # GPU host, SD 1.5 at 512
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 1024     # GPU host, SDXL
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
+    .venv/bin/python bench/gpu_smoke.py --family wan --size 256 --steps 4 --dtype bfloat16 # GPU, video
+    .venv/bin/python bench/gpu_smoke.py --family wan --profile tiny --size 64 --steps 2    # CPU dry run
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
     .venv/bin/python bench/gpu_smoke.py --list-families   # the families it can run (bench/gpu_check.sh)
@@ -61,7 +65,7 @@ def product_photo(size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
+def requests_for(size: int, duration: float = 2.0) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
     """Every task's request and the output size it must give (None: segment's masks)."""
     room = room_photo(size)
     product = product_photo(size)
@@ -87,6 +91,9 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "cutout": ({"image": product}, (size, size)),
         "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
                    "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
+        # A square photo at 480p: 480x480 frames (the model films at --size lines and is resized).
+        "video": ({"image": room, "camera": "dolly_in", "duration": duration, "fps": 24, "resolution": "480p"},
+                  (480, 480)),
     }
 
 
@@ -106,7 +113,7 @@ def run_task(services: Services, owner: Any, fields: dict[str, Any], size: tuple
     sizes = {(o.width, o.height) for o in job.outputs}
     if size is not None and sizes != {size}:
         return seconds, f"WRONG SIZE {sizes}"
-    return seconds, f"ok, {len(job.outputs)} image(s)"
+    return seconds, f"ok, {len(job.outputs)} output(s)"
 
 
 def main() -> int:
@@ -122,6 +129,7 @@ def main() -> int:
     parser.add_argument("--dtype", default=None, help="float16 (CUDA default), bfloat16, float32 (CPU default)")
     parser.add_argument("--memory-gb", type=float, default=0.0, help="the engine's memory budget (0: its default)")
     parser.add_argument("--list-families", action="store_true", help="print the families it can run, one a line")
+    parser.add_argument("--duration", type=float, default=2.0, help="the video task's clip length, seconds")
     args = parser.parse_args()
     if args.list_families:
         print("\n".join(["sd15", *load_data_file("diffusers_registry.json")["families"]]))
@@ -165,7 +173,7 @@ def main() -> int:
         os.environ["ROOMRENDER_DIFFUSERS_MEMORY_GB"] = str(args.memory_gb)
     services = build_services(settings)
     owner, _ = services.keys.create("smoke")
-    cases = requests_for(args.size)
+    cases = requests_for(args.size, args.duration)
     served = {spec.task.value for spec in family_specs}
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [t for t in cases if t in served]
     results: list[dict[str, Any]] = []

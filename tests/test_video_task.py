@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from roomrender.canonical.camera import CAMERA_MOVES, frame_size
 from roomrender.canonical.models import GenerationRequest
 from roomrender.canonical.tasks import cost_of
 from roomrender.engines.base import BatchCanceled, BatchContext, EngineJob, RenderedVideo
+from roomrender.engines.clips import prefetched
 from roomrender.engines.preview.camera_moves import MOVES, crop_box, frames
 from roomrender.engines.preview.engine import PreviewEngine
 from roomrender.services import Services
@@ -107,3 +110,21 @@ def test_the_clip_reports_progress_by_frame(tmp_path: Path, monkeypatch: pytest.
     assert isinstance(video, RenderedVideo)
     assert reports == [(index + 1) / 16 for index in range(16)]
     assert video.path.parent == tmp_path and decode(video.path.read_bytes()).frames == 16
+
+
+def test_frames_made_ahead_arrive_in_order_and_stop_with_the_clip() -> None:
+    made: list[int] = []
+
+    def numbers() -> Iterator[int]:
+        for number in range(100):
+            made.append(number)
+            yield number
+
+    assert list(prefetched(range(50))) == list(range(50))
+    taken = []
+    for number in prefetched(numbers(), depth=2):
+        taken.append(number)
+        if number == 4:
+            break  # a cancel: the producer stops within `depth` of where the clip ended
+    assert taken == [0, 1, 2, 3, 4] and len(made) <= 5 + 2 + 1
+    assert not [t for t in threading.enumerate() if t.name == "clip-frames"]

@@ -313,8 +313,9 @@ def _definitions() -> list[TaskDefinition]:
             options=(*_CLIP, "prompt", "seed", "negative_prompt", "steps", "guidance", "model"),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.video, cost=PER_SECOND,
             resize=_video_frame,
-            # The preview engine moves a camera over the still: no words, no randomness.
-            engines=(_preview("prompt", "seed"),)),
+            # The preview engine moves a camera over the still: no words, no randomness. The
+            # diffusers engine films it with Wan 2.2 TI2V-5B (engines/diffusers/video.py).
+            engines=(_preview("prompt", "seed"), _DIFFUSERS)),
         TaskDefinition(
             Task.object_3d, "A textured 3D model (GLB, metres, Y up, on the floor) of an object, "
                             "from one to four photos",

@@ -5,14 +5,20 @@ Frames go to the encoder as they are made, so memory stays flat whatever the cli
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import av
 import numpy as np
 from PIL import Image
+
+T = TypeVar("T")
 
 # libx264's constant quality: visually clean for room tours, a few MB for 5 s of 720p.
 QUALITY_CRF = "20"
@@ -74,3 +80,43 @@ class ClipWriter:
             self.finish()
         else:
             self.discard()
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable[T], depth: int = 3) -> Iterator[T]:
+    """`items`, made by a thread of their own up to `depth` ahead: the next frames are resampled
+    (Pillow works outside the GIL) while this thread encodes, so two cores share a clip. Memory
+    holds at most `depth` waiting frames. Leaving the loop early (a cancel) stops the producer."""
+    waiting: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        waiting.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            waiting.put(_DONE)
+        except BaseException as failure:  # handed to the consumer, raised there
+            waiting.put(failure)
+
+    producer = threading.Thread(target=produce, name="clip-frames", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        producer.join()

@@ -54,6 +54,7 @@ from roomrender.engines.base import (
     RenderedImage,
 )
 from roomrender.engines.diffusers import live_previews as previews
+from roomrender.engines.diffusers import video
 from roomrender.engines.diffusers.cache import GIB
 from roomrender.engines.diffusers.calls import call_arguments
 from roomrender.engines.diffusers.compiled import (
@@ -248,7 +249,7 @@ class DiffusersEngine:
             return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
         settings = self.planner.call_settings(request, spec)
-        if spec.base is not None:
+        if spec.base is not None and spec.kind != "video":
             prompt = build_prompt(request)
             settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
         parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
@@ -261,6 +262,8 @@ class DiffusersEngine:
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
         if batch and batch[0].request.task in NO_MODEL_TASKS:
             return run_without_models(batch, context)
+        if batch and batch[0].request.task == Task.video:
+            return self._gpu.submit(self._clips, batch, context).result()
         self.pre.clear()
         try:
             prepared = self.prepare(batch)
@@ -284,6 +287,22 @@ class DiffusersEngine:
             return [error for _ in batch]
         finally:
             self.pre.clear()
+
+    def _clips(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        """A video batch (video.py), on the GPU thread: one clip per job."""
+        try:
+            spec = self.spec_for(batch[0].request)
+            return video.render_clips(self.store.pipeline(spec), spec, batch, context, self.device)
+        except Exception as failure:
+            log.exception("diffusers video batch failed")
+            self.store.release()
+            error: Exception = failure
+            if is_out_of_memory(failure):
+                error = GenerationFailed("the GPU ran out of memory rendering this clip; retry shorter, "
+                                         "or at a lower resolution", code="out_of_memory")
+            elif not isinstance(failure, RoomrenderError):
+                error = GenerationFailed(f"generation failed: {type(failure).__name__}: {failure}")
+            return [error for _ in batch]
 
     def _crop_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         """A place renders a crop around its area: jobs batch when their crops' sizes match."""

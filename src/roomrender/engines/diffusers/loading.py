@@ -31,11 +31,14 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     "depth": [("", True)],
     "vae_tiny": [("", True)],
     "matting": [("", True)],
+    # Wan 2.2 (video.py): one transformer, its VAE, UMT5 and T5's tokenizer.
+    "wan": [("transformer", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
+            ("scheduler", False)],
 }
 # A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
 _SHARING_PARTS = [("unet", True), ("scheduler", False)]
 CONFIG_NAMES = ("config.json", "scheduler_config.json", "tokenizer_config.json", "vocab.json",
-                "tokenizer.json")
+                "tokenizer.json", "spiece.model")
 
 
 @dataclass(frozen=True)

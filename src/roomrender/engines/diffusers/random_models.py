@@ -498,6 +498,10 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":
             builder.lora(folder, spec, _unet_config(target, _lora_base(registry, spec.key)))
+        elif spec.kind == "wan":
+            from roomrender.engines.diffusers.random_wan import write_random_wan
+
+            write_random_wan(folder, tiny=builder.tiny)
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

@@ -31,17 +31,19 @@ PIPELINES = frozenset({
     "StableDiffusionXLControlNetUnionImg2ImgPipeline",
     "segmentation",
     "matting",
+    "WanImageToVideoPipeline",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
-PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting"})
+PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
+                            "video"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny", "matting"})
+                         "ip_adapter", "lora", "vae_tiny", "matting", "wan"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
 NO_DIFFUSION = frozenset({"segmentation", "matting"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
-                              "segmentation", "matting"}
+                              "segmentation", "matting", "WanImageToVideoPipeline"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
@@ -300,7 +302,8 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec], defaul
     if mask is not None and mask not in MASKS:
         raise RegistryError(f"task {name!r}: mask must be one of {sorted(MASKS)}")
     fast = entry.pop("fast", defaults.get("fast") if pipeline in FAST_PIPELINES else None)
-    diffusion = kind not in NO_DIFFUSION and kind != "upscale"
+    # A video's previews come from its own VAE (video.py), not from a tiny SD autoencoder.
+    diffusion = kind not in NO_DIFFUSION and kind not in ("upscale", "video")
     preview = entry.pop("preview", defaults.get("preview") if diffusion else None)
     spec = TaskSpec(
         task=task, pipeline=pipeline, kind=kind, base=entry.pop("base", None), controlnets=controls, mask=mask,

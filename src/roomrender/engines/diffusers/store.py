@@ -31,6 +31,7 @@ from roomrender.canonical.errors import Unsupported
 from roomrender.engines.diffusers.cache import PartCache
 from roomrender.engines.diffusers.loading import LORA_WEIGHTS, fetch_hint, locate, variant_in
 from roomrender.engines.diffusers.registry import ModelSpec, Registry, TaskSpec
+from roomrender.engines.diffusers.video_memory import needs_offload
 
 
 class ModelsMissing(Unsupported):
@@ -103,19 +104,20 @@ class ModelStore:
                 self._assembling.add(key)
             return self.parts.get(key, load)
 
-    def _ready(self, model: Any) -> Any:
-        model = model.to(self.device)
+    def _ready(self, model: Any, device: torch.device | None = None) -> Any:
+        model = model.to(device or self.device)
         model.eval()
         model.requires_grad_(False)
         return model
 
     # -- parts --------------------------------------------------------------------------
 
-    def _load_diffusers(self, key: str, cls_name: str, subfolder: str | None) -> Any:
+    def _load_diffusers(self, key: str, cls_name: str, subfolder: str | None,
+                        dtype: torch.dtype | None = None) -> Any:
         import diffusers
 
         root = self.path(key)
-        kwargs: dict[str, Any] = {"local_files_only": True, "torch_dtype": self.dtype}
+        kwargs: dict[str, Any] = {"local_files_only": True, "torch_dtype": dtype or self.dtype}
         if subfolder:
             kwargs["subfolder"] = subfolder
         variant = variant_in(root / (subfolder or ""), self.registry.models[key].variant)
@@ -252,6 +254,8 @@ class ModelStore:
         import diffusers
 
         assert spec.base is not None
+        if spec.kind == "video":
+            return self._assemble_wan(spec)
         base, shared = spec.base, self._shared(spec.base)
         cls = getattr(diffusers, spec.pipeline)
         accepted = inspect.signature(cls.__init__).parameters
@@ -287,6 +291,42 @@ class ModelStore:
                                      weight_name=adapter.weight_name, image_encoder_folder=None,
                                      local_files_only=True)
             pipeline.set_ip_adapter_scale(float(spec.extra.get("ip_adapter_scale", 0.7)))
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def _assemble_wan(self, spec: TaskSpec) -> Any:
+        """Wan 2.2 TI2V-5B (video.py runs it): transformer, VAE (float32, as Wan's authors
+        advise), UMT5 and its tokenizer. When its weights and working memory exceed the budget
+        (a 24 GB card) they wait in CPU memory and go to the GPU one model at a time
+        (`enable_model_cpu_offload`)."""
+        import diffusers
+        import transformers
+
+        assert spec.base is not None
+        key = spec.base
+        offload = needs_offload(spec, self.device, self.parts.budget_bytes)
+        where = torch.device("cpu") if offload else self.device
+        tag = "offload" if offload else ""
+        wanted = str(spec.extra.get("dtype", ""))
+        dtype = getattr(torch, wanted) if wanted and self.device.type == "cuda" else self.dtype
+
+        def text_encoder() -> Any:
+            return self._ready(transformers.UMT5EncoderModel.from_pretrained(
+                self.path(key) / "text_encoder", local_files_only=True, dtype=dtype), where)
+
+        parts = {
+            "transformer": self._once((key, "WanTransformer3DModel", "transformer", tag), lambda: self._ready(
+                self._load_diffusers(key, "WanTransformer3DModel", "transformer", dtype), where)),
+            "vae": self._once((key, "AutoencoderKLWan", "vae", tag), lambda: self._ready(
+                self._load_diffusers(key, "AutoencoderKLWan", "vae", torch.float32), where)),
+            "text_encoder": self._once((key, "UMT5EncoderModel", "text_encoder", tag), text_encoder),
+            "tokenizer": self._transformers_part(key, "AutoTokenizer", "tokenizer"),
+            "scheduler": self.new_scheduler(spec),
+        }
+        pipeline = getattr(diffusers, spec.pipeline)(
+            **parts, expand_timesteps=bool(self._model_index(key).get("expand_timesteps", True)))
+        if offload:
+            pipeline.enable_model_cpu_offload(device=self.device)
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
 

@@ -16,7 +16,7 @@ from roomrender.canonical.camera import (
     frame_size,
 )
 from roomrender.engines.base import BatchContext, EngineJob, RenderedVideo
-from roomrender.engines.clips import ClipWriter
+from roomrender.engines.clips import ClipWriter, prefetched
 from roomrender.engines.preview.camera_moves import frames
 
 
@@ -28,7 +28,8 @@ def render_tour(job: EngineJob, context: BatchContext, scratch: Path | None = No
     count = frame_count(request.duration or DEFAULT_DURATION_SECONDS, fps)
     poster: Image.Image | None = None
     with ClipWriter(*size, fps, directory=scratch) as clip:
-        for index, frame in enumerate(frames(job.image, request.camera or DEFAULT_CAMERA_MOVE, size, count)):
+        moving = frames(job.image, request.camera or DEFAULT_CAMERA_MOVE, size, count)
+        for index, frame in enumerate(prefetched(moving)):
             if poster is None:
                 poster = frame
             clip.write(frame)

@@ -31,6 +31,7 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     "depth": [("", True)],
     "vae_tiny": [("", True)],
     "matting": [("", True)],
+    "language": [("", True)],
 }
 # A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
 _SHARING_PARTS = [("unet", True), ("scheduler", False)]

@@ -31,14 +31,17 @@ PIPELINES = frozenset({
     "StableDiffusionXLControlNetUnionImg2ImgPipeline",
     "segmentation",
     "matting",
+    "language",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
-PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting"})
+PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
+                            "language"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny", "matting"})
+                         "ip_adapter", "lora", "vae_tiny", "matting", "language"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
-NO_DIFFUSION = frozenset({"segmentation", "matting"})
+# `language`: a causal language model answers in words (chat; engines/diffusers/assistant.py).
+NO_DIFFUSION = frozenset({"segmentation", "matting", "language"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
                               "segmentation", "matting"}

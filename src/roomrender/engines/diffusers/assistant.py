@@ -35,17 +35,11 @@ class Assistant:
         limit = int(spec.extra.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))
         results: list[JobResult] = []
         for job in batch:
-            pieces = 0
-
-            def streamed(piece: str, job_id: str = job.job_id) -> None:
-                nonlocal pieces
-                pieces += 1
-                context.progress([job_id], min(0.99, pieces / limit))
-
+            streamed = _Progress(context, job.job_id, limit)
             try:
                 reply = answer(model, tokenizer, chat_messages(job.request, job.images.get("image")),
                                max_new_tokens=limit, seed=job.request.seed, on_text=streamed,
-                               should_stop=lambda job_id=job.job_id: context.is_canceled(job_id))
+                               should_stop=streamed.canceled)
                 results.append([RenderedText(reply.text)])
             except BatchCanceled:
                 raise
@@ -70,6 +64,23 @@ class Assistant:
                 return answer(model, tokenizer, messages, max_new_tokens=REWRITE_MAX_NEW_TOKENS).text
 
             job.request = enhanced(job.request, rewrite)
+
+
+class _Progress:
+    """A chat job's progress: the share of its token budget spent, reported per piece of text."""
+
+    def __init__(self, context: BatchContext, job_id: str, limit: int) -> None:
+        self.context = context
+        self.job_id = job_id
+        self.limit = limit
+        self.pieces = 0
+
+    def __call__(self, piece: str) -> None:
+        self.pieces += 1
+        self.context.progress([self.job_id], min(0.99, self.pieces / self.limit))
+
+    def canceled(self) -> bool:
+        return self.context.is_canceled(self.job_id)
 
 
 def is_chat(request: GenerationRequest) -> bool:

@@ -104,7 +104,7 @@ def answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], *,
                 produced.append(model.generate(**kwargs))
         except BaseException as error:  # handed to the caller's thread
             failure.append(error)
-            streamer.end()
+            streamer.end()  # type: ignore[no-untyped-call]
 
     thread = threading.Thread(target=run, name="chat-generate", daemon=True)
     thread.start()

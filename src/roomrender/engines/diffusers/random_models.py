@@ -498,6 +498,11 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":
             builder.lora(folder, spec, _unet_config(target, _lora_base(registry, spec.key)))
+        elif spec.kind == "language":
+            # Tiny in every profile: the chat model's size does not change the image pipelines'.
+            from roomrender.engines.language.random_model import save_random_chat_model
+
+            save_random_chat_model(folder)
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

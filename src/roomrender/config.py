@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     spacely_standard_variants: int = 4
     # Luw's video generators (`video`, `motion`) cost this many credits a clip, as on Luw.
     luw_video_credits: int = Field(10, ge=0)
+    # Luw's archigpt answers synchronously: the call waits this long for the answer, then
+    # answers "processing" with the processing_url to poll.
+    luw_chat_timeout_seconds: float = Field(120.0, gt=0, le=600)
 
     # Signs expiring URLs (Luw upload URLs). Empty: one is generated once and kept in data_dir,
     # so every process on a host signs alike (see roomrender.url_signing.server_secret).

@@ -55,6 +55,27 @@ class Cost:
         return {"credits": self.credits, "per": self.per, "counted_by": self.counted_by}
 
 
+@dataclass(frozen=True)
+class LengthCost(Cost):
+    """Credits by the length of what a language model reads: `credits` per `words` words started
+    (at least one), of the prompt and the conversation's earlier turns (the model reads them all
+    again on every turn). Luw's archigpt: 1 credit per ~3,000 words."""
+
+    words: int = 3000
+
+    def of(self, request: GenerationRequest) -> int:
+        return self.credits * max(1, math.ceil(words_read(request) / self.words))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "words": self.words}
+
+
+def words_read(request: GenerationRequest) -> int:
+    """The words a chat's model reads: its prompt and every earlier turn, asked and answered."""
+    texts = [request.prompt or "", *(f"{turn.prompt} {turn.answer}" for turn in request.history)]
+    return sum(len(text.split()) for text in texts)
+
+
 PER_IMAGE = Cost(1, per="image", counted_by="n")
 ONE_PER_JOB = Cost(1)
 # A picture from words alone is a whole generation, not an edit of a given photo.
@@ -121,12 +142,13 @@ class TaskDefinition:
 
 _NEEDS_IMAGE = InputRule(("image",), "this task needs an input image")
 # What a diffusion pipeline reads, on any task it runs.
-_SAMPLING = ("n", "seed", "negative_prompt", "steps", "guidance", "speed", "model")
+# enhance_prompt: the prompt rewritten richer first (engines/enhancing.py), on any generator.
+_SAMPLING = ("n", "seed", "negative_prompt", "steps", "guidance", "speed", "model", "enhance_prompt")
 # How a picture should look: words, a style, a room.
 _LOOK = ("style", "room_type", "exterior", "prompt", "palette", "materials")
 _SIZE = ("width", "height")
 # The preview engine has no model: none of this reaches it; model and control_map it refuses.
-_NO_MODEL = frozenset({"negative_prompt", "steps", "guidance", "speed", "model", "control_map",
+_NO_MODEL = frozenset({"enhance_prompt", "negative_prompt", "steps", "guidance", "speed", "model", "control_map",
                        "width", "height"})
 
 
@@ -353,6 +375,14 @@ def _definitions() -> list[TaskDefinition]:
             options=("prompt", "style", "strength", *_SAMPLING),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             resize=_board_sized, engines=(_preview("prompt", "style", "strength", *_FIXED),)),
+        TaskDefinition(
+            Task.chat, "An interior-design assistant's answer in words, to a question and an "
+                       "optional photo; a follow-up names the job it continues (conversation)",
+            inputs=("image",), options=("prompt", "conversation", "lang", "seed", "model"),
+            requires=(InputRule(("prompt",), "chat needs a prompt: the question to answer"),),
+            output=ArtifactKind.text, cost=LengthCost(1, per="3000 words", counted_by="prompt"),
+            # The preview engine has no language model: it answers "needs a language model".
+            engines=(_DIFFUSERS,)),
     ]
 
 

@@ -33,6 +33,7 @@ from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
+from roomrender.jobs.conversations import with_history
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.records import JobRecord, NewJob
 from roomrender.jobs.rows import to_job
@@ -220,6 +221,7 @@ class JobService:
             except UrlRefused as refused:
                 raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)
+        request = with_history(request, lambda job_id: self.get(owner, job_id), self.files.storage.get)
         cost = cost_of(request) if cost is None else cost
         self._check_credits(owner, cost)
         max_active = self.max_active_jobs(owner)

@@ -306,6 +306,12 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
             raise InvalidRequest(f"texture must be -1, 0 or 1, not {texture}")
         fields["width"] = fields["height"] = TEXTURE_SIDES[texture]
 
+    if model == "archigpt":
+        fields["lang"] = text(params, "lang")
+        # Not a Luw parameter: roomrender's own, the job (a previous answer's `id`) it follows up.
+        fields["conversation"] = text(params, "conversation")
+    elif not video:
+        fields["enhance_prompt"] = flag(params, "enhance_prompt")
     if model == "fluw":
         fields["aspect_ratio"] = text(params, "aspect_ratio")
         if fields["image"]:

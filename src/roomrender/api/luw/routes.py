@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from roomrender.accounts.keys import ApiKey
 from roomrender.api.deps import IdempotencyKey, Key, services
+from roomrender.api.luw.chat import answer_synchronously
 from roomrender.api.luw.errors import WIRE_RESPONSES, SignedUrlGone, SignedUrlRefused
 from roomrender.api.luw.params import (
     GENERATE_OPENAPI,
@@ -91,6 +92,8 @@ async def generate(request: Request, key: Key,
     price = svc.settings.luw_video_credits if generation.task == Task.video else None
     job = await run_in_threadpool(lambda: svc.jobs.submit(
         key, generation, dialect="luw", idempotency_key=idempotency_key or None, cost=price))
+    if generation.task == Task.chat:
+        return JSONResponse(await answer_synchronously(svc, key, job))
     return JSONResponse(result_body(job, svc.storage))
 
 

@@ -55,6 +55,7 @@ from roomrender.engines.base import (
 )
 from roomrender.engines.diffusers import live_previews as previews
 from roomrender.engines.diffusers import video
+from roomrender.engines.diffusers.assistant import Assistant, is_chat
 from roomrender.engines.diffusers.cache import GIB
 from roomrender.engines.diffusers.calls import call_arguments
 from roomrender.engines.diffusers.compiled import (
@@ -143,6 +144,7 @@ class DiffusersEngine:
                              f"({', '.join(registry.families)})")
         budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(self.device)
         self.store = ModelStore(registry, models_dir, self.device, self.dtype, budget_bytes=budget)
+        self.assistant = Assistant(registry, self.store, self.family)
         self.pre = Preprocessors(self.store.segmentation, self.store.depth, self.device, self.dtype)
         self.compiler = Compiler(compile_mode)
         self.store.parts.on_evict(lambda _key, module: self.compiler.forget(module))
@@ -248,6 +250,8 @@ class DiffusersEngine:
         if request.task in NO_MODEL_TASKS:
             return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
+        if is_chat(request):
+            return f"{self.name}:{spec.family}:{request.task.value}"
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None and spec.kind != "video":
             prompt = build_prompt(request)
@@ -264,8 +268,12 @@ class DiffusersEngine:
             return run_without_models(batch, context)
         if batch and batch[0].request.task == Task.video:
             return self._gpu.submit(self._clips, batch, context).result()
+        if batch and is_chat(batch[0].request):
+            spec = self.spec_for(batch[0].request)
+            return self._gpu.submit(self.assistant.answer_all, spec, batch, context).result()
         self.pre.clear()
         try:
+            self._gpu.submit(self.assistant.rewrite_prompts, batch).result()
             prepared = self.prepare(batch)
             images = self._gpu.submit(self.denoise, prepared, context).result()
             return self.finish(prepared, images)

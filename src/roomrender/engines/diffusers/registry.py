@@ -32,18 +32,20 @@ PIPELINES = frozenset({
     "segmentation",
     "matting",
     "WanImageToVideoPipeline",
+    "language",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
 PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
-                            "video"})
+                            "video", "language"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny", "matting", "wan"})
+                         "ip_adapter", "lora", "vae_tiny", "matting", "wan", "language"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
-NO_DIFFUSION = frozenset({"segmentation", "matting"})
+# `language`: a causal language model answers in words (chat; engines/diffusers/assistant.py).
+NO_DIFFUSION = frozenset({"segmentation", "matting", "language"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
-                              "segmentation", "matting", "WanImageToVideoPipeline"}
+                              "segmentation", "matting", "WanImageToVideoPipeline", "language"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.

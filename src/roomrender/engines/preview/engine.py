@@ -197,6 +197,11 @@ class PreviewEngine:
         return SUPPORTED
 
     def validate(self, request: GenerationRequest) -> None:
+        if request.task == Task.chat:
+            raise Unsupported(
+                "chat needs a language model: this server runs the preview engine (image processing, "
+                "no AI). Start it with ROOMRENDER_ENGINE=diffusers and the assistant's weights "
+                "(`roomrender models pull chat`).", code="needs_language_model")
         if request.task not in SUPPORTED:
             raise Unsupported(
                 f"the task {request.task.value!r} needs the diffusers engine; this server runs the "

@@ -170,7 +170,7 @@ else
 fi
 
 if wants sd15; then
-    step sd15 330 "$PY" bench/gpu.py --workloads "${GPU_CHECK_SD15_WORKLOADS:-bench}" --no-fast --batch 8 \
+    step sd15 300 "$PY" bench/gpu.py --workloads "${GPU_CHECK_SD15_WORKLOADS:-bench}" --no-fast --batch 8 \
         --batch-sizes 1,8 "${SD15_ARGS[@]}" --work-dir "$WORK/sd15" --json "$WORK/sd15.json"
 fi
 if wants sdxl; then

@@ -151,3 +151,9 @@ def test_decoration_placement_refuses_a_floor_line_above_the_horizon(client, key
     body = rug_body(photos, referenceLine=[{"x": 100, "y": 100}, {"x": 300, "y": 90}])
     response = client.post("/api/v1/generate/decoration-placement", headers=key, json=body)
     assert_error(response, 400, "invalid_geometry", "below the horizon")
+
+
+def test_decoration_placement_names_a_surface_it_does_not_know(client, key, photos):
+    response = client.post("/api/v1/generate/decoration-placement", headers=key,
+                           json=rug_body(photos, surface="ceiling"))
+    assert_error(response, 400, "invalid_request", "surface")

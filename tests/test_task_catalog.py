@@ -33,8 +33,7 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
             # One result whatever n: it costs a job.
             assert task["cost"] == {"credits": 1, "per": "job", "counted_by": None}
         else:
-            per_image = 2 if task["name"] == "text_to_image" else 1
-            assert task["cost"] == {"credits": per_image, "per": "image", "counted_by": "n"}
+            assert task["cost"] == {"credits": 1, "per": "image", "counted_by": "n"}
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]

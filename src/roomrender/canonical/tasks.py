@@ -57,8 +57,6 @@ class Cost:
 
 PER_IMAGE = Cost(1, per="image", counted_by="n")
 ONE_PER_JOB = Cost(1)
-# A picture from words alone is a whole generation, not an edit of a given photo.
-TWO_PER_IMAGE = Cost(2, per="image", counted_by="n")
 
 
 @dataclass(frozen=True)
@@ -271,7 +269,7 @@ def _definitions() -> list[TaskDefinition]:
             Task.text_to_image, "A room from words alone",
             inputs=(), options=(*_LOOK, *_SIZE, "aspect_ratio", *_SAMPLING),
             requires=(InputRule(("prompt",), "text_to_image needs a prompt"),),
-            output=ArtifactKind.image, cost=TWO_PER_IMAGE, engines=(_DIFFUSERS,)),
+            output=ArtifactKind.image, cost=PER_IMAGE, engines=(_DIFFUSERS,)),
         TaskDefinition(
             Task.instruct, "The photo changed as a sentence says (\"make the walls sage green\")",
             inputs=("image", "extra_images"),

@@ -335,7 +335,7 @@ def _definitions() -> list[TaskDefinition]:
             output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
             # From a picture only, by offset and blend: words need a model.
             engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
-                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),)),
+                {"prompt", "style", "palette", "materials", "strength", *_FIXED})), _DIFFUSERS)),
         TaskDefinition(
             Task.change_background, "The product of a photo kept, pixel for pixel, in a new scene",
             inputs=("image", "reference_image"),

@@ -65,6 +65,7 @@ from roomrender.engines.diffusers.compiled import (
 )
 from roomrender.engines.diffusers.conditioning import chunk_count
 from roomrender.engines.diffusers.matting import Matter
+from roomrender.engines.diffusers.patterns import circular_convolutions
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.prompts import build_prompt
@@ -376,7 +377,9 @@ class DiffusersEngine:
                 return tensors
 
             kwargs["callback_on_step_end"] = on_step_end
-        with torch.inference_mode():
+        # A pattern's tile wraps: its convolutions pad circularly for this call only.
+        wrap = plans[0].request.task == Task.pattern
+        with torch.inference_mode(), circular_convolutions(*((pipeline.unet, pipeline.vae) if wrap else ())):
             output = pipeline(**kwargs)
         images = list(output.images)[:real]
         grouped: list[list[Image.Image]] = []

@@ -17,6 +17,7 @@ from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.engines.base import EngineJob, RenderedImage
 from roomrender.engines.diffusers.compiled import nearest_bucket
+from roomrender.engines.diffusers.patterns import start_image, tile_size, wrapped_resize
 from roomrender.engines.diffusers.preprocessors import (
     ADE_NAMES,
     Preprocessors,
@@ -98,6 +99,9 @@ class Planner:
         if request.speed == "fast" and not fast and request.steps is None:
             steps = max(1, steps // 2)
         strength = request.strength if request.strength is not None else spec.strength
+        if request.task == Task.pattern and request.image is None:
+            # A pattern from words: the grey start is noised away entirely.
+            strength = 1.0
         # A pipeline needs at least one denoising step after `strength` cuts the schedule.
         strength = min(1.0, max(strength, 1.0 / steps + 1e-3))
         scales = [c.scale for c in spec.controlnets]
@@ -149,6 +153,8 @@ class Planner:
             target = text_size(request, resolution)
             return Plan(request, settings, target, self.work_size(*target, spec), build_prompt(request),
                         seed, request.n)
+        if task == Task.pattern:
+            return self._pattern(job, spec, settings, seed)
         original = job.image.convert("RGB")
         if task == Task.upscale and spec.kind == "upscale":
             return self._upscale(job, spec, settings, seed)
@@ -269,6 +275,14 @@ class Planner:
                     init=canvas.resize(work, Image.Resampling.LANCZOS), mask=work_mask,
                     keep=(canvas_target, keep_mask))
 
+    def _pattern(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        """A tile (patterns.py): from a seam-free start at the working size, square by default."""
+        request = job.request
+        target = tile_size(request)
+        work = self.work_size(*target, spec)
+        start = start_image(job.images.get("image"), work)
+        return Plan(request, settings, target, work, build_prompt(request), seed, request.n, init=start)
+
     def control_output(self, plan: Plan) -> list[RenderedImage]:
         """The asked control map at the output size, labelled with its name (or nothing)."""
         if plan.control_map is None or plan.request.control_map is None:
@@ -320,6 +334,8 @@ class Planner:
             result = plan.keep[0].copy()
             result.paste(image.convert("RGB").resize((right - left, bottom - top), Image.Resampling.LANCZOS),
                          (left, top))
+        elif plan.request.task == Task.pattern:
+            result = wrapped_resize(image.convert("RGB"), plan.target_size)
         else:
             result = image.convert("RGB").resize(plan.target_size, Image.Resampling.LANCZOS)
         if plan.keep is not None:

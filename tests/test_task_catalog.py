@@ -46,7 +46,8 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
                                                 "message": "an upscale needs a scale of 2, 4 or 8"}
     assert [(i["name"], i["required"]) for i in listed["edit"]["inputs"]] == [
         ("image", True), ("mask", True), ("reference_image", False)]
-    assert listed["text_to_image"]["inputs"] == []
+    # A guide image, optional (image-to-image).
+    assert [(i["name"], i["required"]) for i in listed["text_to_image"]["inputs"]] == [("image", False)]
     assert listed["cutout"]["output_formats"] == ["png", "webp"]
     assert set(catalog["common_options"]) == set(COMMON_OPTIONS)
     assert catalog["input_limits"]["max_bytes"] == 20 * 1024 * 1024

@@ -143,3 +143,24 @@ def test_fluw_renders_its_aspect_ratio_and_costs_luws_two_credits(luw, dservices
     width, height = Image.open(io.BytesIO(data)).size
     assert content_type.startswith("image/") and width > height
     assert client.get("/v2/credits", headers=auth).json()["credits"]["used"] == 2
+
+
+def test_fluw_with_a_guide_image_starts_from_it(luw, dservices) -> None:
+    pictures = {}
+    for name, photo in [("none", None), ("room", make_room_photo(160, 90, "PNG")),
+                        ("flat", make_flat_photo())]:
+        guide = {} if photo is None else {"image": data_uri(photo, "image/png")}
+        content_type, data = generated(luw, dservices, model="fluw", prompt="a sunlit loft",
+                                       aspect_ratio="16:9", seed=7, format="png", **guide)
+        pictures[name] = pixels(data)
+        assert content_type == "image/png"
+        assert pictures[name].shape[1] > pictures[name].shape[0]
+    # Same words, same seed: what differs is the guide.
+    assert np.abs(pictures["room"] - pictures["none"]).mean() > 1
+    assert np.abs(pictures["room"] - pictures["flat"]).mean() > 1
+
+
+def make_flat_photo() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 90), (30, 90, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()

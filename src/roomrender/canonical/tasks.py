@@ -266,8 +266,8 @@ def _definitions() -> list[TaskDefinition]:
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             engines=(_DIFFUSERS,)),
         TaskDefinition(
-            Task.text_to_image, "A room from words alone",
-            inputs=(), options=(*_LOOK, *_SIZE, "aspect_ratio", *_SAMPLING),
+            Task.text_to_image, "A room from words, optionally after a guide image (image-to-image)",
+            inputs=("image",), options=(*_LOOK, *_SIZE, "aspect_ratio", "strength", *_SAMPLING),
             requires=(InputRule(("prompt",), "text_to_image needs a prompt"),),
             output=ArtifactKind.image, cost=PER_IMAGE, engines=(_DIFFUSERS,)),
         TaskDefinition(

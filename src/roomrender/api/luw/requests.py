@@ -292,11 +292,9 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
             raise InvalidRequest(f"texture must be -1, 0 or 1, not {texture}")
         fields["width"] = fields["height"] = TEXTURE_SIDES[texture]
 
-    if model == "fluw":
+    if model in ("fluw", "fluwvector"):
+        # With `image`, the picture starts from that guide (image-to-image).
         fields["aspect_ratio"] = text(params, "aspect_ratio")
-        if fields["image"]:
-            raise Unsupported("fluw with a guide image (image-to-image) is not supported by this "
-                              "server yet; send the prompt alone", code="model_not_supported")
 
     prompt = text(params, "prompt")
     if model == "changebg" and not prompt:

@@ -64,6 +64,7 @@ from roomrender.engines.diffusers.compiled import (
     use_compile_cache,
 )
 from roomrender.engines.diffusers.conditioning import chunk_count
+from roomrender.engines.diffusers.guides import guided
 from roomrender.engines.diffusers.matting import Matter
 from roomrender.engines.diffusers.patterns import circular_convolutions
 from roomrender.engines.diffusers.plan import Plan, Planner
@@ -231,6 +232,8 @@ class DiffusersEngine:
         if spec is None:
             where = f"the model {request.model!r}" if request.model else "the diffusers registry"
             raise Unsupported(f"{where} has no pipeline for the task {request.task.value!r}")
+        if request.task == Task.text_to_image and request.image:
+            return guided(spec)
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
@@ -252,7 +255,8 @@ class DiffusersEngine:
         if spec.base is not None:
             prompt = build_prompt(request)
             settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
-        parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
+        parts = [self.name, spec.family, request.task.value + (f"+{spec.variant}" if spec.variant else ""),
+                 f"{width}x{height}",
                  f"out{request.width}x{request.height}", f"ratio{request.aspect_ratio}", f"x{request.scale}",
                  request.expand.model_dump_json() if request.expand else "-",
                  self._crop_key(request, width, height),

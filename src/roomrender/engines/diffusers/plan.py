@@ -17,6 +17,7 @@ from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import Expand, GenerationRequest, Task
 from roomrender.engines.base import EngineJob, RenderedImage
 from roomrender.engines.diffusers.compiled import nearest_bucket
+from roomrender.engines.diffusers.guides import guide_start
 from roomrender.engines.diffusers.patterns import start_image, tile_size, wrapped_resize
 from roomrender.engines.diffusers.preprocessors import (
     ADE_NAMES,
@@ -151,8 +152,11 @@ class Planner:
         resolution = spec.resolution
         if task == Task.text_to_image:
             target = text_size(request, resolution)
-            return Plan(request, settings, target, self.work_size(*target, spec), build_prompt(request),
-                        seed, request.n)
+            work = self.work_size(*target, spec)
+            # With a guide image (guides.py), the image-to-image call starts from it.
+            guide = job.images.get("image")
+            return Plan(request, settings, target, work, build_prompt(request), seed, request.n,
+                        init=guide_start(guide, work) if guide is not None else None)
         if task == Task.pattern:
             return self._pattern(job, spec, settings, seed)
         original = job.image.convert("RGB")

@@ -164,3 +164,17 @@ def make_flat_photo() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (160, 90), (30, 90, 200)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_fluwvector_paints_then_traces_an_svg_of_the_pictures_shape(luw, dservices) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    client, auth = luw
+    content_type, data = generated(luw, dservices, model="fluwvector", prompt="a sunlit loft",
+                                   aspect_ratio="16:9", seed=3, format="png")
+    assert content_type.startswith("image/svg+xml")
+    drawing = ElementTree.fromstring(data)
+    _, _, width, height = (float(v) for v in drawing.get("viewBox", "").split())
+    assert width > height and len(list(drawing.iter("{http://www.w3.org/2000/svg}path"))) > 0
+    # Luw's price of fluwvector: 2 credits.
+    assert client.get("/v2/credits", headers=auth).json()["credits"]["used"] == 2

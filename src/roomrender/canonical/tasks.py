@@ -323,10 +323,13 @@ def _definitions() -> list[TaskDefinition]:
             # The preview engine makes a card of the first photo.
             engines=(_preview("extra_images", "seed"),)),
         TaskDefinition(
-            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions",
-            inputs=("image",), options=(),
-            requires=(_NEEDS_IMAGE,), output=ArtifactKind.vector, cost=ONE_PER_JOB,
-            engines=(_preview(), _DIFFUSERS)),
+            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions; with a "
+            "prompt, a picture painted first (the image its guide), then traced",
+            inputs=("image",), options=("prompt", "aspect_ratio", "style", "seed", "model"),
+            requires=(InputRule(("image", "prompt"), "vectorize needs an image to trace (or a prompt "
+                                                      "to paint one first)"),),
+            output=ArtifactKind.vector, cost=ONE_PER_JOB,
+            engines=(_preview("prompt", "aspect_ratio", "style", "seed"), _DIFFUSERS)),
         TaskDefinition(
             Task.pattern, "A seamless, tileable texture, from words or from a picture",
             inputs=("image",), options=("prompt", "style", "palette", "materials", "strength",

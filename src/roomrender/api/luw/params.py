@@ -32,13 +32,15 @@ MODELS: dict[str, Task] = {
     "changebg": Task.change_background,
     "moodboard": Task.moodboard,
     "fluw": Task.text_to_image,
+    # Painted as fluw, then traced (a vectorize with a prompt).
+    "fluwvector": Task.vectorize,
     # A garden, yard or facade restyled (outdoor styles of its own are not in the catalog yet).
     "landscape": Task.restyle,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "fluwvector", "magicprompt", "archigpt",
+    "magicprompt", "archigpt",
 })
 # Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
 VIDEO_MODELS = frozenset({"video", "motion"})

@@ -297,6 +297,9 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
         fields["aspect_ratio"] = text(params, "aspect_ratio")
 
     prompt = text(params, "prompt")
+    if model == "vector":
+        # vector traces the image as it is (words would paint a new picture: that is fluwvector).
+        prompt = None
     if model == "changebg" and not prompt:
         raise InvalidRequest("changebg needs a prompt describing the new scene (to remove the "
                              "background only, use model=removebg)")
@@ -316,6 +319,9 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
     if seed is not None:
         fields["seed"] = seed
     output_format = text(params, "format")
+    if model == "fluwvector":
+        # Its picture is traced: the answer is an SVG whatever raster format fluw would take.
+        output_format = None
     if output_format is not None:
         if output_format.lower() not in FORMATS:
             raise InvalidRequest(f"format must be jpg, png or webp, not {output_format[:64]!r}")

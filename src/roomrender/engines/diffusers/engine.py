@@ -66,6 +66,7 @@ from roomrender.engines.diffusers.compiled import (
 from roomrender.engines.diffusers.conditioning import chunk_count
 from roomrender.engines.diffusers.guides import guided
 from roomrender.engines.diffusers.matting import Matter
+from roomrender.engines.diffusers.painted_vectors import painting, painting_job, paints_first, traced
 from roomrender.engines.diffusers.patterns import circular_convolutions
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
@@ -237,6 +238,8 @@ class DiffusersEngine:
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
+        if paints_first(request):
+            request = painting(request)
         if request.task in NO_MODEL_TASKS:
             return
         spec = self.spec_for(request)
@@ -248,6 +251,8 @@ class DiffusersEngine:
         """Jobs that can share one pipeline call: same family, task, sizes, call settings and
         prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
         it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
+        if paints_first(request):
+            return self.batch_key(painting(request), width, height) + ":vector"
         if request.task in NO_MODEL_TASKS:
             return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
@@ -264,6 +269,8 @@ class DiffusersEngine:
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        if batch and paints_first(batch[0].request):
+            return traced(self.generate([painting_job(job) for job in batch], context))
         if batch and batch[0].request.task in NO_MODEL_TASKS:
             return run_without_models(batch, context)
         self.pre.clear()

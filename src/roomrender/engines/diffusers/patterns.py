@@ -25,7 +25,7 @@ GREY = (128, 128, 128)
 def circular_convolutions(*modules: Any) -> Iterator[int]:
     """Every padded 2D convolution of `modules` pads circularly inside the block (the models are
     shared with other tasks' pipelines: they are put back as they were after). Yields how many."""
-    changed: list[tuple[nn.Conv2d, str]] = []
+    changed: list[tuple[nn.Conv2d, Any]] = []
     try:
         for module in modules:
             if module is None:

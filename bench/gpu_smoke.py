@@ -84,6 +84,14 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "cutout": ({"image": product}, (size, size)),
         "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
                    "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
+        # Issue 27 (a key that is not a task names its task): a tile with circular padding, from
+        # words and from a picture; a picture after a guide image (fluw); painted then traced.
+        "pattern": ({"prompt": "terrazzo", "width": size, "height": size}, (size, size)),
+        "pattern_image": ({"task": "pattern", "image": room, "prompt": "linen", "width": size,
+                           "height": size}, (size, size)),
+        "fluw_guide": ({"task": "text_to_image", "image": room, "prompt": "a sunlit loft",
+                        "width": size, "height": size}, (size, size)),
+        "fluwvector": ({"task": "vectorize", "prompt": "a sunlit loft", "width": size, "height": size}, None),
     }
 
 
@@ -157,7 +165,8 @@ def main() -> int:
     owner, _ = services.keys.create("smoke")
     cases = requests_for(args.size)
     served = {spec.task.value for spec in family_specs}
-    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [t for t in cases if t in served]
+    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [
+        t for t, (fields, _) in cases.items() if fields.get("task", t) in served | {"vectorize"}]
     results: list[dict[str, Any]] = []
     failures = 0
     print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")

@@ -178,3 +178,48 @@ def test_fluwvector_paints_then_traces_an_svg_of_the_pictures_shape(luw, dservic
     assert width > height and len(list(drawing.iter("{http://www.w3.org/2000/svg}path"))) > 0
     # Luw's price of fluwvector: 2 credits.
     assert client.get("/v2/credits", headers=auth).json()["credits"]["used"] == 2
+
+
+# -- landscape ---------------------------------------------------------------------------------
+
+def test_outdoor_styles_name_ade20k_classes_to_keep_and_have_their_words() -> None:
+    from roomrender.api.luw.requests import style_id
+    from roomrender.catalog import load_data_file, styles
+    from roomrender.engines.diffusers.prompts import templates
+
+    classes = {entry["name"] for entry in load_data_file("ade20k.json")["classes"]}
+    outdoor = {style.id: style for style in styles().values() if style.outdoor}
+    assert {"english_garden", "zen_garden", "modern_yard", "modern_facade"} <= set(outdoor)
+    for style in outdoor.values():
+        assert style.keep and set(style.keep) <= classes, style.id
+        assert style.id in templates()["styles"]
+        assert style_id(style.name) == style.id  # Luw's name is the catalog's
+    # A garden keeps the house, its windows and the paths; a facade style repaints the building.
+    assert {"house", "windowpane", "path"} <= set(outdoor["english_garden"].keep)
+    assert "building" not in outdoor["modern_facade"].keep
+
+
+def test_a_garden_restyle_keeps_the_house_windows_and_paths() -> None:
+    from roomrender.catalog import find_style
+    from roomrender.engines.diffusers.preprocessors import ADE_ID, mask_sparing_openings
+
+    labels = np.full((32, 32), ADE_ID["grass"])
+    labels[:12] = ADE_ID["house"]
+    labels[4:8, 4:8] = ADE_ID["windowpane"]
+    labels[20:, 14:18] = ADE_ID["path"]
+    garden = find_style("english_garden")
+    assert garden is not None
+    repaint = np.asarray(mask_sparing_openings(labels, {"windowpane", "door", *garden.keep})) > 0
+    assert not repaint[:10].any() and not repaint[22:, 15:17].any()  # house, path: kept
+    assert repaint[16:, :8].all()  # the lawn: restyled
+    # Indoors the same labels keep only the window.
+    indoor = np.asarray(mask_sparing_openings(labels)) > 0
+    assert indoor[0].all() and not indoor[5:7, 5:7].any()
+
+
+def test_landscape_in_a_garden_style_renders_the_photo_restyled(luw, dservices) -> None:
+    photo = make_room_photo(96, 64, "PNG")
+    content_type, data = generated(luw, dservices, model="landscape", styles="English Garden",
+                                   image=data_uri(photo, "image/png"), prompt="a cottage garden",
+                                   seed=4, format="png")
+    assert content_type == "image/png" and pixels(data).shape == (64, 96, 3)

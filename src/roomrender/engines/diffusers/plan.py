@@ -15,12 +15,14 @@ from PIL import Image, ImageFilter
 from roomrender.canonical.boxes import Box
 from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import Expand, GenerationRequest, Task
+from roomrender.catalog import find_style
 from roomrender.engines.base import EngineJob, RenderedImage
 from roomrender.engines.diffusers.compiled import nearest_bucket
 from roomrender.engines.diffusers.guides import guide_start
 from roomrender.engines.diffusers.patterns import start_image, tile_size, wrapped_resize
 from roomrender.engines.diffusers.preprocessors import (
     ADE_NAMES,
+    OPENINGS,
     Preprocessors,
     colorize,
     mask_area,
@@ -202,7 +204,9 @@ class Planner:
             return given.point(lambda v: 255 if v > 127 else 0)
         labels = self.pre.segment([image])[0]
         if spec.mask == "spare_openings":
-            return mask_sparing_openings(labels)
+            # An outdoor style keeps its own classes (the house, windows, paths) besides the openings.
+            style = find_style(job.request.style)
+            return mask_sparing_openings(labels, OPENINGS | set(style.keep) if style else None)
         if spec.mask == "furniture":
             return mask_furniture(labels)
         if spec.mask == "area":

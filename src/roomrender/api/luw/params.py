@@ -34,7 +34,7 @@ MODELS: dict[str, Task] = {
     "fluw": Task.text_to_image,
     # Painted as fluw, then traced (a vectorize with a prompt).
     "fluwvector": Task.vectorize,
-    # A garden, yard or facade restyled (outdoor styles of its own are not in the catalog yet).
+    # A garden, yard or facade restyled (the catalog's outdoor styles: English Garden, Modern Facade...).
     "landscape": Task.restyle,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the

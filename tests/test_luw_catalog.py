@@ -45,7 +45,7 @@ DOCUMENTED_MODELS = [
     "magicprompt", "landscape", "archigpt",
 ]
 # Generative only: the preview engine answers that they need the diffusers engine.
-NEEDS_DIFFUSERS = {"sketch", "render", "removefurniture", "segment", "segmentprompt", "fluwvector"}
+NEEDS_DIFFUSERS = {"sketch", "render", "removefurniture", "segment", "segmentprompt", "fluwvector", "magicprompt"}
 RUN_BY_PREVIEW = {"interior", "exterior", "enhance", "expand", "removebg", "video", "motion", "3dgen", "vector",
                   "pattern", "changebg", "moodboard", "landscape"}
 

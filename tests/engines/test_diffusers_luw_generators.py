@@ -223,3 +223,21 @@ def test_landscape_in_a_garden_style_renders_the_photo_restyled(luw, dservices) 
                                    image=data_uri(photo, "image/png"), prompt="a cottage garden",
                                    seed=4, format="png")
     assert content_type == "image/png" and pixels(data).shape == (64, 96, 3)
+
+
+# -- magicprompt -------------------------------------------------------------------------------
+
+def test_magicprompt_applies_the_instruction_to_the_photo(luw, dservices) -> None:
+    photo = make_room_photo(96, 64, "PNG")
+    content_type, data = generated(luw, dservices, model="magicprompt", image=data_uri(photo, "image/png"),
+                                   prompt="make the sofa green", seed=2, format="png")
+    assert content_type == "image/png" and pixels(data).shape == (64, 96, 3)
+
+
+def test_magicprompt_refuses_what_it_does_not_do_yet(luw) -> None:
+    client, auth = luw
+    photo = data_uri(make_room_photo(96, 64, "PNG"), "image/png")
+    for extra in ({"extra_image_1": photo}, {"hd": 2}):
+        answer = client.post("/v2/generate", headers=auth, json={
+            "model": "magicprompt", "image": photo, "prompt": "make the sofa green", **extra})
+        assert answer.status_code == 400 and "not supported by this server yet" in answer.json()["error"]

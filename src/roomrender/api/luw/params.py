@@ -34,13 +34,15 @@ MODELS: dict[str, Task] = {
     "fluw": Task.text_to_image,
     # Painted as fluw, then traced (a vectorize with a prompt).
     "fluwvector": Task.vectorize,
+    # An instruction ("make the sofa green") applied to the photo (its references: not yet).
+    "magicprompt": Task.instruct,
     # A garden, yard or facade restyled (the catalog's outdoor styles: English Garden, Modern Facade...).
     "landscape": Task.restyle,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
 OTHER_MODELS = frozenset({
-    "magicprompt", "archigpt",
+    "archigpt",
 })
 # Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
 VIDEO_MODELS = frozenset({"video", "motion"})

@@ -224,6 +224,17 @@ def model_task(model: str | None) -> Task:
     raise InvalidRequest(f"unknown model {model[:64]!r}; supported models: " + ", ".join(MODELS))
 
 
+def _magicprompt_limits(params: dict[str, Any], references: list[str]) -> None:
+    """What of magicprompt this server does not do yet, refused plainly rather than ignored."""
+    if references:
+        raise Unsupported("magicprompt's reference images (extra_image_1..6, as IP-Adapter inputs) are "
+                          "not supported by this server yet; send the image and the instruction alone",
+                          code="model_not_supported")
+    if params.get("hd") not in (None, ""):
+        raise Unsupported("magicprompt's hd upscaling is not supported by this server yet; upscale the "
+                          "result with model=enhance", code="model_not_supported")
+
+
 def to_request(params: dict[str, Any]) -> GenerationRequest:
     """The canonical request for a Luw /v2/generate call."""
     model = text(params, "model")
@@ -339,6 +350,8 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
 
     extras = [image_ref(params, f"extra_image_{index}") for index in range(1, MAX_EXTRA_IMAGES + 1)]
     fields["extra_images"] = [ref for ref in extras if ref]
+    if model == "magicprompt":
+        _magicprompt_limits(params, fields["extra_images"])
     try:
         return GenerationRequest(**{key: value for key, value in fields.items() if value is not None})
     except ValidationError as invalid:

@@ -94,6 +94,14 @@ def requests_for(size: int, duration: float = 2.0) -> dict[str, tuple[dict[str, 
         # A square photo at 480p: 480x480 frames (the model films at --size lines and is resized).
         "video": ({"image": room, "camera": "dolly_in", "duration": duration, "fps": 24, "resolution": "480p"},
                   (480, 480)),
+        # Issue 27 (a key that is not a task names its task): a tile with circular padding, from
+        # words and from a picture; a picture after a guide image (fluw); painted then traced.
+        "pattern": ({"prompt": "terrazzo", "width": size, "height": size}, (size, size)),
+        "pattern_image": ({"task": "pattern", "image": room, "prompt": "linen", "width": size,
+                           "height": size}, (size, size)),
+        "fluw_guide": ({"task": "text_to_image", "image": room, "prompt": "a sunlit loft",
+                        "width": size, "height": size}, (size, size)),
+        "fluwvector": ({"task": "vectorize", "prompt": "a sunlit loft", "width": size, "height": size}, None),
     }
 
 
@@ -175,7 +183,8 @@ def main() -> int:
     owner, _ = services.keys.create("smoke")
     cases = requests_for(args.size, args.duration)
     served = {spec.task.value for spec in family_specs}
-    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [t for t in cases if t in served]
+    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [
+        t for t, (fields, _) in cases.items() if fields.get("task", t) in served | {"vectorize"}]
     results: list[dict[str, Any]] = []
     failures = 0
     print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")

@@ -33,8 +33,7 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
             # One result whatever n: it costs a job.
             assert task["cost"] == {"credits": 1, "per": "job", "counted_by": None}
         else:
-            per_image = 2 if task["name"] == "text_to_image" else 1
-            assert task["cost"] == {"credits": per_image, "per": "image", "counted_by": "n"}
+            assert task["cost"] == {"credits": 1, "per": "image", "counted_by": "n"}
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]
@@ -47,7 +46,8 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
                                                 "message": "an upscale needs a scale of 2, 4 or 8"}
     assert [(i["name"], i["required"]) for i in listed["edit"]["inputs"]] == [
         ("image", True), ("mask", True), ("reference_image", False)]
-    assert listed["text_to_image"]["inputs"] == []
+    # A guide image, optional (image-to-image).
+    assert [(i["name"], i["required"]) for i in listed["text_to_image"]["inputs"]] == [("image", False)]
     assert listed["cutout"]["output_formats"] == ["png", "webp"]
     assert set(catalog["common_options"]) == set(COMMON_OPTIONS)
     assert catalog["input_limits"]["max_bytes"] == 20 * 1024 * 1024

@@ -78,8 +78,6 @@ def words_read(request: GenerationRequest) -> int:
 
 PER_IMAGE = Cost(1, per="image", counted_by="n")
 ONE_PER_JOB = Cost(1)
-# A picture from words alone is a whole generation, not an edit of a given photo.
-TWO_PER_IMAGE = Cost(2, per="image", counted_by="n")
 
 
 @dataclass(frozen=True)
@@ -290,10 +288,10 @@ def _definitions() -> list[TaskDefinition]:
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             engines=(_DIFFUSERS,)),
         TaskDefinition(
-            Task.text_to_image, "A room from words alone",
-            inputs=(), options=(*_LOOK, *_SIZE, "aspect_ratio", *_SAMPLING),
+            Task.text_to_image, "A room from words, optionally after a guide image (image-to-image)",
+            inputs=("image",), options=(*_LOOK, *_SIZE, "aspect_ratio", "strength", *_SAMPLING),
             requires=(InputRule(("prompt",), "text_to_image needs a prompt"),),
-            output=ArtifactKind.image, cost=TWO_PER_IMAGE, engines=(_DIFFUSERS,)),
+            output=ArtifactKind.image, cost=PER_IMAGE, engines=(_DIFFUSERS,)),
         TaskDefinition(
             Task.instruct, "The photo changed as a sentence says (\"make the walls sage green\")",
             inputs=("image", "extra_images"),
@@ -348,10 +346,13 @@ def _definitions() -> list[TaskDefinition]:
             # The preview engine makes a card of the first photo.
             engines=(_preview("extra_images", "seed"),)),
         TaskDefinition(
-            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions",
-            inputs=("image",), options=(),
-            requires=(_NEEDS_IMAGE,), output=ArtifactKind.vector, cost=ONE_PER_JOB,
-            engines=(_preview(), _DIFFUSERS)),
+            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions; with a "
+            "prompt, a picture painted first (the image its guide), then traced",
+            inputs=("image",), options=("prompt", "aspect_ratio", "style", "seed", "model"),
+            requires=(InputRule(("image", "prompt"), "vectorize needs an image to trace (or a prompt "
+                                                      "to paint one first)"),),
+            output=ArtifactKind.vector, cost=ONE_PER_JOB,
+            engines=(_preview("prompt", "aspect_ratio", "style", "seed"), _DIFFUSERS)),
         TaskDefinition(
             Task.pattern, "A seamless, tileable texture, from words or from a picture",
             inputs=("image",), options=("prompt", "style", "palette", "materials", "strength",
@@ -360,7 +361,7 @@ def _definitions() -> list[TaskDefinition]:
             output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
             # From a picture only, by offset and blend: words need a model.
             engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
-                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),)),
+                {"prompt", "style", "palette", "materials", "strength", *_FIXED})), _DIFFUSERS)),
         TaskDefinition(
             Task.change_background, "The product of a photo kept, pixel for pixel, in a new scene",
             inputs=("image", "reference_image"),

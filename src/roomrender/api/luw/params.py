@@ -32,16 +32,18 @@ MODELS: dict[str, Task] = {
     "changebg": Task.change_background,
     "moodboard": Task.moodboard,
     "fluw": Task.text_to_image,
-    # A garden, yard or facade restyled (outdoor styles of its own are not in the catalog yet).
+    # Painted as fluw, then traced (a vectorize with a prompt).
+    "fluwvector": Task.vectorize,
+    # An instruction ("make the sofa green") applied to the photo (its references: not yet).
+    "magicprompt": Task.instruct,
+    # A garden, yard or facade restyled (the catalog's outdoor styles: English Garden, Modern Facade...).
     "landscape": Task.restyle,
     # Synchronous: the answer in words at once (routes.py waits for the job).
     "archigpt": Task.chat,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
-OTHER_MODELS = frozenset({
-    "fluwvector", "magicprompt",
-})
+OTHER_MODELS: frozenset[str] = frozenset()
 # Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
 VIDEO_MODELS = frozenset({"video", "motion"})
 MOTION_CAMERA_MOVE = "dolly_in"

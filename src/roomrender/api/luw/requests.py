@@ -238,6 +238,17 @@ def with_persona(params: dict[str, Any], persona: Conditioning) -> dict[str, Any
     return merged
 
 
+def _magicprompt_limits(params: dict[str, Any], references: list[str]) -> None:
+    """What of magicprompt this server does not do yet, refused plainly rather than ignored."""
+    if references:
+        raise Unsupported("magicprompt's reference images (extra_image_1..6, as IP-Adapter inputs) are "
+                          "not supported by this server yet; send the image and the instruction alone",
+                          code="model_not_supported")
+    if params.get("hd") not in (None, ""):
+        raise Unsupported("magicprompt's hd upscaling is not supported by this server yet; upscale the "
+                          "result with model=enhance", code="model_not_supported")
+
+
 def to_request(params: dict[str, Any]) -> GenerationRequest:
     """The canonical request for a Luw /v2/generate call."""
     model = text(params, "model")
@@ -312,13 +323,14 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
         fields["conversation"] = text(params, "conversation")
     elif not video:
         fields["enhance_prompt"] = flag(params, "enhance_prompt")
-    if model == "fluw":
+    if model in ("fluw", "fluwvector"):
+        # With `image`, the picture starts from that guide (image-to-image).
         fields["aspect_ratio"] = text(params, "aspect_ratio")
-        if fields["image"]:
-            raise Unsupported("fluw with a guide image (image-to-image) is not supported by this "
-                              "server yet; send the prompt alone", code="model_not_supported")
 
     prompt = text(params, "prompt")
+    if model == "vector":
+        # vector traces the image as it is (words would paint a new picture: that is fluwvector).
+        prompt = None
     if model == "changebg" and not prompt:
         raise InvalidRequest("changebg needs a prompt describing the new scene (to remove the "
                              "background only, use model=removebg)")
@@ -338,6 +350,9 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
     if seed is not None:
         fields["seed"] = seed
     output_format = text(params, "format")
+    if model == "fluwvector":
+        # Its picture is traced: the answer is an SVG whatever raster format fluw would take.
+        output_format = None
     if output_format is not None:
         if output_format.lower() not in FORMATS:
             raise InvalidRequest(f"format must be jpg, png or webp, not {output_format[:64]!r}")
@@ -355,6 +370,8 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
 
     extras = [image_ref(params, f"extra_image_{index}") for index in range(1, MAX_EXTRA_IMAGES + 1)]
     fields["extra_images"] = [ref for ref in extras if ref]
+    if model == "magicprompt":
+        _magicprompt_limits(params, fields["extra_images"])
     try:
         return GenerationRequest(**{key: value for key, value in fields.items() if value is not None})
     except ValidationError as invalid:

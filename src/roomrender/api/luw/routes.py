@@ -33,6 +33,7 @@ from roomrender.api.luw.presenters import (
     result_body,
     styles_body,
 )
+from roomrender.api.luw.prices import luw_price
 from roomrender.api.luw.requests import (
     FilePart,
     integer,
@@ -88,8 +89,8 @@ async def generate(request: Request, key: Key,
         persona = await run_in_threadpool(svc.personas.conditioning, key, pid)
         params = with_persona(params, persona)
     generation = to_request(params)
-    # A clip costs what a Luw clip costs, whatever its length.
-    price = svc.settings.luw_video_credits if generation.task == Task.video else None
+    # Luw's own price of the model (a clip's whatever its length; a fluw picture's 2 credits).
+    price = luw_price(text(params, "model"), generation, svc.settings)
     job = await run_in_threadpool(lambda: svc.jobs.submit(
         key, generation, dialect="luw", idempotency_key=idempotency_key or None, cost=price))
     if generation.task == Task.chat:

@@ -134,11 +134,13 @@ class TaskSpec:
     # The matting model that cuts a subject out (cutout's image, place's product); the coarse
     # subject mask it refines comes from the segmentation model.
     matting: str | None = None
+    # Another pipeline of the same task ("guide": text_to_image from a guide image, guides.py).
+    variant: str = ""
 
     @property
     def name(self) -> str:
-        """`family:task`, the name of this pipeline in logs, batch keys and the model store."""
-        return f"{self.family}:{self.task.value}"
+        """`family:task` (`+variant`), the name of this pipeline in logs and the model store."""
+        return f"{self.family}:{self.task.value}" + (f"+{self.variant}" if self.variant else "")
 
     def model_keys(self) -> list[str]:
         """Every model this task needs, the preprocessors' included, in a stable order."""

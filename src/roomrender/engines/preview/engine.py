@@ -217,6 +217,11 @@ class PreviewEngine:
                 "engine can only erase (remove=true)",
                 code="needs_diffusers_engine",
             )
+        if request.task == Task.vectorize and request.prompt:
+            raise Unsupported(
+                "a drawing from words (a picture painted, then traced) needs the diffusers engine; "
+                "the preview engine traces a given image: send one without a prompt",
+                code="needs_diffusers_engine")
         if request.task == Task.pattern and not request.image:
             raise Unsupported(
                 "a pattern from words alone needs the diffusers engine; the preview engine makes a "

@@ -50,7 +50,8 @@ def test_enhance_prompt_expands_deterministically_from_the_catalog() -> None:
     assert (done.prompt, done.enhance_prompt) == (expansion, False)
     assert enhanced(asked.model_copy(update={"enhance_prompt": False})).prompt == "a cosy scandinavian bedroom"
     # A rewriting model's answer is used when it gives one, the expansion when it gives nothing.
-    assert enhanced(asked, lambda prompt: "  a calm Nordic bedroom,\n oak floor ").prompt == "a calm Nordic bedroom, oak floor"
+    rewritten = enhanced(asked, lambda prompt: "  a calm Nordic bedroom,\n oak floor ")
+    assert rewritten.prompt == "a calm Nordic bedroom, oak floor"
     assert enhanced(asked, lambda prompt: "   ").prompt == expansion
 
 

@@ -12,14 +12,14 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from roomrender.app import create_app  # noqa: E402
-from roomrender.canonical.models import JobStatus  # noqa: E402
-from roomrender.config import Settings  # noqa: E402
-from roomrender.engines import load_engine  # noqa: E402
-from roomrender.services import Services, build_services  # noqa: E402
-from tests.conftest import BASE_URL, data_uri, make_room_photo  # noqa: E402
+from roomrender.app import create_app
+from roomrender.canonical.models import JobStatus
+from roomrender.config import Settings
+from roomrender.engines import load_engine
+from roomrender.services import Services, build_services
+from tests.conftest import BASE_URL, data_uri, make_room_photo
 
 GRANTED = 10
 

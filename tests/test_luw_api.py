@@ -229,7 +229,7 @@ def test_enhance_prompt_and_luwmodel_are_accepted(client, auth, room):
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("model", ["fluwvector", "magicprompt", "archigpt"])
+@pytest.mark.parametrize("model", ["fluwvector", "magicprompt"])
 def test_other_models_of_the_service_are_not_supported(client, auth, services, room, model):
     response = client.post("/v2/generate", headers=auth, data={"model": model, "image": room})
     assert response.status_code == 400

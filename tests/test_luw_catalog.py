@@ -110,6 +110,8 @@ def test_no_model_of_the_service_is_unknown(client, auth, room, model):
     elif model == "magicwand":
         # Without remove=true, an edit by prompt: generative.
         assert answer.status_code == 400 and "needs the diffusers engine" in error
+    elif model == "archigpt":
+        assert answer.status_code == 400 and "needs a language model" in error
     else:
         assert answer.status_code == 400
         assert f"the model '{model}' is not yet supported by this server" in error

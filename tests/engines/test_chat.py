@@ -110,3 +110,24 @@ def test_a_conversation_is_continued_by_its_key_and_no_other(chat_client: TestCl
     assert turn.answer == first["message"]
     # It read the earlier turn too.
     assert second["usage"]["input_words"] == 3 + 12 + len(first["message"].split())
+
+
+def test_enhance_prompt_is_rewritten_by_the_language_model_when_present(chat_models: Path,
+                                                                       registry_file: Path) -> None:
+    from roomrender.canonical.models import GenerationRequest, Task
+    from roomrender.engines.base import EngineJob
+    from roomrender.engines.diffusers.engine import DiffusersEngine
+    from roomrender.engines.diffusers.registry import load_registry
+    from roomrender.engines.enhancing import expanded_prompt
+
+    engine = DiffusersEngine(load_registry(registry_file), chat_models)
+    asked = GenerationRequest(task=Task.text_to_image, prompt="a bright kitchen", enhance_prompt=True)
+    plain = GenerationRequest(task=Task.text_to_image, prompt="a bright kitchen")
+    jobs = [EngineJob("asked", asked), EngineJob("plain", plain)]
+    engine.assistant.rewrite_prompts(jobs)
+
+    rewritten = jobs[0].request
+    assert rewritten.enhance_prompt is False and rewritten.prompt
+    # The model's words (gibberish, from random weights), not the catalog's expansion.
+    assert rewritten.prompt not in ("a bright kitchen", expanded_prompt(asked))
+    assert jobs[1].request == plain

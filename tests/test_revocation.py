@@ -96,7 +96,7 @@ def test_a_key_revoked_by_another_process_closes_this_ones_streams(services, roo
         exited = time.monotonic()
         # The feed's safety poll (1 s) hears it, though the revoking process is gone already.
         assert native[2].wait(3), "the revoked key's stream stayed open"
-        assert ": the API key of this stream was revoked" in native[1]
+        assert ": the API key of this stream was revoked" in native[1], native[1]
         assert client.get(f"/v1/jobs/{job['id']}", headers=bearer).status_code == 401
         assert time.monotonic() - exited < 3
         native[0].close()

@@ -38,7 +38,7 @@ from roomrender.services import build_services
 from tests.databases import isolated_database
 
 # bench/fuzz.py raises it for a longer run, and reads the statuses seen in the report file.
-EXAMPLES_PER_OPERATION = int(os.environ.get("ROOMRENDER_FUZZ_EXAMPLES", "40"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("ROOMRENDER_FUZZ_EXAMPLES", "10"))
 REPORT = os.environ.get("ROOMRENDER_FUZZ_REPORT")
 STATUSES: Counter[int] = Counter()
 # Cases sent, and what the links did (bench/fuzz.py reads them in the report).

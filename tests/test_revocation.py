@@ -50,7 +50,7 @@ def test_a_revoked_key_is_refused_and_its_open_streams_close_at_once(services, r
     key, plaintext = services.keys.create("leaving")
     bearer = {"Authorization": f"Bearer {plaintext}"}
     other = {"Authorization": f"Bearer {services.keys.create('staying')[1]}"}
-    with run_uvicorn(app, free_port()) as base, httpx.Client(base_url=base, timeout=10) as client:
+    with run_uvicorn(app, free_port()) as base, httpx.Client(base_url=base, timeout=60) as client:
         job = client.post("/v1/jobs", headers=bearer, json={
             "task": "restyle", "image": data_uri(room_jpeg)}).json()
         prediction = client.post("/v1/models/roomrender/restyle/predictions", headers=bearer,
@@ -86,7 +86,7 @@ def test_a_key_revoked_by_another_process_closes_this_ones_streams(services, roo
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
            "ROOMRENDER_DATA_DIR": str(services.settings.data_dir),
            "ROOMRENDER_DATABASE_URL": services.settings.database_url}
-    with run_uvicorn(app, free_port()) as base, httpx.Client(base_url=base, timeout=10) as client:
+    with run_uvicorn(app, free_port()) as base, httpx.Client(base_url=base, timeout=60) as client:
         job = client.post("/v1/jobs", headers=bearer, json={
             "task": "restyle", "image": data_uri(room_jpeg)}).json()
         native = follow(client, f"/v1/jobs/{job['id']}/events", bearer)
@@ -96,7 +96,7 @@ def test_a_key_revoked_by_another_process_closes_this_ones_streams(services, roo
         exited = time.monotonic()
         # The feed's safety poll (1 s) hears it, though the revoking process is gone already.
         assert native[2].wait(3), "the revoked key's stream stayed open"
-        assert ": the API key of this stream was revoked" in native[1]
+        assert ": the API key of this stream was revoked" in native[1], native[1]
         assert client.get(f"/v1/jobs/{job['id']}", headers=bearer).status_code == 401
         assert time.monotonic() - exited < 3
         native[0].close()

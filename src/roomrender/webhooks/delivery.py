@@ -310,7 +310,10 @@ class Dispatcher:
                         in_flight.add(future)
                     if len(claimed) < free:
                         next_claim = self._next_claim()
-                rung = bell.wait(max(0.0, min(self.poll_seconds, next_claim - time.monotonic())))
+                # Every slot busy: an attempt's end rings; else the next claim's time.
+                until = self.poll_seconds if len(in_flight) >= self.concurrency else min(
+                    self.poll_seconds, next_claim - time.monotonic())
+                rung = bell.wait(max(0.0, until))
         finally:
             bell.close()
         done, _ = wait(in_flight)

@@ -155,7 +155,9 @@ class TeamStore:
         return self.ledger.team_balance(self.membership(key).team_id)
 
     def members(self, key: ApiKey) -> list[Member]:
-        team_id = self.membership(key).team_id
+        return self.members_of(self.membership(key).team_id)
+
+    def members_of(self, team_id: int) -> list[Member]:
         with self.db.connect() as connection:
             rows = connection.execute(self._member_rows(connection).where(
                 team_members.c.team_id == team_id).order_by(team_members.c.id)).all()

@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from roomrender.api.deps import Key, iso, services
-from roomrender.api.errors import native_responses
+from roomrender.api.errors import COMMON_STATUSES, native_responses
 
-router = APIRouter(prefix="/v1", tags=["native workspace"], responses=native_responses(404))
+router = APIRouter(prefix="/v1", tags=["native workspace"], responses=native_responses(401, 403, 404, 409, *COMMON_STATUSES))
 
 
 def plain(value: Any) -> Any:

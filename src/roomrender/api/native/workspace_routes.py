@@ -5,16 +5,17 @@ Teams are made by the operator (`roomrender teams create`); a key manages the te
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from roomrender.api.deps import Key, iso, services
 from roomrender.api.errors import COMMON_STATUSES, native_responses
 
-router = APIRouter(prefix="/v1", tags=["native workspace"], responses=native_responses(401, 403, 404, 409, *COMMON_STATUSES))
+router = APIRouter(prefix="/v1", tags=["native workspace"],
+                   responses=native_responses(401, 403, 404, 409, *COMMON_STATUSES))
 
 
 def plain(value: Any) -> Any:
@@ -145,7 +146,8 @@ async def delete_media(request: Request, key: Key, board_id: int, media_id: int)
 
 @router.get("/personas", summary="The key's personas (profession, page, limit)")
 async def list_personas(request: Request, key: Key, profession: str | None = None,
-                        page: int = 1, limit: int | None = None) -> dict[str, Any]:
+                        page: Annotated[int, Query(ge=1, le=10**6)] = 1,
+                        limit: Annotated[int | None, Query(ge=1, le=100)] = None) -> dict[str, Any]:
     found = await run_in_threadpool(lambda: services(request).personas.listing(
         key, profession=profession, page=page, limit=limit))
     return {"personas": plain(found)}
@@ -225,7 +227,8 @@ async def team_members(request: Request, key: Key) -> dict[str, Any]:
 
 
 @router.get("/teams/current/usage", summary="Credits per member per UTC day")
-async def team_usage(request: Request, key: Key, days: int = 30) -> dict[str, Any]:
+async def team_usage(request: Request, key: Key,
+                     days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
     found = await run_in_threadpool(lambda: services(request).teams.usage(key, days=days))
     return {"usage": plain(found)}
 

@@ -238,3 +238,16 @@ def test_another_key_s_objects_are_not_found(client, svc) -> None:
     assert [t["id"] for t in ok(client.get(f"/v2/personas/{persona}/trainings",
                                            headers=owner))["trainings"]] == [training]
     assert [b["id"] for b in ok(client.get("/v2/boards", headers=other))["boards"]] == []
+
+
+def test_a_persona_s_style_on_the_preview_engine_says_it_needs_the_diffusers_engine(services) -> None:
+    app = create_app(services.settings, services=services, workers=0, janitor=False)
+    with TestClient(app, base_url=BASE_URL) as preview:
+        auth = bearer(services, "designer")
+        pid = ok(preview.post("/v2/personas", headers=auth, json={"name": "Bold"}))["persona"]["id"]
+        ok(preview.post(f"/v2/personas/{pid}/trainings", headers=auth,
+                        json={"image": png(RED), "slot": 1}))
+        refused = preview.post("/v2/generate", headers=auth,
+                               data={"model": "interior", "pid": pid, "image": png(BLUE)})
+    assert refused.status_code == 400
+    assert "needs the diffusers engine" in refused.json()["error"]

@@ -163,3 +163,63 @@ def test_another_team_s_members_and_invitations_are_not_found(client, svc) -> No
     refused = client.post("/v2/team/respond_invitation", headers=first,
                           json={"token": invitation["token"], "act": "accept"})
     assert refused.status_code == 400 and "already in a team" in refused.json()["error"]
+
+
+def test_an_operator_gives_a_department_one_balance(tmp_path, monkeypatch, room_jpeg) -> None:
+    from typer.testing import CliRunner
+
+    from roomrender.cli import app as cli
+    from roomrender.config import Settings
+    from tests.conftest import data_uri
+
+    monkeypatch.setenv("ROOMRENDER_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    head = runner.invoke(cli, ["keys", "create", "--name", "head"])
+    assert head.exit_code == 0, head.output
+    head_plain = head.output.strip().splitlines()[-1]
+    settings = Settings()
+    built = build_services(settings, engine=AllTasksEngine())
+    try:
+        head_id = next(key.id for key in built.keys.list() if key.name == "head")
+        made = runner.invoke(cli, ["teams", "create", "--name", "Interiors", "--owner", head_id,
+                                   "--credits", "4"])
+        assert made.exit_code == 0 and "created team 1" in made.output, made.output
+        staff = runner.invoke(cli, ["keys", "create", "--name", "staff", "--team", "1"])
+        assert staff.exit_code == 0, staff.output
+        staff_plain = staff.output.strip().splitlines()[-1]
+        assert runner.invoke(cli, ["teams", "grant", "1", "6"]).exit_code == 0
+        listed = runner.invoke(cli, ["teams", "list"])
+        assert "Interiors" in listed.output and "10" in listed.output
+        assert runner.invoke(cli, ["teams", "create", "--name", "X", "--owner", head_id]).exit_code == 2
+
+        app = create_app(built.settings, services=built, workers=0, janitor=False)
+        with TestClient(app, base_url=BASE_URL) as native:
+            staff_auth = {"Authorization": f"Bearer {staff_plain}"}
+            head_auth = {"Authorization": f"Bearer {head_plain}"}
+            team = native.get("/v1/teams/current", headers=staff_auth)
+            assert team.status_code == 200, team.text
+            assert (team.json()["name"], team.json()["role"]) == ("Interiors", "member")
+            assert team.json()["credits"]["available"] == 10
+            members = native.get("/v1/teams/current/members", headers=head_auth).json()["members"]
+            assert sorted((m["key_name"], m["role"]) for m in members) == [
+                ("head", "owner"), ("staff", "member")]
+            job = native.post("/v1/jobs", headers=staff_auth,
+                              json={"task": "upscale", "image": data_uri(room_jpeg), "scale": 2})
+            assert job.status_code == 202, job.text
+            spent = native.get("/v1/teams/current", headers=head_auth).json()["credits"]
+            cost = TASKS[Task.upscale].cost.credits
+            assert (spent["used"], spent["available"]) == (cost, 10 - cost)
+            # The owner's own key reads the same balance.
+            assert native.get("/v1/account", headers=head_auth).json()["credits"]["available"] == 10 - cost
+            # Native boards: the same store, the native shapes; another key's board is 404.
+            board = native.post("/v1/boards", headers=staff_auth, json={"name": "Lobby"})
+            assert board.status_code == 201, board.text
+            board_id = board.json()["id"]
+            media = native.post(f"/v1/boards/{board_id}/media", headers=staff_auth,
+                                json={"url": data_uri(room_jpeg)})
+            assert media.status_code == 201 and media.json()["folder_id"] is None, media.text
+            assert native.get(f"/v1/boards/{board_id}", headers=head_auth).status_code == 404
+            assert native.get(f"/v1/boards/{board_id}", headers=staff_auth).json()["media"][0][
+                "id"] == media.json()["id"]
+    finally:
+        built.db.dispose()

@@ -29,6 +29,7 @@ INVITABLE = ("admin", "member")
 MANAGERS = ("owner", "admin")
 # Jobs refunded (failed, canceled) cost nothing.
 CHARGED = ("queued", "running", "succeeded")
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class TeamStore:
         return [Team(row.id, row.name, row.created_at) for row in rows]
 
     def get(self, team_id: int) -> Team:
+        if not 1 <= team_id <= MAX_ID:
+            raise NotFound(f"no team {team_id}")
         with self.db.connect() as connection:
             row = connection.execute(select(teams).where(teams.c.id == team_id)).first()
         if row is None:
@@ -155,7 +158,9 @@ class TeamStore:
         return self.ledger.team_balance(self.membership(key).team_id)
 
     def members(self, key: ApiKey) -> list[Member]:
-        team_id = self.membership(key).team_id
+        return self.members_of(self.membership(key).team_id)
+
+    def members_of(self, team_id: int) -> list[Member]:
         with self.db.connect() as connection:
             rows = connection.execute(self._member_rows(connection).where(
                 team_members.c.team_id == team_id).order_by(team_members.c.id)).all()
@@ -164,6 +169,8 @@ class TeamStore:
     def usage(self, key: ApiKey, *, days: int = 30, now: float | None = None) -> list[Usage]:
         """Credits and generations per member per UTC day, the last `days` days (from the jobs
         the server still keeps: the janitor deletes a job's row when its data expires)."""
+        if not 1 <= days <= 3660:
+            raise InvalidRequest("days is 1 to 3660")
         members = {member.key_id: member.id for member in self.members(key)}
         since = (now or time.time()) - days * 86400
         with self.db.connect() as connection:
@@ -261,6 +268,8 @@ class TeamStore:
         return me
 
     def _member(self, team_id: int, member_id: int) -> Member:
+        if not 1 <= member_id <= MAX_ID:
+            raise NotFound(f"no member {member_id}")
         with self.db.connect() as connection:
             row = connection.execute(self._member_rows(connection).where(
                 team_members.c.id == member_id, team_members.c.team_id == team_id)).first()

@@ -90,6 +90,7 @@ def native_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
              "an image that is not one",
         401: "API key missing, not valid or revoked",
         402: "Not enough credits",
+        403: "Not allowed to the caller's role in its team",
         404: "No such job, file or route",
         409: "Idempotency-Key reused with another request, or the job cannot be canceled",
         413: "The request body or an image is too large",

@@ -19,6 +19,8 @@ from roomrender.db.tables import board_folders, board_media, boards
 from roomrender.jobs.service import JobService
 
 MAX_NAME = 200
+# Ids are positive 32-bit integers; any other number names nothing.
+MAX_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ def new_id(result: CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def known(object_id: int | None, what: str) -> int:
+    """An id that may name a row; NotFound for any other number."""
+    if object_id is None or not 1 <= object_id <= MAX_ID:
+        raise NotFound(f"no {what} {object_id}")
+    return object_id
 
 
 def clean_name(name: str | None, what: str) -> str:
@@ -225,6 +234,7 @@ class BoardStore:
     # -- rows -----------------------------------------------------------------------------
 
     def _board_row(self, connection: Connection, owner: ApiKey, board_id: int) -> Any:
+        known(board_id, "board")
         row = connection.execute(select(boards).where(
             boards.c.id == board_id, boards.c.owner_id == owner.id)).first()
         if row is None:
@@ -232,6 +242,7 @@ class BoardStore:
         return row
 
     def _folder_row(self, connection: Connection, board_id: int, folder_id: int) -> Any:
+        known(folder_id, "folder")
         row = connection.execute(select(board_folders).where(
             board_folders.c.id == folder_id, board_folders.c.board_id == board_id)).first()
         if row is None:
@@ -239,6 +250,7 @@ class BoardStore:
         return row
 
     def _media_row(self, connection: Connection, board_id: int, media_id: int) -> Any:
+        known(media_id, "media")
         row = connection.execute(select(board_media).where(
             board_media.c.id == media_id, board_media.c.board_id == board_id)).first()
         if row is None:

@@ -19,11 +19,12 @@ from roomrender.accounts.keys import ApiKey
 from roomrender.canonical.errors import InvalidRequest, NotFound
 from roomrender.db.tables import persona_trainings, personas
 from roomrender.jobs.service import JobService
-from roomrender.workspace.boards import clean_name, new_id
+from roomrender.workspace.boards import clean_name, known, new_id
 
 STYLE_SLOTS = range(1, 7)
 INPUT_SLOT = 7
 MAX_PAGE = 100
+MAX_SLOT = 1000
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,15 @@ class Conditioning:
 
 
 def _slot(slot: int | None) -> int | None:
-    if slot is not None and slot < 1:
-        raise InvalidRequest(f"a training slot is 1 or more, not {slot}")
+    if slot is not None and not 1 <= slot <= MAX_SLOT:
+        raise InvalidRequest(f"a training slot is 1 to {MAX_SLOT}, not {slot}")
     return slot
+
+
+def _profession(profession: str | None) -> str | None:
+    if profession is not None and len(profession) > 64:
+        raise InvalidRequest("a profession is at most 64 characters (Interior, Exterior, ...)")
+    return profession or None
 
 
 class PersonaStore:
@@ -79,7 +86,7 @@ class PersonaStore:
         with self.db.begin() as connection:
             persona_id = new_id(connection.execute(insert(personas).values(
                 owner_id=owner.id, name=clean_name(name, "persona"), title=title, knows=knows,
-                profession=profession or None, generations_count=0, created_at=now,
+                profession=_profession(profession), generations_count=0, created_at=now,
                 updated_at=now)))
         return self.get(owner, int(persona_id))
 
@@ -87,8 +94,8 @@ class PersonaStore:
              limit: int | None = None, with_trainings: bool = True) -> list[Persona]:
         """Newest change first; `profession` (case-insensitive) and paging as Luw's
         `ft-<profession>` listing."""
-        if page < 1 or (limit is not None and not 1 <= limit <= MAX_PAGE + 1):
-            raise InvalidRequest(f"page is 1 or more and limit 1 to {MAX_PAGE}")
+        if not 1 <= page <= 10**6 or (limit is not None and not 1 <= limit <= MAX_PAGE + 1):
+            raise InvalidRequest(f"page is 1 to 1000000 and limit 1 to {MAX_PAGE}")
         query = select(personas).where(personas.c.owner_id == owner.id)
         if profession is not None:
             query = query.where(func.lower(personas.c.profession) == profession.lower())
@@ -112,7 +119,7 @@ class PersonaStore:
         if name is not None:
             values["name"] = clean_name(name, "persona")
         values.update({column: value for column, value in
-                       (("title", title), ("knows", knows), ("profession", profession))
+                       (("title", title), ("knows", knows), ("profession", _profession(profession)))
                        if value is not None})
         with self.db.begin() as connection:
             self._row(connection, owner, persona_id)
@@ -228,6 +235,7 @@ class PersonaStore:
     # -- rows -----------------------------------------------------------------------------
 
     def _row(self, connection: Connection, owner: ApiKey, persona_id: int) -> Any:
+        known(persona_id, "persona")
         row = connection.execute(select(personas).where(
             personas.c.id == persona_id, personas.c.owner_id == owner.id)).first()
         if row is None:
@@ -235,6 +243,7 @@ class PersonaStore:
         return row
 
     def _training_row(self, connection: Connection, persona_id: int, training_id: int) -> Any:
+        known(training_id, "training")
         row = connection.execute(select(persona_trainings).where(
             persona_trainings.c.id == training_id,
             persona_trainings.c.persona_id == persona_id)).first()

@@ -135,7 +135,7 @@ async def list_personas(request: Request, key: Key) -> dict[str, Any]:
 
 @router.get("/personas/ft-{profession}", summary="One tool's personas, paged (page, limit, slim)")
 async def list_profession(request: Request, key: Key, profession: str,
-                          page: Annotated[int, Query(ge=1)] = 1,
+                          page: Annotated[int, Query(ge=1, le=10**6)] = 1,
                           limit: Annotated[int, Query(ge=1, le=101)] = 20,
                           slim: Annotated[str | None, Query()] = None) -> dict[str, Any]:
     lean = flag({"slim": slim}, "slim")

@@ -31,6 +31,10 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     "depth": [("", True)],
     "vae_tiny": [("", True)],
     "matting": [("", True)],
+    "flux": [("transformer", True), ("vae", True), ("text_encoder", True), ("text_encoder_2", True),
+             ("tokenizer", False), ("tokenizer_2", False), ("scheduler", False)],
+    "qwen_image": [("transformer", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
+                   ("processor", False), ("scheduler", False)],
 }
 # A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
 _SHARING_PARTS = [("unet", True), ("scheduler", False)]

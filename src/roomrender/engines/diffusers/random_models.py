@@ -498,6 +498,22 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":
             builder.lora(folder, spec, _unet_config(target, _lora_base(registry, spec.key)))
+        elif spec.kind in ("flux", "qwen_image"):
+            _build_flow(folder, spec, builder)
+
+
+def _build_flow(folder: Path, spec: ModelSpec, builder: Builder) -> None:
+    """FLUX.1-schnell and Qwen-Image-Edit (random_flow_models.py); Qwen's processor needs
+    torchvision, without which its folder is not written (its tasks then report it missing)."""
+    from roomrender.engines.diffusers import random_flow_models as flow
+
+    if spec.kind == "flux":
+        with tempfile.TemporaryDirectory() as scratch:
+            tokenizer = builder._tokenizer(Path(scratch))
+        encoder = builder._cast(builder.text_encoder(hidden=None if builder.tiny else 768, projection=False))
+        flow.build_flux(folder, builder.tiny, encoder, tokenizer)
+    elif importlib.util.find_spec("torchvision") is not None:
+        flow.build_qwen_image(folder, builder.tiny)
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

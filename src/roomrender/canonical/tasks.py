@@ -335,9 +335,11 @@ def _definitions() -> list[TaskDefinition]:
                                         *_SIZE, *_SAMPLING),
             requires=(InputRule(("prompt", "image"), "a pattern needs a prompt or an image"),),
             output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
-            # From a picture only, by offset and blend: words need a model.
+            # From a picture only, by offset and blend: words need a model. The diffusers engine
+            # draws one from words (FLUX.1-schnell, tileable): 4 steps, no guidance.
             engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
-                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),)),
+                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),
+                     EngineUse("diffusers", frozenset({"negative_prompt", "strength", "guidance", "speed"})))),
         TaskDefinition(
             Task.change_background, "The product of a photo kept, pixel for pixel, in a new scene",
             inputs=("image", "reference_image"),

@@ -97,3 +97,44 @@ def call_arguments(spec: TaskSpec, flat: list[Item], settings: dict[str, Any]) -
         "generator": [torch.Generator("cpu").manual_seed(p.seed + variant) for p, variant in flat],
         "width": width, "height": height, "output_type": "pil",
     }
+
+
+IMAGE_TOKEN = "<|image_pad|>"
+
+
+class ImageTextProcessor:
+    """Qwen2-VL's processor for what the pipeline asks of it (text with images), without the
+    video processor transformers' Qwen2VLProcessor insists on (which needs torchvision): the
+    image processor's patches, and each `<|image_pad|>` of the text repeated once per merged
+    patch of its image, as Qwen2VLProcessor does."""
+
+    def __init__(self, image_processor: Any, tokenizer: Any) -> None:
+        self.image_processor = image_processor
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_folder(cls, folder: Any) -> ImageTextProcessor:
+        from transformers import AutoImageProcessor, AutoTokenizer
+
+        return cls(AutoImageProcessor.from_pretrained(folder, local_files_only=True),
+                   AutoTokenizer.from_pretrained(folder, local_files_only=True))
+
+    def __call__(self, text: list[str], images: Any = None, padding: bool = True,
+                 return_tensors: str = "pt") -> Any:
+        from transformers import BatchFeature
+
+        found: dict[str, Any] = {}
+        if images is not None:
+            found = dict(self.image_processor(images=images, return_tensors=return_tensors))
+            merge = int(self.image_processor.merge_size) ** 2
+            counts = iter([int(grid.prod()) // merge for grid in found["image_grid_thw"]])
+            expanded = []
+            for line in text:
+                pieces = line.split(IMAGE_TOKEN)
+                out = pieces[0]
+                for piece in pieces[1:]:
+                    out += IMAGE_TOKEN * next(counts) + piece
+                expanded.append(out)
+            text = expanded
+        tokens = self.tokenizer(text, padding=padding, return_tensors=return_tensors)
+        return BatchFeature(data={**dict(tokens), **found}, tensor_type=return_tensors)

@@ -9,6 +9,7 @@ over single characters and a byte-level BPE with Qwen's chat and vision markers.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -80,20 +81,14 @@ def build_flux(folder: Path, tiny: bool, clip_encoder: Any, clip_tokenizer: Any)
 
 def build_qwen_image(folder: Path, tiny: bool) -> None:
     """A Qwen-Image-Edit folder: transformer, VAE, Qwen2.5-VL encoder, tokenizer, processor,
-    scheduler. The processor needs torchvision (transformers' Qwen2-VL video processor)."""
+    scheduler."""
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
         QwenImageEditPlusPipeline,
         QwenImageTransformer2DModel,
     )
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor
 
     tokenizer = qwen_tokenizer()
     ids = {marker: tokenizer.convert_tokens_to_ids(marker) for marker in QWEN_MARKERS}
@@ -121,8 +116,14 @@ def build_qwen_image(folder: Path, tiny: bool) -> None:
         vae = AutoencoderKLQwenImage()
         config = Qwen2_5_VLConfig(**markers)
         image_processor = Qwen2VLImageProcessor()
-    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                 video_processor=Qwen2VLVideoProcessor())
+    # Saved as the released repository lays it out (its `processor` folder: the image processor's
+    # and the tokenizer's files), without building transformers' Qwen2VLProcessor, which needs
+    # torchvision for its video part.
     QwenImageEditPlusPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
                               text_encoder=Qwen2_5_VLForConditionalGeneration(config), tokenizer=tokenizer,
-                              processor=processor, transformer=transformer).save_pretrained(folder)
+                              processor=None, transformer=transformer).save_pretrained(folder)
+    image_processor.save_pretrained(folder / "processor")
+    tokenizer.save_pretrained(folder / "processor")
+    index = json.loads((folder / "model_index.json").read_text("utf-8"))
+    index["processor"] = ["transformers", "Qwen2VLProcessor"]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2), "utf-8")

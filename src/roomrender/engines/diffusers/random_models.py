@@ -503,8 +503,7 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
 
 
 def _build_flow(folder: Path, spec: ModelSpec, builder: Builder) -> None:
-    """FLUX.1-schnell and Qwen-Image-Edit (random_flow_models.py); Qwen's processor needs
-    torchvision, without which its folder is not written (its tasks then report it missing)."""
+    """FLUX.1-schnell and Qwen-Image-Edit (random_flow_models.py)."""
     from roomrender.engines.diffusers import random_flow_models as flow
 
     if spec.kind == "flux":
@@ -512,7 +511,7 @@ def _build_flow(folder: Path, spec: ModelSpec, builder: Builder) -> None:
             tokenizer = builder._tokenizer(Path(scratch))
         encoder = builder._cast(builder.text_encoder(hidden=None if builder.tiny else 768, projection=False))
         flow.build_flux(folder, builder.tiny, encoder, tokenizer)
-    elif importlib.util.find_spec("torchvision") is not None:
+    else:
         flow.build_qwen_image(folder, builder.tiny)
 
 

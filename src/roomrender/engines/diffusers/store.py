@@ -304,7 +304,8 @@ class ModelStore:
             folder = self.path(base)
             plan = plan_load(self.registry.family(spec.family), self.parts.budget_bytes, self.device,
                              need_bytes=weights_bytes(folder))
-            return load_pipeline(spec.pipeline, folder, device=self.device, dtype=dtype, plan=plan)
+            return load_pipeline(spec.pipeline, folder, device=self.device, dtype=dtype, plan=plan,
+                                 kind=self.registry.models[base].kind)
 
         return self._once((base, "pipeline", spec.pipeline), load).pipeline
 

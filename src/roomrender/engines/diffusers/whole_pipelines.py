@@ -125,15 +125,29 @@ class Loaded:
             yield from module.buffers()
 
 
-def load_pipeline(cls_name: str, path: Any, *, device: torch.device, dtype: torch.dtype, plan: LoadPlan) -> Loaded:
+def own_components(kind: str, path: Path) -> dict[str, Any]:
+    """Components loaded here rather than by the pipeline: Qwen's processor (qwen_edit.py)."""
+    if kind == "qwen_image":
+        from roomrender.engines.diffusers.qwen_edit import ImageTextProcessor
+
+        return {"processor": ImageTextProcessor.from_folder(path / "processor")}
+    return {}
+
+
+def load_pipeline(cls_name: str, path: Path, *, device: torch.device, dtype: torch.dtype, plan: LoadPlan,
+                  kind: str = "") -> Loaded:
     """The pipeline of the folder at `path`, loaded as `plan` says."""
     import diffusers
 
-    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
+    own = own_components(kind, path)
+    # Loaded as None by the pipeline (diffusers checks a passed component's class), set after.
+    kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype, **dict.fromkeys(own)}
     config = quantization_config(plan)
     if config is not None:
         kwargs["quantization_config"] = config
     pipeline = getattr(diffusers, cls_name).from_pretrained(path, **kwargs)
+    for name, part in own.items():
+        setattr(pipeline, name, part)
     if plan.offload:
         pipeline.enable_model_cpu_offload(device=device)
     elif config is None:

@@ -10,13 +10,19 @@ into a temporary models folder (nothing is downloaded), then each task of the fa
 --size through `build_services` + the worker, cold (loading included) and warm, live previews
 on. The images are noise; the timings and the memory are what a real checkpoint of the same
 architecture costs. `resident GiB` is what the engine holds loaded after the task, within
---memory-gb.
+--memory-gb. `--family flux_schnell`: the FLUX.1-schnell architecture (12 B transformer, T5-XXL,
+CLIP-L, its VAE; text_to_image and the tileable pattern); `--family qwen_edit`: Qwen-Image-Edit's
+(20 B transformer, Qwen2.5-VL-7B, its VAE; instruct with and without a reference, restyle,
+empty_room, stage, recolor, edit). Both load in bf16 on a GPU; within a smaller --memory-gb they
+load quantized (bitsandbytes NF4, when installed) or offloaded (whole_pipelines.py).
 
     .venv/bin/python bench/gpu_smoke.py                               # GPU host, SD 1.5 at 512
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 1024     # GPU host, SDXL
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
+    .venv/bin/python bench/gpu_smoke.py --family flux_schnell --size 1024   # GPU host, FLUX.1-schnell
+    .venv/bin/python bench/gpu_smoke.py --family flux_schnell --profile tiny --size 64 --steps 2  # CPU
 """
 
 from __future__ import annotations
@@ -81,6 +87,10 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "segment": ({"image": room}, None),
         "text_to_image": ({"prompt": "a bright kitchen", "width": size, "height": size}, (size, size)),
         "instruct": ({"image": room, "prompt": "make the walls sage green"}, (size, size)),
+        # Qwen-Image-Edit takes references after the room (the other families ignore them).
+        "instruct_references": ({"image": room, "extra_images": [product], "prompt": "put this chair by the window"},
+                                (size, size)),
+        "pattern": ({"prompt": "terracotta tiles with a blue border", "width": size, "height": size}, (size, size)),
         "cutout": ({"image": product}, (size, size)),
         "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
                    "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
@@ -157,13 +167,15 @@ def main() -> int:
     owner, _ = services.keys.create("smoke")
     cases = requests_for(args.size)
     served = {spec.task.value for spec in family_specs}
-    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [t for t in cases if t in served]
+    chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [
+        t for t in cases if t.removesuffix("_references") in served
+        and (not t.endswith("_references") or args.family == "qwen_edit")]
     results: list[dict[str, Any]] = []
     failures = 0
     print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")
     for task in chosen:
         fields, size = cases[task]
-        fields = {"task": task, "model": args.family, **fields}
+        fields = {"task": task.removesuffix("_references"), "model": args.family, **fields}
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         cold, _ = run_task(services, owner, fields, size, args.n)

@@ -20,7 +20,7 @@ QWEN_MARKERS = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|
 def t5_tokenizer() -> Any:
     """A T5 tokenizer (fast) over single characters: pad 0, end 1, unknown 2."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import T5TokenizerFast
+    from transformers import T5Tokenizer
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     pieces += [(chr(c), -3.0) for c in range(32, 127)]
@@ -28,7 +28,7 @@ def t5_tokenizer() -> Any:
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC()])
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    return T5TokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+    return T5Tokenizer(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                            extra_ids=0, model_max_length=512)
 
 
@@ -36,13 +36,13 @@ def qwen_tokenizer() -> Any:
     """A byte-level BPE (no merges) with Qwen2's end marker and the chat and vision markers."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import Qwen2TokenizerFast
+    from transformers import Qwen2Tokenizer
 
     vocab = {char: index for index, char in enumerate(sorted(ByteLevel.alphabet()))}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    fast = Qwen2TokenizerFast(tokenizer_object=tokenizer, unk_token=None, bos_token=None,
+    fast = Qwen2Tokenizer(tokenizer_object=tokenizer, unk_token="<|endoftext|>", bos_token=None,
                               eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     fast.add_special_tokens({"additional_special_tokens": list(QWEN_MARKERS)})
     return fast
@@ -67,16 +67,17 @@ def build_flux(folder: Path, tiny: bool, clip_encoder: Any, clip_tokenizer: Any)
     else:
         transformer = FluxTransformer2DModel(guidance_embeds=False)
         t5 = T5Config(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, vocab_size=32128,
-                      feed_forward_proj="gated-gelu", is_gated_act=True)
+                      feed_forward_proj="gated-gelu")
         vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16,
                             block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
                             up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, sample_size=1024,
                             use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.1159,
                             scaling_factor=0.3611)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
-    FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip_encoder, tokenizer=clip_tokenizer,
+    pipeline: Any = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip_encoder, tokenizer=clip_tokenizer,
                  text_encoder_2=T5EncoderModel(t5), tokenizer_2=tokenizer_2,
-                 transformer=transformer).save_pretrained(folder)
+                 transformer=transformer)
+    pipeline.save_pretrained(folder)
 
 
 def build_qwen_image(folder: Path, tiny: bool) -> None:
@@ -102,14 +103,15 @@ def build_qwen_image(folder: Path, tiny: bool) -> None:
         vae = AutoencoderKLQwenImage(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1,
                                      temperal_downsample=[False, True], latents_mean=[0.0] * 4,
                                      latents_std=[1.0] * 4)
-        config = Qwen2_5_VLConfig(
+        sizes: dict[str, Any] = dict(
             text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
                          "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
                          "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
                          "rope_theta": 1000000.0},
             vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
                            "out_hidden_size": 16},
-            hidden_size=16, vocab_size=len(tokenizer), **markers)
+            hidden_size=16, vocab_size=len(tokenizer))
+        config = Qwen2_5_VLConfig(**sizes, **markers)
         image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=28 * 28 * 64)
     else:
         transformer = QwenImageTransformer2DModel()
@@ -119,9 +121,10 @@ def build_qwen_image(folder: Path, tiny: bool) -> None:
     # Saved as the released repository lays it out (its `processor` folder: the image processor's
     # and the tokenizer's files), without building transformers' Qwen2VLProcessor, which needs
     # torchvision for its video part.
-    QwenImageEditPlusPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
-                              text_encoder=Qwen2_5_VLForConditionalGeneration(config), tokenizer=tokenizer,
-                              processor=None, transformer=transformer).save_pretrained(folder)
+    pipeline: Any = QwenImageEditPlusPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae,
+                                              text_encoder=Qwen2_5_VLForConditionalGeneration(config),
+                                              tokenizer=tokenizer, processor=None, transformer=transformer)
+    pipeline.save_pretrained(folder)
     image_processor.save_pretrained(folder / "processor")
     tokenizer.save_pretrained(folder / "processor")
     index = json.loads((folder / "model_index.json").read_text("utf-8"))

@@ -100,7 +100,7 @@ def quantization_config(plan: LoadPlan) -> Any:
     """diffusers' PipelineQuantizationConfig for the plan (None: no quantization)."""
     if not plan.quantize or plan.backend is None:
         return None
-    from diffusers import PipelineQuantizationConfig
+    from diffusers.quantizers.pipe_quant_config import PipelineQuantizationConfig
 
     return PipelineQuantizationConfig(quant_backend=plan.backend, quant_kwargs=dict(BACKENDS[plan.backend][1]),
                                       components_to_quantize=list(plan.quantize))

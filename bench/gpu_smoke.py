@@ -13,6 +13,13 @@ on. `--family wan`: Wan 2.2 TI2V-5B's full-size architecture (the 5 B transforme
 --size lines; with `--memory-gb 20` (a 24 GB card) it runs offloaded. The images are noise; the
 timings and the memory are what a real checkpoint of the same architecture costs. `resident
 GiB` is what the engine holds loaded after the task, within --memory-gb.
+on. The images are noise; the timings and the memory are what a real checkpoint of the same
+architecture costs. `resident GiB` is what the engine holds loaded after the task, within
+--memory-gb. `--family flux_schnell`: the FLUX.1-schnell architecture (12 B transformer, T5-XXL,
+CLIP-L, its VAE; text_to_image and the tileable pattern); `--family qwen_edit`: Qwen-Image-Edit's
+(20 B transformer, Qwen2.5-VL-7B, its VAE; instruct with and without a reference, restyle,
+empty_room, stage, recolor, edit). Both load in bf16 on a GPU; within a smaller --memory-gb they
+load quantized (bitsandbytes NF4, when installed) or offloaded (whole_pipelines.py).
 
     .venv/bin/python bench/gpu_smoke.py                               # GPU host, SD 1.5 at 512
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 1024     # GPU host, SDXL
@@ -21,6 +28,8 @@ GiB` is what the engine holds loaded after the task, within --memory-gb.
     .venv/bin/python bench/gpu_smoke.py --family wan --profile tiny --size 64 --steps 2    # CPU dry run
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
+    .venv/bin/python bench/gpu_smoke.py --family flux_schnell --size 1024   # GPU host, FLUX.1-schnell
+    .venv/bin/python bench/gpu_smoke.py --family flux_schnell --profile tiny --size 64 --steps 2  # CPU
     .venv/bin/python bench/gpu_smoke.py --list-families   # the families it can run (bench/gpu_check.sh)
 
 With --tasks, only those tasks' models are built.
@@ -88,6 +97,10 @@ def requests_for(size: int, duration: float = 2.0) -> dict[str, tuple[dict[str, 
         "segment": ({"image": room}, None),
         "text_to_image": ({"prompt": "a bright kitchen", "width": size, "height": size}, (size, size)),
         "instruct": ({"image": room, "prompt": "make the walls sage green"}, (size, size)),
+        # Qwen-Image-Edit takes references after the room (the other families ignore them).
+        "instruct_references": ({"image": room, "extra_images": [product], "prompt": "put this chair by the window"},
+                                (size, size)),
+        "pattern": ({"prompt": "terracotta tiles with a blue border", "width": size, "height": size}, (size, size)),
         "cutout": ({"image": product}, (size, size)),
         "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
                    "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
@@ -96,7 +109,6 @@ def requests_for(size: int, duration: float = 2.0) -> dict[str, tuple[dict[str, 
                   (480, 480)),
         # Issue 27 (a key that is not a task names its task): a tile with circular padding, from
         # words and from a picture; a picture after a guide image (fluw); painted then traced.
-        "pattern": ({"prompt": "terrazzo", "width": size, "height": size}, (size, size)),
         "pattern_image": ({"task": "pattern", "image": room, "prompt": "linen", "width": size,
                            "height": size}, (size, size)),
         "fluw_guide": ({"task": "text_to_image", "image": room, "prompt": "a sunlit loft",
@@ -184,13 +196,15 @@ def main() -> int:
     cases = requests_for(args.size, args.duration)
     served = {spec.task.value for spec in family_specs}
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [
-        t for t, (fields, _) in cases.items() if fields.get("task", t) in served | {"vectorize"}]
+        t for t, (fields, _) in cases.items()
+        if fields.get("task", t.removesuffix("_references")) in served | {"vectorize"}
+        and (not t.endswith("_references") or args.family == "qwen_edit")]
     results: list[dict[str, Any]] = []
     failures = 0
     print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")
     for task in chosen:
         fields, size = cases[task]
-        fields = {"task": task, "model": args.family, **fields}
+        fields = {"task": task.removesuffix("_references"), "model": args.family, **fields}
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         cold, _ = run_task(services, owner, fields, size, args.n)

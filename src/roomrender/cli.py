@@ -358,6 +358,7 @@ def models_check(
     """List, per task, the weights present and missing, with the ids to fetch and each model's
     licence (non-commercial ones flagged); exit 1 if any is missing."""
     from roomrender.engines.diffusers.check import check_models, fetch_commands
+    from roomrender.engines.diffusers.whole_pipelines import memory_line
 
     settings = _settings(models_dir=models_dir)
     registry, specs = _registry_and_target(settings, target)
@@ -381,6 +382,10 @@ def models_check(
     if flagged:
         console.print("[yellow]non-commercial licences[/yellow]: "
                       f"{', '.join(dict.fromkeys(flagged))} may not be used commercially")
+    for family in dict.fromkeys(entry.family for entry in report if entry.family):
+        line = memory_line(registry.family(family))
+        if line:
+            console.print(f"memory of {family}: {line}", soft_wrap=True)
     commands = fetch_commands(report, settings.models_dir)
     ready = [e.name for e in report if e.ready]
     console.print(f"ready: {', '.join(ready) or 'none'}")

@@ -359,7 +359,8 @@ def _definitions() -> list[TaskDefinition]:
                                         *_SIZE, *_SAMPLING),
             requires=(InputRule(("prompt", "image"), "a pattern needs a prompt or an image"),),
             output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
-            # From a picture only, by offset and blend: words need a model.
+            # From a picture only, by offset and blend: words need a model. The diffusers engine
+            # draws one from words (FLUX.1-schnell, tileable): 4 steps, no guidance.
             engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
                 {"prompt", "style", "palette", "materials", "strength", *_FIXED})), _DIFFUSERS)),
         TaskDefinition(

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from roomrender.engines.diffusers import flux, qwen_edit
 from roomrender.engines.diffusers.conditioning import prompt_embeddings
 from roomrender.engines.diffusers.plan import Plan
 from roomrender.engines.diffusers.registry import TaskSpec
@@ -26,6 +27,10 @@ def call_arguments(spec: TaskSpec, pipeline: Any, flat: list[Item], settings: di
                    reference_embeds: Any = None) -> dict[str, Any]:
     """Everything of the call but the callbacks; `reference_embeds(images)` embeds IP-Adapter
     reference images."""
+    if spec.pipeline == "FluxPipeline":
+        return flux.call_arguments(spec, flat, settings)
+    if spec.kind == "image_edit":
+        return qwen_edit.call_arguments(spec, flat, settings)
     kwargs: dict[str, Any] = {
         "num_inference_steps": int(settings["steps"]),
         "guidance_scale": float(settings["guidance"]),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,8 +54,8 @@ from roomrender.engines.base import (
     JobResult,
     RenderedImage,
 )
+from roomrender.engines.diffusers import flux, qwen_edit, video
 from roomrender.engines.diffusers import live_previews as previews
-from roomrender.engines.diffusers import video
 from roomrender.engines.diffusers.assistant import Assistant, is_chat
 from roomrender.engines.diffusers.cache import GIB
 from roomrender.engines.diffusers.calls import call_arguments
@@ -76,6 +77,7 @@ from roomrender.engines.diffusers.prompts import build_prompt
 from roomrender.engines.diffusers.registry import NO_DIFFUSION, Registry, TaskSpec, UnknownFamily, load_registry
 from roomrender.engines.diffusers.settings import DiffusersSettings
 from roomrender.engines.diffusers.store import ModelStore, missing_models_error
+from roomrender.engines.diffusers.whole_pipelines import is_whole
 from roomrender.engines.diffusers.without_models import NO_MODEL_TASKS, run_without_models
 
 log = logging.getLogger("roomrender.engines.diffusers")
@@ -262,7 +264,7 @@ class DiffusersEngine:
         if is_chat(request):
             return f"{self.name}:{spec.family}:{request.task.value}"
         settings = self.planner.call_settings(request, spec)
-        if spec.base is not None and spec.kind != "video":
+        if spec.base is not None and spec.kind != "video" and not is_whole(self.registry, spec):
             prompt = build_prompt(request)
             settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
         parts = [self.name, spec.family, request.task.value + (f"+{spec.variant}" if spec.variant else ""),
@@ -382,6 +384,8 @@ class DiffusersEngine:
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],
              context: BatchContext) -> list[list[Image.Image]]:
         """One pipeline call for every variant of every job; the images grouped per job."""
+        if len(plans) > 1 and qwen_edit.one_job_per_call(spec):
+            return [self._run(spec, [plan], [job_id], context)[0] for plan, job_id in zip(plans, job_ids, strict=True)]
         settings = plans[0].settings
         fast = bool(settings.get("fast"))
         pipeline = self.store.pipeline(spec, fast)
@@ -402,6 +406,7 @@ class DiffusersEngine:
             context.progress(job_ids, 0.05 + 0.9 * min(1.0, (step + 1) / max(total, 1)))
 
         preview = self._previewer(spec, plans, job_ids, context)
+        tiler = flux.Tiler(pipeline, *plans[0].work_size) if flux.is_tileable(spec) else None
         if spec.kind == "upscale":
             kwargs.update(callback=lambda step, _t, _latents: report(step, steps), callback_steps=1)
         else:
@@ -412,12 +417,15 @@ class DiffusersEngine:
                 report(step, total)
                 if preview is not None:
                     preview(step, total, tensors["latents"])
-                return tensors
+                return tiler.step(step, total, tensors) if tiler is not None else tensors
 
             kwargs["callback_on_step_end"] = on_step_end
-        # A pattern's tile wraps: its convolutions pad circularly for this call only.
-        wrap = plans[0].request.task == Task.pattern
-        with torch.inference_mode(), circular_convolutions(*((pipeline.unet, pipeline.vae) if wrap else ())):
+        # A pattern's tile wraps: its convolutions pad circularly for this call only (a UNet
+        # pipeline's UNet and VAE; FLUX's VAE, its latents rolled between steps by the tiler).
+        wrap = plans[0].request.task == Task.pattern and tiler is None
+        with (torch.inference_mode(),
+              circular_convolutions(*((pipeline.unet, pipeline.vae) if wrap else ())),
+              flux.circular_vae(pipeline.vae) if tiler is not None else nullcontext()):
             output = pipeline(**kwargs)
         images = list(output.images)[:real]
         grouped: list[list[Image.Image]] = []

@@ -35,6 +35,10 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     "wan": [("transformer", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
             ("scheduler", False)],
     "language": [("", True)],
+    "flux": [("transformer", True), ("vae", True), ("text_encoder", True), ("text_encoder_2", True),
+             ("tokenizer", False), ("tokenizer_2", False), ("scheduler", False)],
+    "qwen_image": [("transformer", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
+                   ("processor", False), ("scheduler", False)],
 }
 # A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
 _SHARING_PARTS = [("unet", True), ("scheduler", False)]

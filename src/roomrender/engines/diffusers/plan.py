@@ -79,6 +79,8 @@ class Plan:
     control_map: Image.Image | None = None
     # The part of the target the model renders (left, top, right, bottom); None: all of it.
     crop: tuple[int, int, int, int] | None = None
+    # Reference images an image-edit model sees after the photo (instruct's extra images).
+    references: list[Image.Image] = field(default_factory=list)
 
 
 class Planner:
@@ -116,7 +118,7 @@ class Planner:
     def work_size(self, width: int, height: int, spec: TaskSpec) -> tuple[int, int]:
         if self.buckets:
             return nearest_bucket(width, height, self.buckets)
-        return fit(width, height, spec.resolution)
+        return fit(width, height, spec.resolution, int(spec.extra.get("multiple", MULTIPLE)))
 
     def _work_image(self, job: EngineJob, spec: TaskSpec) -> Image.Image:
         image = job.image.convert("RGB")
@@ -152,7 +154,10 @@ class Planner:
         seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - 16)
         task = request.task
         resolution = spec.resolution
-        if task == Task.text_to_image:
+        if task == Task.pattern and spec.kind == "text" and not request.prompt:
+            raise InvalidRequest("a pattern from a picture alone runs on the preview engine; "
+                                 "this model draws one from words (a prompt)")
+        if task == Task.text_to_image or (task == Task.pattern and spec.kind == "text"):
             target = text_size(request, resolution)
             work = self.work_size(*target, spec)
             # With a guide image (guides.py), the image-to-image call starts from it.
@@ -192,6 +197,9 @@ class Planner:
         if spec.ip_adapter:
             # JobService refused a request without one (canonical TASK_INPUTS).
             plan.reference = job.images["reference_image"].convert("RGB")
+        if spec.kind == "image_edit":
+            plan.references = [job.images[f"extra_images.{i}"].convert("RGB")
+                               for i in range(len(request.extra_images)) if f"extra_images.{i}" in job.images]
         return plan
 
     def _mask(self, job: EngineJob, spec: TaskSpec, image: Image.Image) -> Image.Image | None:

@@ -507,6 +507,21 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             from roomrender.engines.language.random_model import save_random_chat_model
 
             save_random_chat_model(folder)
+        elif spec.kind in ("flux", "qwen_image"):
+            _build_flow(folder, spec, builder)
+
+
+def _build_flow(folder: Path, spec: ModelSpec, builder: Builder) -> None:
+    """FLUX.1-schnell and Qwen-Image-Edit (random_flow_models.py)."""
+    from roomrender.engines.diffusers import random_flow_models as flow
+
+    if spec.kind == "flux":
+        with tempfile.TemporaryDirectory() as scratch:
+            tokenizer = builder._tokenizer(Path(scratch))
+        encoder = builder._cast(builder.text_encoder(hidden=None if builder.tiny else 768, projection=False))
+        flow.build_flux(folder, builder.tiny, encoder, tokenizer)
+    else:
+        flow.build_qwen_image(folder, builder.tiny)
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

@@ -33,19 +33,28 @@ PIPELINES = frozenset({
     "matting",
     "WanImageToVideoPipeline",
     "language",
+    # Flow-matching transformer families, loaded whole (whole_pipelines.py).
+    "FluxPipeline",
+    "QwenImageEditPlusPipeline",
+    "QwenImageEditPipeline",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
 PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
-                            "video", "language"})
+                            "image_edit", "video", "language"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny", "matting", "wan", "language"})
+                         "ip_adapter", "lora", "vae_tiny", "matting", "wan", "language", "flux",
+                         "qwen_image"})
+# Model kinds loaded as one diffusers pipeline folder (transformer, VAE, text encoders), with
+# quantization and offload decided for the memory budget (whole_pipelines.py).
+WHOLE_PIPELINE_KINDS = frozenset({"flux", "qwen_image"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
 # `language`: a causal language model answers in words (chat; engines/diffusers/assistant.py).
 NO_DIFFUSION = frozenset({"segmentation", "matting", "language"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
-                              "segmentation", "matting", "WanImageToVideoPipeline", "language"}
+                              "segmentation", "matting", "WanImageToVideoPipeline", "language",
+                              "FluxPipeline", "QwenImageEditPlusPipeline", "QwenImageEditPipeline"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
@@ -171,6 +180,9 @@ class Family:
     tasks: dict[Task, TaskSpec]
     resolution: int = 512
     scheduler: str = "UniPCMultistepScheduler"
+    # What the family's weights take (`defaults.memory`: GB in bf16, quantized, and how it is
+    # quantized); `models check` states it, whole_pipelines.py plans loading by it.
+    memory: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 class UnknownFamily(KeyError):
@@ -332,7 +344,7 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec], defaul
 def _family(name: str, tasks: dict[str, Any], models: dict[str, ModelSpec], defaults: dict[str, Any]) -> Family:
     specs = {spec.task: spec for spec in (_task(task, entry, models, defaults, name) for task, entry in tasks.items())}
     return Family(name, specs, int(defaults.get("resolution", 512)),
-                  defaults.get("scheduler", "UniPCMultistepScheduler"))
+                  defaults.get("scheduler", "UniPCMultistepScheduler"), dict(defaults.get("memory") or {}))
 
 
 def parse_registry(data: dict[str, Any]) -> Registry:

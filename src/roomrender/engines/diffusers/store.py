@@ -32,6 +32,7 @@ from roomrender.engines.diffusers.cache import PartCache
 from roomrender.engines.diffusers.loading import LORA_WEIGHTS, fetch_hint, locate, variant_in
 from roomrender.engines.diffusers.registry import ModelSpec, Registry, TaskSpec
 from roomrender.engines.diffusers.video_memory import needs_offload
+from roomrender.engines.diffusers.whole_pipelines import is_whole, load_pipeline, plan_load, weights_bytes
 
 
 class ModelsMissing(Unsupported):
@@ -261,6 +262,8 @@ class ModelStore:
         assert spec.base is not None
         if spec.kind == "video":
             return self._assemble_wan(spec)
+        if is_whole(self.registry, spec):
+            return self._whole(spec)
         base, shared = spec.base, self._shared(spec.base)
         cls = getattr(diffusers, spec.pipeline)
         accepted = inspect.signature(cls.__init__).parameters
@@ -334,6 +337,21 @@ class ModelStore:
             pipeline.enable_model_cpu_offload(device=self.device)
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
+    def _whole(self, spec: TaskSpec) -> Any:
+        """A flow-matching family's pipeline, loaded whole (whole_pipelines.py); in bf16 on a GPU,
+        where fp16 overflows these transformers."""
+        assert spec.base is not None
+        base = spec.base
+        dtype = torch.bfloat16 if self.device.type == "cuda" and self.dtype == torch.float16 else self.dtype
+
+        def load() -> Any:
+            folder = self.path(base)
+            plan = plan_load(self.registry.family(spec.family), self.parts.budget_bytes, self.device,
+                             need_bytes=weights_bytes(folder))
+            return load_pipeline(spec.pipeline, folder, device=self.device, dtype=dtype, plan=plan,
+                                 kind=self.registry.models[base].kind)
+
+        return self._once((base, "pipeline", spec.pipeline), load).pipeline
 
     def _controlnet(self, spec: TaskSpec) -> Any:
         from diffusers import MultiControlNetModel

@@ -49,7 +49,8 @@ worker: $(SERVE_STAMP)
 	$(VENV)/bin/roomrender worker
 
 # The suite runs on SQLite, then again on PostgreSQL when one answers at $(PG_TEST_URL)
-# (each test in its own fresh schema; .ci/run starts the local cluster).
+# (each test in its own fresh schema; .ci/run starts the local cluster). The PostgreSQL pass leaves
+# out the engine tests (marked `torch`): they prove pipelines, which read no SQL of their own.
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 TEST_ENV := NODE_PATH=$(CURDIR)/$(VENV)/node/node_modules
 
@@ -58,12 +59,14 @@ test: $(TEST_STAMP) $(NODE_STAMP)
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) -c 'import sys; from tests.databases import reachable; sys.exit(not reachable("$(PG_TEST_URL)"))'; then \
 		echo "== again on PostgreSQL ($(PG_TEST_URL))"; \
-		$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest $(PYTEST_ARGS); \
+		$(TEST_ENV) ROOMRENDER_TEST_DATABASE_URL='$(PG_TEST_URL)' $(PY) -m pytest -m "not torch" $(PYTEST_ARGS); \
 	else echo "== PostgreSQL not reachable at $(PG_TEST_URL): skipped the PostgreSQL pass"; fi
 
-# The inner loop: no torch install, slow and torch tests left out (under 2 minutes).
+# The inner loop: no torch install, slow and torch tests left out, on two processes (pytest-xdist):
+# under 2 minutes on a 2-core machine. FAST_WORKERS=0 runs it in one process.
+FAST_WORKERS ?= 2
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow and not torch" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not torch" -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 # Lint and import order (ruff), strict types (mypy), which way imports point (import-linter).
 # Needs the diffusers extra so that mypy sees torch and diffusers as CI does.

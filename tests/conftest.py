@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from roomrender.app import create_app
 from roomrender.config import Settings
 from roomrender.samples import room_photo
 from roomrender.services import Services, build_services
-from tests.databases import isolated_database
+from tests.databases import fresh_schema, is_postgresql, isolated_database
 
 BASE_URL = "http://testserver"
 
@@ -33,6 +35,43 @@ def database_url() -> Iterator[str]:
     """ROOMRENDER_TEST_DATABASE_URL runs the suite on PostgreSQL, each test in a fresh schema."""
     with isolated_database() as url:
         yield url
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all, on the backend the suite runs on."""
+    url = os.environ.get("ROOMRENDER_TEST_DATABASE_URL", "")
+    if is_postgresql(url):
+        with fresh_schema(url, migrate=False) as isolated:
+            yield isolated
+    else:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a random local port, one for the whole run."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket; the AWS settings point boto3 at the local server, as a deployment would."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    name = f"rr-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
 
 
 @pytest.fixture

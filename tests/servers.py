@@ -9,12 +9,17 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from roomrender.app import create_app
+from roomrender.config import Settings
+from roomrender.services import Services, build_services
 
 
 def free_port() -> int:
@@ -103,3 +108,43 @@ def stop_processes(processes: Iterable[subprocess.Popen[bytes]], grace: float = 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class LiveService:
+    """roomrender served by a real uvicorn: its base URL, a key's token, its services."""
+
+    base_url: str
+    token: str
+    services: Services
+
+
+@contextmanager
+def live_service(data_dir: Path, database_url: str, *, storage_url: str = "", credits: int = 10,
+                 workers: int = 1) -> Iterator[LiveService]:
+    """The service on 127.0.0.1 (a socket bound before it starts: no port race) with `workers`
+    in-process workers and one key holding `credits`, as a vendor's client meets it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(data_dir=data_dir, public_base_url=base_url, database_url=database_url,
+                        storage_url=storage_url, worker_poll_seconds=0.05, heartbeat_seconds=0.5)
+    services = build_services(settings)
+    _, token = services.keys.create("client-app", credits=credits)
+    app = create_app(settings, services=services, workers=workers, janitor=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn",
+                              daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveService(base_url, token, services)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+        services.db.dispose()

@@ -1,5 +1,5 @@
 """Box rooms of known size seen by a known level pinhole camera: their corners projected, their
-edges drawn, and where a frame on a wall lands. The ground truth of the metrology tests.
+edges drawn, and where a frame on a wall or a rug on the floor lands. The ground truth of the metrology tests.
 
 World: x right, y down (the floor at y = camera height), z forward; the camera at the origin,
 turned `yaw` degrees about the vertical.
@@ -90,6 +90,11 @@ class CornerRoom:
         """A point on the left wall, `along` in from its left end."""
         return self.at(self.corner_x - self.width + along, self.corner_z, above_floor)
 
+    def floor_point(self, along: float, out: float) -> Pixel:
+        """A point on the floor, `along` in from the left wall's left end and `out` from that
+        wall towards the camera."""
+        return self.at(self.corner_x - self.width + along, self.corner_z - out)
+
 
 @dataclass(frozen=True)
 class StraightRoom:
@@ -124,6 +129,10 @@ class StraightRoom:
 
     def back_wall_point(self, along: float, above_floor: float) -> Pixel:
         return self.at(self.left_x + along, self.far_z, above_floor)
+
+    def floor_point(self, along: float, out: float) -> Pixel:
+        """A point on the floor, `along` in from the left wall and `out` from the back wall."""
+        return self.at(self.left_x + along, self.far_z - out)
 
 
 def box_of(points: list[Pixel]) -> tuple[float, float]:

@@ -73,6 +73,7 @@ def quick(settings: Settings) -> Iterator[tuple[TestClient, Services, dict[str, 
     built.db.dispose()
 
 
+@pytest.mark.slow
 def test_a_job_with_no_worker_running_says_it_waits_for_one(quick, room):
     client, services, auth = quick
     job = client.post("/v1/jobs", headers=auth, json={"task": "restyle", "image": room}).json()

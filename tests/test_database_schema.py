@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +16,6 @@ from roomrender.db.database import (
     open_database,
 )
 from roomrender.services import build_services
-from tests.databases import fresh_schema, is_postgresql
-
-
-@pytest.fixture
-def empty_database_url(tmp_path: Path) -> Iterator[str]:
-    """A database with no tables at all, on the backend the suite runs on."""
-    url = os.environ.get("ROOMRENDER_TEST_DATABASE_URL", "")
-    if is_postgresql(url):
-        with fresh_schema(url, migrate=False) as isolated:
-            yield isolated
-    else:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 def test_a_schema_behind_is_refused_with_what_to_run(empty_database_url: str, tmp_path: Path) -> None:

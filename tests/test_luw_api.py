@@ -229,15 +229,6 @@ def test_enhance_prompt_and_luwmodel_are_accepted(client, auth, room):
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("model", ["fluwvector", "magicprompt", "archigpt"])
-def test_other_models_of_the_service_are_not_supported(client, auth, services, room, model):
-    response = client.post("/v2/generate", headers=auth, data={"model": model, "image": room})
-    assert response.status_code == 400
-    assert response.json()["status"] is False
-    assert f"the model '{model}' is not yet supported by this server" in response.json()["error"]
-    assert job_count(services) == 0
-
-
 @pytest.mark.parametrize("fields,message", [
     ({}, "model is required"),
     ({"model": "teleport"}, "unknown model 'teleport'"),

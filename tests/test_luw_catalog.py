@@ -45,7 +45,7 @@ DOCUMENTED_MODELS = [
     "magicprompt", "landscape", "archigpt",
 ]
 # Generative only: the preview engine answers that they need the diffusers engine.
-NEEDS_DIFFUSERS = {"sketch", "render", "removefurniture", "segment", "segmentprompt"}
+NEEDS_DIFFUSERS = {"sketch", "render", "removefurniture", "segment", "segmentprompt", "fluwvector", "magicprompt"}
 RUN_BY_PREVIEW = {"interior", "exterior", "enhance", "expand", "removebg", "video", "motion", "3dgen", "vector",
                   "pattern", "changebg", "moodboard", "landscape"}
 
@@ -105,11 +105,13 @@ def test_no_model_of_the_service_is_unknown(client, auth, room, model):
     elif model in NEEDS_DIFFUSERS:
         assert answer.status_code == 400 and "needs the diffusers engine" in error
     elif model == "fluw":
-        # A guide image (image-to-image) is not taken yet; the prompt alone needs a model.
-        assert answer.status_code == 400 and "guide image" in error
+        # From words, after a guide image or not: a model paints it.
+        assert answer.status_code == 400 and "needs the diffusers engine" in error
     elif model == "magicwand":
         # Without remove=true, an edit by prompt: generative.
         assert answer.status_code == 400 and "needs the diffusers engine" in error
+    elif model == "archigpt":
+        assert answer.status_code == 400 and "needs a language model" in error
     else:
         assert answer.status_code == 400
         assert f"the model '{model}' is not yet supported by this server" in error

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
-from roomrender.app import create_app
-from roomrender.config import Settings
-from roomrender.services import build_services
 from tests.conftest import make_room_photo
 from tests.glb_checks import checked_glb, object_photo
+from tests.servers import live_service
 
 
 class LuwClient:
@@ -90,30 +85,8 @@ class LuwClient:
 @pytest.fixture
 def server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
     """A real HTTP server on a random port, with one in-process worker: (base URL, token)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(data_dir=tmp_path / "data", public_base_url=base_url,
-                        database_url=database_url,
-                        worker_poll_seconds=0.05, heartbeat_seconds=0.5)
-    services = build_services(settings)
-    _, token = services.keys.create("luw-app", credits=10)
-    app = create_app(settings, services=services, workers=1, janitor=False)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield base_url, token
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(15)
-        sock.close()
-        services.db.dispose()
+    with live_service(tmp_path / "data", database_url) as live:
+        yield live.base_url, live.token
 
 
 def test_a_luw_application_works_against_roomrender(server, tmp_path):

@@ -208,11 +208,16 @@ def test_native_tasks_list_the_new_generators_with_their_output_kinds(client):
 # -- fluw --------------------------------------------------------------------------------------
 
 def test_fluw_reads_its_aspect_ratio_and_costs_two_credits_an_image(client, auth, services):
+    from roomrender.api.luw.prices import luw_price
     from roomrender.api.luw.requests import to_request
     from roomrender.canonical.tasks import cost_of
 
     request = to_request({"model": "fluw", "prompt": "a sunlit loft", "aspect_ratio": "16:9"})
-    assert (request.task.value, request.aspect_ratio, cost_of(request)) == ("text_to_image", "16:9", 2)
+    assert (request.task.value, request.aspect_ratio) == ("text_to_image", "16:9")
+    # 2 credits an image is Luw's price; a native text_to_image costs 1.
+    assert (luw_price("fluw", request, services.settings), cost_of(request)) == (2, 1)
+    three = to_request({"model": "fluw", "prompt": "a loft", "num_images": 3})
+    assert luw_price("fluw", three, services.settings) == 6
     bad = client.post("/v2/generate", headers=auth, json={"model": "fluw", "prompt": "a loft",
                                                           "aspect_ratio": "5:4"})
     assert bad.status_code == 400 and "aspect_ratio" in bad.json()["error"]

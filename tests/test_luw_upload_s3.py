@@ -5,80 +5,33 @@ storage's own URL of the file, so the server takes it as its own file instead of
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
-from roomrender.app import create_app
-from roomrender.config import Settings
-from roomrender.services import build_services
 from tests.conftest import make_room_photo
+from tests.servers import live_service
 from tests.test_luw_client import LuwClient
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def _storage_url(kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def _storage_url(kind: str, request: pytest.FixtureRequest) -> str:
     """`""` (local files under the data folder) or a fresh bucket on moto's S3 server, which
     boto3 reaches through the usual AWS settings, as a deployment's would."""
     if kind == "local":
         return ""
-    endpoint = request.getfixturevalue("s3_endpoint")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    bucket = f"rr-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/luw"
+    return f"s3://{request.getfixturevalue('s3_bucket')}/luw"
 
 
 @pytest.fixture(params=["local", "s3"])
-def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+def server(request: pytest.FixtureRequest, tmp_path: Path,
            database_url: str) -> Iterator[tuple[str, str, str]]:
     """A real HTTP server with one in-process worker: (base URL, token, storage URL)."""
-    storage_url = _storage_url(request.param, request, monkeypatch)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(data_dir=tmp_path / "data", public_base_url=base_url,
-                        database_url=database_url, storage_url=storage_url,
-                        worker_poll_seconds=0.05, heartbeat_seconds=0.5)
-    services = build_services(settings)
-    _, token = services.keys.create("luw-app", credits=10)
-    app = create_app(settings, services=services, workers=1, janitor=False)
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uvicorn_server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield base_url, token, storage_url
-    finally:
-        uvicorn_server.should_exit = True
-        thread.join(15)
-        sock.close()
-        services.db.dispose()
+    storage_url = _storage_url(request.param, request)
+    with live_service(tmp_path / "data", database_url, storage_url=storage_url) as live:
+        yield live.base_url, live.token, storage_url
 
 
 def test_an_uploads_final_url_generates_on_every_storage(server, tmp_path):

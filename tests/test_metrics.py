@@ -199,6 +199,7 @@ def test_requests_are_counted_by_dialect_route_template_and_key_prefix(client, a
     assert api_key not in text and job_id not in text and "/not/a/route" not in text
 
 
+@pytest.mark.slow
 def test_webhook_deliveries_by_outcome_and_the_backlog(client, auth, services, room_jpeg, monkeypatch):
     before, _, _ = scrape(client)
     dispatcher = services.new_dispatcher()

@@ -672,6 +672,9 @@ def test_a_room_tour_plays_in_the_page_with_its_poster_and_a_download(live: Star
         assert download.get_attribute("href") == video.get_attribute("src")
         assert (download.get_attribute("download") or "").endswith(".mp4")
         screenshot(page, "video")
+
+
+@pytest.mark.slow
 def test_a_3d_model_turns_in_the_viewer(live: Starter, visit: Visitor) -> None:
     with live() as server:
         page = visit(server.base).page

@@ -4,14 +4,12 @@ older one; rows written before jobs had versions (or by an API of that release) 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, text
 
@@ -23,7 +21,6 @@ from roomrender.jobs.records import NewJob
 from roomrender.services import Services, build_services
 from roomrender.worker import Worker
 from tests.conftest import data_uri, make_room_photo
-from tests.databases import fresh_schema, is_postgresql
 from tests.slow_engine import SlowPreviewEngine
 
 OLD, NEW = REQUEST_VERSION, REQUEST_VERSION + 1
@@ -103,17 +100,6 @@ def test_a_claim_takes_only_the_versions_its_worker_knows(settings: Settings) ->
     claim = services.queue.claim("new", "preview", request_version=NEW)
     assert claim is not None and [record.id for record in claim.rows] == [job.id]
     assert claim.rows[0].status == JobStatus.running and claim.rows[0].lease_owner == "new"
-
-
-@pytest.fixture
-def empty_database_url(tmp_path: Path) -> Iterator[str]:
-    """A database with no tables at all, on the backend the suite runs on."""
-    url = os.environ.get("ROOMRENDER_TEST_DATABASE_URL", "")
-    if is_postgresql(url):
-        with fresh_schema(url, migrate=False) as isolated:
-            yield isolated
-    else:
-        yield f"sqlite:///{tmp_path / 'old.db'}"
 
 
 def previous_release_row(owner_id: str) -> dict[str, object]:

@@ -63,6 +63,7 @@ def leftovers(root: Path) -> list[Path]:
     return list(root.rglob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_a_full_disk_then_space_again_loses_nothing(client, auth, services, caplog):
     disk = FillableDisk(services.storage.root, services.storage.public_base_url)
     services.files.storage = disk
@@ -212,6 +213,7 @@ class ReadOnlyMount:
         monkeypatch.setattr(Path, "unlink", unlink)
 
 
+@pytest.mark.slow
 def test_a_read_only_store_hands_jobs_back_uncounted_and_leaves_no_row_without_its_file(
         client, auth, services, caplog, monkeypatch):
     from roomrender.db.tables import jobs as jobs_table

@@ -22,19 +22,21 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
     catalog = response.json()
     listed = {task["name"]: task for task in catalog["tasks"]}
     assert set(listed) == {task.value for task in Task}
-    kinds = {"video": "video", "object_3d": "mesh", "vectorize": "vector"}
+    kinds = {"video": "video", "object_3d": "mesh", "vectorize": "vector", "chat": "text"}
     for task in listed.values():
         assert task["output_kind"] == kinds.get(task["name"], "image")
         if task["name"] == "video":
             assert task["cost"] == {"credits": 1, "per": "second", "counted_by": "duration"}
         elif task["name"] == "object_3d":
             assert task["cost"] == {"credits": 3, "per": "job", "counted_by": None}
+        elif task["name"] == "chat":
+            # By the length of what the language model reads.
+            assert task["cost"] == {"credits": 1, "per": "3000 words", "counted_by": "prompt"}
         elif task["name"] in ("measure", "vectorize"):
             # One result whatever n: it costs a job.
             assert task["cost"] == {"credits": 1, "per": "job", "counted_by": None}
         else:
-            per_image = 2 if task["name"] == "text_to_image" else 1
-            assert task["cost"] == {"credits": per_image, "per": "image", "counted_by": "n"}
+            assert task["cost"] == {"credits": 1, "per": "image", "counted_by": "n"}
         assert task["summary"]
     # Option schemas are GenerationRequest's own, references inlined.
     restyle = listed["restyle"]
@@ -47,7 +49,8 @@ def test_every_task_is_listed_with_its_output_kind_cost_and_options(client: Test
                                                 "message": "an upscale needs a scale of 2, 4 or 8"}
     assert [(i["name"], i["required"]) for i in listed["edit"]["inputs"]] == [
         ("image", True), ("mask", True), ("reference_image", False)]
-    assert listed["text_to_image"]["inputs"] == []
+    # A guide image, optional (image-to-image).
+    assert [(i["name"], i["required"]) for i in listed["text_to_image"]["inputs"]] == [("image", False)]
     assert listed["cutout"]["output_formats"] == ["png", "webp"]
     assert set(catalog["common_options"]) == set(COMMON_OPTIONS)
     assert catalog["input_limits"]["max_bytes"] == 20 * 1024 * 1024
@@ -98,7 +101,8 @@ def test_the_definitions_name_the_engines_that_run_each_task() -> None:
 def test_every_request_field_belongs_to_a_task_or_to_all() -> None:
     taken = {name for d in TASKS.values() for name in (*d.inputs, *d.options)}
     untaken = set(GenerationRequest.model_fields) - taken - set(COMMON_OPTIONS)
-    assert untaken == {"task", "client_data"}  # the task itself; the dialect's own record
+    # The task itself; the dialect's own record; a chat's earlier turns (the server fills them).
+    assert untaken == {"task", "client_data", "history"}
 
 
 def test_validation_and_cost_read_the_definition() -> None:

@@ -106,9 +106,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         draining.clear()
         restore_signals = draining.watch_signals()
         background.start()
+        # Open event streams of a key close the moment it is revoked, in any process.
+        slots: StreamSlots = _app.state.stream_slots
+        stop_following = services.keys.on_revoked(slots.revoked, slots.followed)
         try:
             yield
         finally:
+            stop_following()
             draining.set()
             background.close()
             restore_signals()

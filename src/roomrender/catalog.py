@@ -19,6 +19,10 @@ class Style:
     saturation: float
     contrast: float
     warmth: float
+    # A garden, yard or facade style (Luw's landscape), and the ADE20K classes (data/ade20k.json)
+    # a restyle keeps as they are (the house, its windows, the paths).
+    outdoor: bool = False
+    keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ def normalise(name: str) -> str:
 def styles() -> dict[str, Style]:
     return {
         entry["id"]: Style(entry["id"], entry["name"], entry["description"], tuple(entry["palette"]),
-                           **entry["finish"])
+                           **entry["finish"], outdoor=bool(entry.get("outdoor", False)),
+                           keep=tuple(entry.get("keep", ())))
         for entry in load_data_file("catalog.json")["styles"]
     }
 

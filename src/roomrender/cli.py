@@ -1,4 +1,4 @@
-"""The `roomrender` command: serve | worker | webhooks | keys | submit | db | models.
+"""The `roomrender` command: serve | worker | webhooks | keys | teams | submit | db | models.
 
 Failures outside roomrender's code (a server down, a missing extra) are one line, no traceback
 (cli_errors.py); tables never cut an id or a path (cli_tables.py)."""
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from roomrender.canonical.errors import RoomrenderError
 from roomrender.canonical.models import Task
 from roomrender.canonical.tasks import IMAGE_INPUTS
 from roomrender.cli_errors import FriendlyGroup, connection_trouble, missing_extra
@@ -37,6 +38,8 @@ app = typer.Typer(help="roomrender: self-hosted AI interior-design rendering.", 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+teams_app = typer.Typer(help="Teams: keys that share one credit balance.", no_args_is_help=True)
+app.add_typer(teams_app, name="teams")
 app.add_typer(db_app, name="db")
 models_app = typer.Typer(help="Model weights of the diffusers engine.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -203,12 +206,20 @@ def keys_create(
     max_active_jobs: Annotated[int | None, typer.Option(
         help="queued + running jobs this key may have at once "
              "(omit for the server's ROOMRENDER_MAX_ACTIVE_JOBS)")] = None,
+    team: Annotated[int | None, typer.Option(
+        help="the team the key joins (it draws on the team's credits)")] = None,
+    role: Annotated[str, typer.Option(help="its role in --team: member or admin")] = "member",
 ) -> None:
     """Create a key; the key itself is printed alone on the last line."""
+    services = _services(_settings())
     try:
-        key, plaintext = _services(_settings()).keys.create(
+        if team is not None:
+            services.teams.get(team)
+        key, plaintext = services.keys.create(
             name, credits, rate_limit=rate_limit, max_active_jobs=max_active_jobs)
-    except ValueError as bad:
+        if team is not None:
+            services.teams.add_key(team, key.id, role)
+    except (ValueError, RoomrenderError) as bad:
         console.print(f"[red]error[/red]: {bad}")
         raise typer.Exit(2) from None
     console.print(f"created key {key.id} ({key.name}), credits: "
@@ -237,6 +248,71 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id or pref
         console.print(f"no key {key_id!r}")
         raise typer.Exit(1)
     console.print(f"revoked {revoked.id} ({revoked.name})")
+
+
+@teams_app.command("create")
+def teams_create(
+    name: Annotated[str, typer.Option(help="the team's name (a department)")],
+    owner: Annotated[str, typer.Option(help="the id of the key that owns the team")],
+    credits: Annotated[int | None, typer.Option(help="the shared credits (omit for unlimited)")] = None,
+) -> None:
+    """Create a team; its owner key (and every key that joins) draws on its one balance."""
+    try:
+        team = _services(_settings()).teams.create(name, owner, credits)
+    except RoomrenderError as bad:
+        console.print(f"[red]error[/red]: {bad}")
+        raise typer.Exit(2) from None
+    console.print(f"created team {team.id} ({escape(team.name)}), credits: "
+                  f"{'unlimited' if credits is None else credits}")
+
+
+@teams_app.command("list")
+def teams_list() -> None:
+    services = _services(_settings())
+    rows = []
+    for team in services.teams.all():
+        balance = services.ledger.team_balance(team.id)
+        rows.append([str(team.id), escape(team.name),
+                     "unlimited" if balance.available is None else str(balance.available),
+                     str(balance.used), str(len(services.teams.members_of(team.id)))])
+    print_rows(console, ["id", "name", "credits left", "used", "members"], rows)
+
+
+@teams_app.command("members")
+def teams_members(team_id: Annotated[int, typer.Argument(help="the team's id")]) -> None:
+    services = _services(_settings())
+    rows = [[str(member.id), member.key_id, escape(member.key_name), member.role,
+             escape(member.email or "")] for member in services.teams.members_of(team_id)]
+    print_rows(console, ["member", "key", "name", "role", "email"], rows)
+
+
+@teams_app.command("add-key")
+def teams_add_key(
+    team_id: Annotated[int, typer.Argument(help="the team's id")],
+    key_id: Annotated[str, typer.Argument(help="the key's id")],
+    role: Annotated[str, typer.Option(help="member or admin")] = "member",
+) -> None:
+    """Put an existing key in a team, without an invitation."""
+    try:
+        member = _services(_settings()).teams.add_key(team_id, key_id, role)
+    except RoomrenderError as bad:
+        console.print(f"[red]error[/red]: {bad}")
+        raise typer.Exit(2) from None
+    console.print(f"key {key_id} is member {member.id} of team {team_id} ({member.role})")
+
+
+@teams_app.command("grant")
+def teams_grant(
+    team_id: Annotated[int, typer.Argument(help="the team's id")],
+    credits: Annotated[int, typer.Argument(help="credits to add to the shared balance")],
+) -> None:
+    try:
+        balance = _services(_settings()).teams.grant(team_id, credits)
+    except RoomrenderError as bad:
+        console.print(f"[red]error[/red]: {bad}")
+        raise typer.Exit(2) from None
+    left = "unlimited" if balance.available is None else balance.available
+    console.print(f"team {team_id}: {left} credits left, {balance.used} used")
 
 
 @db_app.command("upgrade")

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     spacely_standard_variants: int = 4
     # Luw's video generators (`video`, `motion`) cost this many credits a clip, as on Luw.
     luw_video_credits: int = Field(10, ge=0)
+    # Luw's archigpt answers synchronously: the call waits this long for the answer, then
+    # answers "processing" with the processing_url to poll.
+    luw_chat_timeout_seconds: float = Field(120.0, gt=0, le=600)
 
     # Signs expiring URLs (Luw upload URLs). Empty: one is generated once and kept in data_dir,
     # so every process on a host signs alike (see roomrender.url_signing.server_secret).
@@ -88,6 +91,10 @@ class Settings(BaseSettings):
     webhook_retry_schedule: list[float] = Field(
         default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0])
     webhook_concurrency: int = 16
+    # Fair shares of those slots (roomrender.webhooks.fairness): attempts in flight per key, and
+    # the deadline of an attempt for a key whose receivers keep timing out.
+    webhook_concurrency_per_key: int = 4
+    webhook_slow_timeout_seconds: float = 2.0
     webhook_poll_seconds: float = 5.0
     # A claimed delivery is retried by another dispatcher if not recorded within this time.
     webhook_lease_seconds: float = 120.0

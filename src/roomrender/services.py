@@ -13,6 +13,7 @@ from sqlalchemy import Engine as Database
 
 from roomrender.accounts.credits import CreditLedger
 from roomrender.accounts.keys import KeyStore
+from roomrender.accounts.teams import TeamStore
 from roomrender.config import Settings
 from roomrender.db.database import check_schema, open_database, upgrade
 from roomrender.dialects import install_webhook_bodies
@@ -31,6 +32,8 @@ from roomrender.webhooks.delivery import Dispatcher
 from roomrender.webhooks.outbox import Outbox, OutboxHook
 from roomrender.webhooks.signing import SecretStore
 from roomrender.worker import Worker
+from roomrender.workspace.boards import BoardStore
+from roomrender.workspace.personas import PersonaStore
 
 
 @dataclass
@@ -51,6 +54,18 @@ class Services:
     @property
     def storage(self) -> Storage:
         return self.files.storage
+
+    @property
+    def teams(self) -> TeamStore:
+        return TeamStore(self.db, self.ledger)
+
+    @property
+    def boards(self) -> BoardStore:
+        return BoardStore(self.jobs)
+
+    @property
+    def personas(self) -> PersonaStore:
+        return PersonaStore(self.jobs)
 
     @property
     def webhook_secrets(self) -> SecretStore:

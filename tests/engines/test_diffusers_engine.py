@@ -460,6 +460,36 @@ def test_place_inpaints_around_the_pasted_product_and_nothing_outside_the_area(d
     assert not np.array_equal(images[0][inside], images[1][inside])
 
 
+def test_place_at_true_size_lays_a_rug_on_the_floor_and_blends_around_it(dservices: Services) -> None:
+    from tests.synthetic_rooms import Camera, StraightRoom
+
+    room = StraightRoom(Camera(width=128, height=96))
+    floor = room.floor_point
+    corners = [floor(1.0, 0.3), floor(2.6, 0.3), floor(2.6, 2.6), floor(1.0, 2.6)]
+    true_size = {"reference_line": [{"x": x, "y": y} for x, y in (floor(0.2, 0.0), floor(3.4, 0.0))],
+                 "line_length": 3.2, "width": 1.6, "height": 2.3, "surface": "floor",
+                 "at": {"x": corners[0][0], "y": corners[0][1]}}
+    photo = np.asarray(room.photo(), np.int32)
+    job_id = submit(dservices, task="place", image=png_uri(room.photo()), true_size=true_size,
+                    product_image=png_uri(Image.new("RGBA", (32, 46), (190, 40, 35, 255))), seed=3)
+    drain(dservices)
+    job = finished(dservices, job_id)
+    assert job.status == JobStatus.succeeded, job.error_message
+    out = np.asarray(output_images(dservices, job)[0].convert("RGB"), np.int32)
+    red = (np.abs(out - (190, 40, 35)).max(axis=2) <= 2)
+    rows, columns = np.nonzero(red)
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    # The rug's untouched core lies within its quad and fills it but for its blended rim (a few
+    # pixels a side, on a rug 32 x 10 pixels here).
+    assert min(xs) - 1 <= columns.min() and columns.max() <= max(xs) + 1
+    assert min(ys) - 1 <= rows.min() and rows.max() <= max(ys) + 1
+    assert columns.max() - columns.min() + 1 >= 0.6 * (max(xs) - min(xs))
+    assert rows.max() - rows.min() + 1 >= 0.3 * (max(ys) - min(ys))
+    assert red[round(sum(ys) / 4), round(sum(xs) / 4)]
+    # Above the horizon (the walls, far from the rug) nothing changed.
+    assert np.array_equal(out[:40], photo[:40])
+
+
 def test_place_cuts_a_product_out_of_its_studio_background(dservices: Services) -> None:
     job_id = submit(dservices, task="place", image=ROOM, product_image=product_png(transparent=False),
                     placement={"x": 16, "y": 16, "w": 32, "h": 24})

@@ -1,4 +1,10 @@
-"""API keys: only a SHA-256 of each key is stored; credits are counted per key."""
+"""API keys: only a SHA-256 of each key is stored; credits are counted per key.
+
+A revocation is published on the change feed (topic `keys`, the key's id) in the transaction
+that makes it: every process that authenticates forgets its cached lookups at once (PostgreSQL:
+NOTIFY; SQLite: in this process at once, in others at the feed's safety poll, 1 s), and whoever
+follows revocations (`on_revoked`: the open event streams) hears of it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from limits import parse_many
@@ -14,10 +21,13 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from roomrender.accounts.credits import CreditLedger
 from roomrender.db.tables import api_keys
+from roomrender.events.feed import Change, ChangeFeed, Subscription, feed_for
 
 KEY_PREFIX = "rr_"
-# A revoked key stops working within this many seconds on every process.
+# A lookup is kept this long; a revocation (heard on the change feed) forgets them all at once.
 AUTH_CACHE_SECONDS = 2.0
+# On the change feed: a key was revoked (its id).
+KEYS_TOPIC = "keys"
 
 
 _KEY_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("digest"))
@@ -66,12 +76,16 @@ def _row_to_key(row: object) -> ApiKey:
 
 
 class KeyStore:
-    def __init__(self, db: Engine, ledger: CreditLedger) -> None:
+    def __init__(self, db: Engine, ledger: CreditLedger, feed: ChangeFeed | None = None) -> None:
         self.db = db
         self.ledger = ledger
+        self.feed = feed or feed_for(db)
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
         self._prefixes: dict[str, str] = {}
+        # Bumped by every revocation heard: a lookup read before it is not cached.
+        self._generation = 0
+        self._listening: tuple[Subscription, ...] = ()
 
     def create(self, name: str, credits: int | None = None, *, rate_limit: str | None = None,
                max_active_jobs: int | None = None) -> tuple[ApiKey, str]:
@@ -118,7 +132,7 @@ class KeyStore:
             return int(connection.execute(select(func.count()).select_from(api_keys)).scalar_one())
 
     def revoke(self, key_id_or_prefix: str) -> ApiKey | None:
-        with self.db.begin() as connection:
+        with self.feed.transaction(self.db) as connection:
             row = connection.execute(select(api_keys).where(
                 (api_keys.c.id == key_id_or_prefix) | (api_keys.c.prefix == key_id_or_prefix)
             )).first()
@@ -126,9 +140,50 @@ class KeyStore:
                 return None
             connection.execute(update(api_keys).where(api_keys.c.id == row.id)
                                .values(revoked_at=time.time()))
-        with self._lock:
-            self._cache.clear()
+            self.feed.stage(Change(KEYS_TOPIC, row.id))
+        self._forget()
         return self.get(row.id)
+
+    def revoked_among(self, key_ids: Collection[str]) -> Sequence[str]:
+        """Those of `key_ids` that are revoked (or no longer exist)."""
+        wanted = sorted(set(key_ids))
+        if not wanted:
+            return []
+        with self.db.connect() as connection:
+            live = set(connection.execute(select(api_keys.c.id).where(
+                api_keys.c.id.in_(wanted), api_keys.c.revoked_at.is_(None))).scalars())
+        return [key_id for key_id in wanted if key_id not in live]
+
+    def on_revoked(self, callback: Callable[[str], None],
+                   followed: Callable[[], Collection[str]]) -> Callable[[], None]:
+        """Call `callback(key_id)` (on the feed's thread) when a key is revoked, in any process.
+        When changes may have been missed (a resync), the `followed` keys are read again and
+        each revoked one reported. Returns the call that stops it."""
+        def on_resync() -> None:
+            for key_id in self.revoked_among(followed()):
+                callback(key_id)
+
+        subscriptions = [self.feed.subscribe(KEYS_TOPIC, lambda change: callback(change.key)),
+                         self.feed.on_resync(on_resync)]
+
+        def stop() -> None:
+            for subscription in subscriptions:
+                subscription.close()
+
+        return stop
+
+    def _listen(self) -> None:
+        """Forget cached lookups whenever a revocation is heard (from the first lookup on)."""
+        with self._lock:
+            if self._listening:
+                return
+            self._listening = (self.feed.subscribe(KEYS_TOPIC, self._forget),
+                               self.feed.on_resync(self._forget))
+
+    def _forget(self, *_: object) -> None:
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
 
     def cached(self, plaintext: str) -> tuple[bool, ApiKey | None]:
         """(True, key-or-None) when `plaintext` was looked up moments ago; no I/O."""
@@ -141,16 +196,20 @@ class KeyStore:
         """The live key for `plaintext`, or None. Looked up by hash; briefly cached."""
         if not plaintext:
             return None
+        if not self._listening:
+            self._listen()
         hit, key = self.cached(plaintext)
         if hit:
             return key
         digest = hash_key(plaintext)
         now = time.monotonic()
+        generation = self._generation
         with self.db.connect() as connection:
             row = connection.execute(_KEY_BY_HASH, {"digest": digest}).first()
         key = _row_to_key(row) if row is not None and row.revoked_at is None else None
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now, key)
+            if generation == self._generation:  # no revocation heard while reading
+                self._cache[digest] = (now, key)
         return key

@@ -13,6 +13,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy import Engine as Database
 
 from roomrender.accounts.keys import ApiKey, KeyStore
+from roomrender.accounts.teams import TeamStore
 from roomrender.api.auth import require_key
 from roomrender.config import Settings
 from roomrender.engines.base import Engine
@@ -22,6 +23,8 @@ from roomrender.storage.base import Storage
 from roomrender.storage.files import FileStore
 from roomrender.webhooks.outbox import Outbox
 from roomrender.webhooks.signing import SecretStore
+from roomrender.workspace.boards import BoardStore
+from roomrender.workspace.personas import PersonaStore
 
 
 class Services(Protocol):
@@ -48,6 +51,12 @@ class Services(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def webhook_secrets(self) -> SecretStore: ...
+    @property
+    def teams(self) -> TeamStore: ...
+    @property
+    def boards(self) -> BoardStore: ...
+    @property
+    def personas(self) -> PersonaStore: ...
 
 
 # The calling key (401 in the dialect's shape when missing or not valid).

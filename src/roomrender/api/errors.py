@@ -17,6 +17,7 @@ from roomrender.api.deps import describe_json_error, describe_validation_errors,
 from roomrender.canonical.errors import (
     BodyTooLarge,
     Conflict,
+    Forbidden,
     ImageTooLarge,
     InsufficientCredits,
     InvalidRequest,
@@ -50,6 +51,7 @@ class HttpError(RoomrenderError):
 STATUSES: dict[type[RoomrenderError], int] = {
     Unauthorized: 401,
     InsufficientCredits: 402,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     ImageTooLarge: 413,
@@ -88,6 +90,7 @@ def native_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
              "an image that is not one",
         401: "API key missing, not valid or revoked",
         402: "Not enough credits",
+        403: "Not allowed to the caller's role in its team",
         404: "No such job, file or route",
         409: "Idempotency-Key reused with another request, or the job cannot be canceled",
         413: "The request body or an image is too large",

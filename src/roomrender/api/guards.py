@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from limits import RateLimitItem, parse_many
@@ -199,11 +200,29 @@ def _async_url(url: str) -> str:
 
 class StreamSlots:
     """Open event streams per key on this process: each holds a connection and some memory until
-    its job ends, so one key must not open thousands."""
+    its job ends, so one key must not open thousands. A stream that `follow`s its key is closed
+    at once when the key is revoked (`revoked`, told by the change feed from any thread)."""
 
     def __init__(self, per_key: int) -> None:
         self.per_key = max(1, per_key)
         self._open: dict[str, int] = {}
+        self._closers: dict[str, list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]]] = {}
+
+    def follow(self, key_id: str, close: Callable[[], None]) -> None:
+        """Call `close` (on this event loop) if the key is revoked while the stream is open."""
+        self._closers.setdefault(key_id, []).append((asyncio.get_running_loop(), close))
+
+    def followed(self) -> list[str]:
+        """The keys with streams open (read again when revocations may have been missed)."""
+        return list(self._closers)
+
+    def revoked(self, key_id: str) -> None:
+        """The key was revoked: its open streams close now. Safe from any thread."""
+        for loop, close in list(self._closers.get(key_id, ())):
+            try:
+                loop.call_soon_threadsafe(close)
+            except RuntimeError:  # that loop is closed: its stream is over
+                pass
 
     def take(self, key_id: str) -> None:
         """RateLimited when the key has `per_key` streams open already; else one more is open
@@ -214,7 +233,13 @@ class StreamSlots:
                               retry_after=5.0)
         self._open[key_id] = self._open.get(key_id, 0) + 1
 
-    def give_back(self, key_id: str) -> None:
+    def give_back(self, key_id: str, close: Callable[[], None] | None = None) -> None:
+        if close is not None:
+            kept = [entry for entry in self._closers.get(key_id, ()) if entry[1] != close]
+            if kept:
+                self._closers[key_id] = kept
+            else:
+                self._closers.pop(key_id, None)
         left = self._open.get(key_id, 1) - 1
         if left > 0:
             self._open[key_id] = left

@@ -7,7 +7,8 @@ opened together do not send their keep-alives in one burst, and none waits longe
 `keepalive_seconds`);
 the stream ends with the job, when the client leaves (noticed at once, not at the next write),
 or when the server begins to shut down (`Watch.stop_serving`: a `retry` hint, so the client
-reconnects to another process and gets the job's current state first).
+reconnects to another process and gets the job's current state first), or at once when its API
+key is revoked (`revoke`: a last comment says so).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ KEEPALIVE = b": keep-alive\n\n"
 # A keep-alive's silence, as a share of `keepalive_seconds`: at least this much, at most all.
 KEEPALIVE_SPREAD = 0.75
 FAREWELL = b"retry: 1000\n: the server is shutting down; reconnect to follow the job\n\n"
+REVOKED = b": the API key of this stream was revoked\n\n"
 
 
 def sse(event: str, data: str) -> bytes:
@@ -55,6 +57,7 @@ class EventStream(Response):
         self.keepalive_seconds = keepalive_seconds
         self.farewell = farewell
         self.on_close = on_close
+        self.revoked = False
         self.status_code = 200
         self.background = None
         self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
@@ -75,6 +78,8 @@ class EventStream(Response):
                         await send(_body(self.farewell, more=False))
                         return
                     if watch.closed:
+                        if self.revoked:
+                            await send(_body(REVOKED, more=False))
                         return
                     await send(_body(KEEPALIVE, more=True))
                     continue
@@ -91,6 +96,12 @@ class EventStream(Response):
                 self.on_close()
             if self.background is not None:
                 await self.background()
+
+
+    def revoke(self) -> None:
+        """Its key was revoked: the stream ends now (call on its event loop)."""
+        self.revoked = True
+        self.watch.close()
 
 
 class StreamEndpoint:

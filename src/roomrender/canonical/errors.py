@@ -49,6 +49,12 @@ class NotFound(RoomrenderError):
     code = "not_found"
 
 
+class Forbidden(RoomrenderError):
+    """The caller may see the object but not do this to it (a team member's role)."""
+
+    code = "forbidden"
+
+
 class InsufficientCredits(RoomrenderError):
     code = "insufficient_credits"
 

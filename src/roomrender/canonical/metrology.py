@@ -254,21 +254,23 @@ def measure_one_point(room: OnePointRoom, room_height: float, width: int, height
                        focal_length=camera.focal, vanishing_points=(vp,))
 
 
-# -- true size on a wall ------------------------------------------------------------------------
+# -- true size on a wall or the floor ------------------------------------------------------------------------
 
 Quad = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
 
 
 def true_size_quad(true_size: TrueSize, width: int, height: int) -> Quad:
     """Where a `true_size.width` x `true_size.height` product goes on the photo: its corners
-    (top-left, top-right, bottom-right, bottom-left) on the wall that holds the reference line,
-    its top-left at `true_size.at`."""
+    (top-left, top-right, bottom-right, bottom-left) on the wall that holds the reference line
+    (or on the floor, for `surface` "floor"), its top-left at `true_size.at`."""
     start, end = true_size.reference_line
     check_on_photo({"the reference line": true_size.reference_line,
                     "the product's top-left corner": [true_size.at]},
                    width, height)
     _line(start, end, "the reference line")
     camera = Camera(DEFAULT_FOCAL_RATIO * width, width / 2, height / 2)
+    if true_size.surface == "floor":
+        return _floor_quad(true_size, camera)
     up_down = np.array([0.0, 1.0, 0.0])
     angle = math.degrees(math.atan2(abs(end.x - start.x), abs(end.y - start.y)))
     if angle < VERTICAL_TOLERANCE:
@@ -308,6 +310,34 @@ def true_size_quad(true_size: TrueSize, width: int, height: int) -> Quad:
     project = camera.project
     return (project(corner), project(corner + size_right), project(corner + size_right + size_down),
             project(corner + size_down))
+
+
+def _floor_quad(true_size: TrueSize, camera: Camera) -> Quad:
+    """A product lying flat on the floor (a rug): the reference line on the floor gives the
+    scale and the direction of the product's width; its depth runs across the line, towards
+    the camera, from its far-left corner at `true_size.at`."""
+    start, end = true_size.reference_line
+    # The floor is the plane y = 1 (camera heights as the unit), until the line gives the scale.
+    first = _on_plane_y(camera, start, 1.0, "the reference line's first point")
+    second = _on_plane_y(camera, end, 1.0, "the reference line's second point")
+    length = _horizontal(first, second)
+    if length <= 1e-9:
+        raise GeometryError("the reference line has no length on the floor")
+    scale = true_size.line_length / length
+    corner = _on_plane_y(camera, true_size.at, 1.0, "the product's top-left corner") * scale
+    along = (second - first) / length
+    right = along if camera.project(corner + along)[0] >= camera.project(corner)[0] else -along
+    # Across the line, on the floor, the way that comes nearer the camera.
+    near = np.array([-along[2], 0.0, along[0]])
+    if near[2] > 0:
+        near = -near
+    size_right, size_near = right * true_size.width, near * true_size.height
+    if (corner + size_near)[2] <= 0:
+        raise GeometryError("at its true size the product reaches past the camera: place its "
+                            "far-left corner further away, or give its real size")
+    project = camera.project
+    return (project(corner), project(corner + size_right), project(corner + size_right + size_near),
+            project(corner + size_near))
 
 
 def quad_bounds(quad: Quad) -> tuple[int, int, int, int]:

@@ -54,6 +54,7 @@ class Task(StrEnum):
     pattern = "pattern"  # a seamless, tileable texture
     change_background = "change_background"  # a product kept, the scene around it new
     moodboard = "moodboard"  # a board of a photo, its pieces and their palette
+    chat = "chat"  # an interior-design assistant's answer, in words (a photo optional)
 
 
 class JobStatus(StrEnum):
@@ -88,6 +89,19 @@ class Expand(BaseModel):
     right: float = Field(0.25, ge=0, le=2)
     top: float = Field(0.0, ge=0, le=2)
     bottom: float = Field(0.0, ge=0, le=2)
+
+
+# chat: the most turns a conversation carries forward (the oldest are dropped past it).
+MAX_CHAT_TURNS = 20
+MAX_CHAT_ANSWER_LENGTH = 20_000
+
+
+class ChatTurn(BaseModel):
+    """One exchange of a conversation: what was asked and what the assistant answered."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(max_length=MAX_PROMPT_LENGTH)
+    answer: str = Field(max_length=MAX_CHAT_ANSWER_LENGTH)
 
 
 class Dimensions(BaseModel):
@@ -196,6 +210,14 @@ class GenerationRequest(BaseModel):
     simplify: int | None = Field(None, ge=MIN_FACES, le=MAX_FACES)
     glossy: bool = False
     dimensions: Dimensions | None = None
+
+    # chat: the job this one follows up (a conversation the key owns), the turns before it (the
+    # server fills them from that job, never the client) and the answer's language.
+    conversation: str | None = Field(None, max_length=64)
+    history: list[ChatTurn] = Field(default_factory=list, max_length=MAX_CHAT_TURNS)
+    lang: str | None = Field(None, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
+    # Any generator: the prompt rewritten into a richer one before rendering (engines/enhancing.py).
+    enhance_prompt: bool = False
 
     @field_validator("scale")
     @classmethod

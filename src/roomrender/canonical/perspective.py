@@ -51,10 +51,17 @@ class OnePointRoom(BaseModel):
 RoomLines = Annotated[TwoPointRoom | OnePointRoom, Field(discriminator="kind")]
 
 
+Surface = Literal["wall", "floor"]
+
+
 class TrueSize(BaseModel):
     """A product at its real size: `reference_line` on the photo is `line_length` long, the
-    product is `width` x `height` in the same unit, its top-left corner at `at`, laid on the wall
-    that holds the reference line (a horizontal line along the wall, or a vertical one)."""
+    product is `width` x `height` in the same unit, its top-left corner at `at`.
+
+    `surface` "wall": laid on the wall that holds the reference line (a horizontal line along
+    the wall, or a vertical one), `height` downwards. "floor" (a rug): the reference line lies on
+    the floor, the product lies flat on it, `width` along the line and `height` across it towards
+    the camera, `at` its far-left corner."""
 
     model_config = ConfigDict(extra="forbid")
     reference_line: Segment
@@ -62,3 +69,4 @@ class TrueSize(BaseModel):
     width: float = Field(gt=0, le=MAX_LENGTH, allow_inf_nan=False)
     height: float = Field(gt=0, le=MAX_LENGTH, allow_inf_nan=False)
     at: Point
+    surface: Surface = "wall"

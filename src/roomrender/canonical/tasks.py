@@ -55,10 +55,29 @@ class Cost:
         return {"credits": self.credits, "per": self.per, "counted_by": self.counted_by}
 
 
+@dataclass(frozen=True)
+class LengthCost(Cost):
+    """Credits by the length of what a language model reads: `credits` per `words` words started
+    (at least one), of the prompt and the conversation's earlier turns (the model reads them all
+    again on every turn). Luw's archigpt: 1 credit per ~3,000 words."""
+
+    words: int = 3000
+
+    def of(self, request: GenerationRequest) -> int:
+        return self.credits * max(1, math.ceil(words_read(request) / self.words))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "words": self.words}
+
+
+def words_read(request: GenerationRequest) -> int:
+    """The words a chat's model reads: its prompt and every earlier turn, asked and answered."""
+    texts = [request.prompt or "", *(f"{turn.prompt} {turn.answer}" for turn in request.history)]
+    return sum(len(text.split()) for text in texts)
+
+
 PER_IMAGE = Cost(1, per="image", counted_by="n")
 ONE_PER_JOB = Cost(1)
-# A picture from words alone is a whole generation, not an edit of a given photo.
-TWO_PER_IMAGE = Cost(2, per="image", counted_by="n")
 
 
 @dataclass(frozen=True)
@@ -121,12 +140,13 @@ class TaskDefinition:
 
 _NEEDS_IMAGE = InputRule(("image",), "this task needs an input image")
 # What a diffusion pipeline reads, on any task it runs.
-_SAMPLING = ("n", "seed", "negative_prompt", "steps", "guidance", "speed", "model")
+# enhance_prompt: the prompt rewritten richer first (engines/enhancing.py), on any generator.
+_SAMPLING = ("n", "seed", "negative_prompt", "steps", "guidance", "speed", "model", "enhance_prompt")
 # How a picture should look: words, a style, a room.
 _LOOK = ("style", "room_type", "exterior", "prompt", "palette", "materials")
 _SIZE = ("width", "height")
 # The preview engine has no model: none of this reaches it; model and control_map it refuses.
-_NO_MODEL = frozenset({"negative_prompt", "steps", "guidance", "speed", "model", "control_map",
+_NO_MODEL = frozenset({"enhance_prompt", "negative_prompt", "steps", "guidance", "speed", "model", "control_map",
                        "width", "height"})
 
 
@@ -268,10 +288,10 @@ def _definitions() -> list[TaskDefinition]:
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             engines=(_DIFFUSERS,)),
         TaskDefinition(
-            Task.text_to_image, "A room from words alone",
-            inputs=(), options=(*_LOOK, *_SIZE, "aspect_ratio", *_SAMPLING),
+            Task.text_to_image, "A room from words, optionally after a guide image (image-to-image)",
+            inputs=("image",), options=(*_LOOK, *_SIZE, "aspect_ratio", "strength", *_SAMPLING),
             requires=(InputRule(("prompt",), "text_to_image needs a prompt"),),
-            output=ArtifactKind.image, cost=TWO_PER_IMAGE, engines=(_DIFFUSERS,)),
+            output=ArtifactKind.image, cost=PER_IMAGE, engines=(_DIFFUSERS,)),
         TaskDefinition(
             Task.instruct, "The photo changed as a sentence says (\"make the walls sage green\")",
             inputs=("image", "extra_images"),
@@ -326,10 +346,13 @@ def _definitions() -> list[TaskDefinition]:
             # The preview engine makes a card of the first photo.
             engines=(_preview("extra_images", "seed"),)),
         TaskDefinition(
-            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions",
-            inputs=("image",), options=(),
-            requires=(_NEEDS_IMAGE,), output=ArtifactKind.vector, cost=ONE_PER_JOB,
-            engines=(_preview(), _DIFFUSERS)),
+            Task.vectorize, "The picture traced into an SVG drawing of filled colour regions; with a "
+            "prompt, a picture painted first (the image its guide), then traced",
+            inputs=("image",), options=("prompt", "aspect_ratio", "style", "seed", "model"),
+            requires=(InputRule(("image", "prompt"), "vectorize needs an image to trace (or a prompt "
+                                                      "to paint one first)"),),
+            output=ArtifactKind.vector, cost=ONE_PER_JOB,
+            engines=(_preview("prompt", "aspect_ratio", "style", "seed"), _DIFFUSERS)),
         TaskDefinition(
             Task.pattern, "A seamless, tileable texture, from words or from a picture",
             inputs=("image",), options=("prompt", "style", "palette", "materials", "strength",
@@ -338,7 +361,7 @@ def _definitions() -> list[TaskDefinition]:
             output=ArtifactKind.image, cost=PER_IMAGE, resize=_tile_sized,
             # From a picture only, by offset and blend: words need a model.
             engines=(EngineUse("preview", (_NO_MODEL - frozenset(_SIZE)).union(
-                {"prompt", "style", "palette", "materials", "strength", *_FIXED})),)),
+                {"prompt", "style", "palette", "materials", "strength", *_FIXED})), _DIFFUSERS)),
         TaskDefinition(
             Task.change_background, "The product of a photo kept, pixel for pixel, in a new scene",
             inputs=("image", "reference_image"),
@@ -353,6 +376,14 @@ def _definitions() -> list[TaskDefinition]:
             options=("prompt", "style", "strength", *_SAMPLING),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             resize=_board_sized, engines=(_preview("prompt", "style", "strength", *_FIXED),)),
+        TaskDefinition(
+            Task.chat, "An interior-design assistant's answer in words, to a question and an "
+                       "optional photo; a follow-up names the job it continues (conversation)",
+            inputs=("image",), options=("prompt", "conversation", "lang", "seed", "model"),
+            requires=(InputRule(("prompt",), "chat needs a prompt: the question to answer"),),
+            output=ArtifactKind.text, cost=LengthCost(1, per="3000 words", counted_by="prompt"),
+            # The preview engine has no language model: it answers "needs a language model".
+            engines=(_DIFFUSERS,)),
     ]
 
 

@@ -143,3 +143,108 @@ webhook_attempts = Table(
     # delivered | retry | failed
     Column("outcome", String(16), nullable=False),
 )
+
+# The workspace (workspace/boards.py owns the three board tables, workspace/personas.py the two
+# persona tables). `owner_id` is the key that made the object; ids are positive integers (Luw's
+# client accepts nothing else).
+boards = Table(
+    "boards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", String(32), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+board_folders = Table(
+    "board_folders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("board_id", Integer, nullable=False, index=True),
+    Column("parent_id", Integer, nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+board_media = Table(
+    "board_media",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("board_id", Integer, nullable=False, index=True),
+    # NULL: the board's root.
+    Column("folder_id", Integer, nullable=True),
+    # Kept files (`files` rows of kind "kept", no expiry): the media and its optional source.
+    Column("file_key", String(128), nullable=False),
+    Column("control_key", String(128), nullable=True),
+    Column("extras", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+personas = Table(
+    "personas",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", String(32), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("knows", Text, nullable=True),
+    Column("profession", String(64), nullable=True, index=True),
+    Column("generations_count", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+persona_trainings = Table(
+    "persona_trainings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("persona_id", Integer, nullable=False, index=True),
+    # 1-6 style images, 7 the default input image, 8+ free; NULL: a "liked" design, no slot.
+    Column("slot", Integer, nullable=True),
+    Column("file_key", String(128), nullable=False),
+    Column("info", Text, nullable=True),
+    Column("extras", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Teams (accounts/teams.py owns them; accounts/credits.py owns the credit columns of `teams`): a
+# team's keys draw on one balance. A member is a key (user ids are positive integers, as Luw's
+# client reads them); an invitation is answered once, by the key that presents its token.
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    # NULL: unlimited.
+    Column("credits_granted", BigInteger, nullable=True),
+    Column("credits_used", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", Integer, nullable=False, index=True),
+    Column("key_id", String(32), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    # owner | admin | member
+    Column("role", String(16), nullable=False),
+    Column("joined_at", Float, nullable=False),
+)
+
+team_invitations = Table(
+    "team_invitations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", Integer, nullable=False, index=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token", String(64), nullable=False, unique=True),
+    # pending | accepted | declined
+    Column("status", String(16), nullable=False),
+    Column("invited_by", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("answered_at", Float, nullable=True),
+)

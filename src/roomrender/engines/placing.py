@@ -3,12 +3,14 @@
 Both engines share the geometry: the product (cropped to its visible pixels) is scaled to fit
 inside `placement` keeping its proportions, centred, standing on the placement's bottom edge
 (where a piece of furniture meets the floor). At a true size, the whole PNG (its padding is part
-of the size given) is warped onto the quad it takes on the wall, in perspective. Nothing outside
+of the size given) is warped onto the quad it takes on the wall, or on the floor (a rug), in
+perspective. Nothing outside
 `area` changes, to the pixel.
 
 The preview engine then composites it with image processing only: the product's light is pulled
 a little towards the room's light around it (the ambient colour cast and brightness, bounded so
-the product keeps its colours), and a soft contact shadow darkens the floor under it.
+the product keeps its colours), and a soft contact shadow darkens the floor under it (none under
+a rug, which lies flat).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def warped_onto(cutout: Image.Image, quad: Quad, box: Box) -> Image.Image:
 def product_in_room(cutout: Image.Image, request: GenerationRequest,
                     size: tuple[int, int]) -> tuple[Image.Image, Box]:
     """The product as it goes into the room and the box it takes there: at its true size on the
-    wall when the request gives one, else fitted into its placement."""
+    wall or the floor when the request gives one, else fitted into its placement."""
     assert request.placement is not None
     if request.true_size is not None:
         quad = true_size_quad(request.true_size, *size)
@@ -158,6 +160,9 @@ def composite_preview(room: Image.Image, cutout: Image.Image, request: Generatio
     product, box = product_in_room(cutout, request, room.size)
     product = match_light(product, room, area, box)
     rgb = np.asarray(room, dtype=np.float32) / 255.0
-    shaded = rgb * (1.0 - contact_shadow(room.size, product, box)[..., None])
+    # A rug lies flat: no contact shadow under it.
+    flat = request.true_size is not None and request.true_size.surface == "floor"
+    shadow = 0.0 if flat else contact_shadow(room.size, product, box)[..., None]
+    shaded = rgb * (1.0 - shadow)
     shaded_image = Image.fromarray((np.clip(shaded, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGB")
     return only_inside(paste(shaded_image, product, box), room, area)

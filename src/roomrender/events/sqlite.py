@@ -4,7 +4,12 @@ sharing the file are noticed by a slow safety poll, which runs only while one ex
 Whether another process has the file open is told by POSIX record locks on a file beside it:
 each process holds a shared lock; a process that can turn its own into an exclusive one is alone.
 While not alone, `PRAGMA data_version` (which changes when another connection commits) is read
-every `POLL_SECONDS`; when it changed, subscribers are asked to catch up (resync)."""
+every `POLL_SECONDS`; when it changed, subscribers are asked to catch up (resync).
+
+A process that commits changes while not alone also touches that file (its mtime is the mark), so
+a change made by a process that came and went between two polls (`roomrender keys revoke`) is
+not missed: the poll resyncs when the mark moved, alone or not (and once more at the next poll,
+since the mark is made just before the commit)."""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from roomrender.events.carrier import Listener, ThreadCarrier
 
@@ -55,6 +61,20 @@ class Neighbours:
             self._fd = held[0]
         weakref.finalize(self, _release, self.path)
 
+    def mark(self) -> None:
+        """Tell the processes sharing the file that changes are being committed."""
+        if self._fd is not None and self.others():
+            try:
+                os.utime(self.path)
+            except OSError:
+                log.warning("cannot mark %s", self.path)
+
+    def marked(self) -> int:
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return 0
+
     def others(self) -> bool:
         if self._fd is None:  # not POSIX: assume company
             return True
@@ -88,6 +108,10 @@ class SqliteProbe(ThreadCarrier):
         self.poll_seconds = poll_seconds
         self.neighbours = Neighbours(database)
 
+    def notify(self, connection: Connection, payloads: Sequence[str]) -> None:
+        if payloads:
+            self.neighbours.mark()
+
     def _run(self) -> None:
         self._ready.set()  # our own changes are published in-process from the start
         try:
@@ -96,18 +120,24 @@ class SqliteProbe(ThreadCarrier):
             log.exception("the safety poll cannot open %s", self.database)
             return
         last: int | None = None
+        last_mark, again = self.neighbours.marked(), False
         try:
             while not self.should_stop():
                 time.sleep(self.poll_seconds)
+                mark = self.neighbours.marked()
+                moved = mark != last_mark
+                marked, again, last_mark = moved or again, moved, mark
                 if not self.neighbours.others():
                     last = None
+                    if marked:
+                        self._resync()
                     continue
                 try:
                     version = int(connection.execute("PRAGMA data_version").fetchone()[0])
                 except sqlite3.Error:
                     log.exception("the safety poll failed")
                     continue
-                if version != last:
+                if version != last or marked:
                     feed = self._feed()
                     if feed is not None:
                         feed.resync()
@@ -115,6 +145,11 @@ class SqliteProbe(ThreadCarrier):
                 last = version
         finally:
             connection.close()
+
+    def _resync(self) -> None:
+        feed = self._feed()
+        if feed is not None:
+            feed.resync()
 
 
 def sqlite_carrier(feed: weakref.ref[Listener], db: Engine) -> SqliteProbe | None:

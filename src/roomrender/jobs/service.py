@@ -33,6 +33,7 @@ from roomrender.catalog import find_room_type, find_style, room_types, styles
 from roomrender.config import Settings
 from roomrender.engines.base import Engine as RenderEngine
 from roomrender.images import ImageLimits, check_image, decode_data_uri, fetch
+from roomrender.jobs.conversations import with_history
 from roomrender.jobs.queue import JobQueue
 from roomrender.jobs.records import JobRecord, NewJob
 from roomrender.jobs.rows import to_job
@@ -155,6 +156,20 @@ class JobService:
             return found
         return self.files.save(owner.id, found, kind="input")
 
+    def keep_image(self, owner: ApiKey, ref: str, what: str) -> StoredFile:
+        """An image reference (URL fetched safely, data URI, upload id, one of the key's job
+        outputs) kept for good: a copy of its own (kind "kept", no expiry), so that a board or a
+        persona holds it after the job's data or the upload expires."""
+        found = self._prepare_input(owner, ref, what)
+        if isinstance(found, StoredFile):
+            found = NewFile(new_key(found.content_type, prefix="kept-"),
+                            self.files.storage.get(found.key), found.content_type,
+                            found.width, found.height)
+        else:
+            found = NewFile(new_key(found.content_type, prefix="kept-"), found.data,
+                            found.content_type, found.width, found.height)
+        return self.files.save(owner.id, found, kind="kept")
+
     def _prepare_input(self, owner: ApiKey, ref: str, what: str) -> StoredFile | NewFile:
         """An image reference → the stored file it names, or the checked new file it brings
         (fetched or decoded, not stored yet)."""
@@ -206,6 +221,7 @@ class JobService:
             except UrlRefused as refused:
                 raise UrlRefused(f"the webhook URL is refused: {refused.message}") from refused
         self.engine.validate(request)
+        request = with_history(request, lambda job_id: self.get(owner, job_id), self.files.storage.get)
         cost = cost_of(request) if cost is None else cost
         self._check_credits(owner, cost)
         max_active = self.max_active_jobs(owner)

@@ -14,6 +14,10 @@
   the name cannot be re-resolved to a private address in between. An attempt has a total
   deadline (the webhook timeout), not only a timeout per read.
 - One delivery's failure, whatever it is, fails that delivery only: the loop goes on.
+- Slots are shared fairly across keys (`webhooks.fairness`): a few in flight per key, and keys
+  whose receivers keep timing out get one short attempt at a time within half the slots, so a
+  good receiver is called at once whatever other keys' receivers do. A finished attempt wakes the
+  loop (it rings the doorbell), so a freed slot is taken at once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -39,6 +43,7 @@ from roomrender.config import Settings
 from roomrender.netsafety import check_url_form
 from roomrender.safehttp import deadline, pinned_client
 from roomrender.trouble import Trouble
+from roomrender.webhooks.fairness import KeyShares
 from roomrender.webhooks.outbox import DELIVERED, FAILED, PENDING, AttemptRecord, Outbox
 from roomrender.webhooks.signing import SecretStore, SigningSecrets, signed_headers
 
@@ -50,6 +55,9 @@ MAX_RETRY_AFTER_SECONDS = 10 * 3600.0
 # A due message that could not be claimed (another dispatcher holds it) is looked at again after
 # this, not in a tight loop.
 MIN_CLAIM_GAP = 0.05
+# Due messages held back by their key's share are claimed again when an attempt ends (it rings),
+# else after this.
+HELD_BACK_GAP = 0.25
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,9 @@ class Delivery:
     attempt: int
     # None when the key that owns the job no longer exists: nothing can sign for it.
     secrets: SigningSecrets | None
+    owner_id: str = ""
+    # The attempt's deadline (shorter for a key whose receivers keep timing out).
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,8 @@ class Dispatcher:
                  schedule: Sequence[float] | None = None,
                  timeout: float | None = None, concurrency: int | None = None,
                  lease_seconds: float | None = None, allow_private: bool | None = None,
-                 dispatcher_id: str | None = None) -> None:
+                 dispatcher_id: str | None = None, per_key: int | None = None,
+                 slow_timeout: float | None = None) -> None:
         self.outbox = outbox
         self.secrets = secrets
         self.schedule = list(settings.webhook_retry_schedule if schedule is None else schedule)
@@ -121,6 +133,13 @@ class Dispatcher:
         self.lease_seconds = settings.webhook_lease_seconds if lease_seconds is None else lease_seconds
         self.allow_private = settings.allow_private_urls if allow_private is None else allow_private
         self.poll_seconds = settings.webhook_poll_seconds
+        self.shares = KeyShares(
+            self.concurrency,
+            settings.webhook_concurrency_per_key if per_key is None else per_key,
+            self.timeout,
+            settings.webhook_slow_timeout_seconds if slow_timeout is None else slow_timeout)
+        # Whether the last claim left due messages behind for their keys' shares.
+        self._held_back = False
         self.id = dispatcher_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._client = pinned_client(
             allow_private=self.allow_private, timeout=self.timeout,
@@ -141,24 +160,40 @@ class Dispatcher:
 
     def claim(self, limit: int, now: float | None = None) -> list[Delivery]:
         """Lease up to `limit` due messages to this dispatcher."""
-        token, messages = self.outbox.lease_due(limit, self.lease_seconds, now)
+        token, messages = self.outbox.lease_due(limit, self.lease_seconds, now,
+                                                shares=self.shares)
+        for message in messages:
+            self.shares.started(message.owner_id)
+        self._held_back = len(messages) < limit and bool(self.shares.busy_owners())
         if not messages:
             return []
-        secrets = self.secrets.for_owners(sorted({message.owner_id for message in messages}))
+        try:
+            secrets = self.secrets.for_owners(sorted({message.owner_id for message in messages}))
+        except BaseException:
+            for message in messages:
+                self.shares.finished(message.owner_id, timed_out=False)
+            raise
         return [Delivery(message.id, token, message.url, message.payload, message.attempts + 1,
-                         secrets.get(message.owner_id)) for message in messages]
+                         secrets.get(message.owner_id), message.owner_id,
+                         self.shares.timeout_for(message.owner_id)) for message in messages]
 
     # -- attempting -----------------------------------------------------------------------
 
     def attempt(self, delivery: Delivery) -> AttemptResult:
         """POST one message once; never raises: whatever goes wrong fails this attempt."""
         started = time.time()
+        timed_out = False
         try:
-            return self._attempt(delivery, started)
+            result = self._attempt(delivery, started)
+            timed_out = result.outcome == RETRY and (result.error or "").startswith("timed out")
+            return result
         except Exception as failed:
             log.warning("webhook %s: %s: %s", delivery.id, type(failed).__name__, failed)
             return AttemptResult(delivery, started, int((time.time() - started) * 1000), FAILED,
                                  error=f"{type(failed).__name__}: {failed}")
+        finally:
+            if delivery.owner_id:
+                self.shares.finished(delivery.owner_id, timed_out=timed_out)
 
     def _attempt(self, delivery: Delivery, started: float) -> AttemptResult:
 
@@ -174,10 +209,11 @@ class Dispatcher:
         except UrlRefused as refused:
             return result(FAILED, error=f"refused: {refused.message}")
         headers = signed_headers(delivery.secrets, delivery.id, delivery.payload)
+        timeout = self.timeout if delivery.timeout is None else delivery.timeout
         try:
-            with deadline(self.timeout), self._client.stream(
+            with deadline(timeout), self._client.stream(
                     "POST", delivery.url, content=delivery.payload.encode("utf-8"),
-                    headers=headers) as response:
+                    headers=headers, timeout=timeout) as response:
                 snippet = b""
                 for chunk in response.iter_bytes():
                     snippet += chunk
@@ -186,7 +222,7 @@ class Dispatcher:
         except UrlRefused as refused:
             return result(FAILED, error=f"refused: {refused.message}")
         except httpx.TimeoutException:
-            return result(RETRY, error=f"timed out after {self.timeout:g} s")
+            return result(RETRY, error=f"timed out after {timeout:g} s")
         except httpx.HTTPError as failed:
             return result(RETRY, error=f"{type(failed).__name__}: {failed}")
         except Exception as failed:
@@ -244,8 +280,9 @@ class Dispatcher:
         return len(results)
 
     def run(self, stop: threading.Event) -> None:
-        """Keep up to `concurrency` attempts in flight until `stop` is set. Idle, it sleeps until
-        a message is added (the outbox's doorbell), the next one is due, or `poll_seconds`."""
+        """Keep up to `concurrency` attempts in flight (shared fairly across keys) until `stop`
+        is set. It sleeps until a message is added (the outbox's doorbell), an attempt ends (it
+        rings too), the next message is due, or `poll_seconds`."""
         log.info("webhook dispatcher %s started", self.id)
         bell = self.outbox.doorbell()
         bell.ring_when_set(stop)
@@ -254,11 +291,12 @@ class Dispatcher:
         try:
             while not stop.is_set():
                 rung = bell.take() or rung
+                done = {future for future in in_flight if future.done()}
+                if done:
+                    in_flight -= done
+                    self._record_safely([future.result() for future in done])
                 free = self.concurrency - len(in_flight)
-                # Claim in batches (half the slots at least) to spare the database a claim per
-                # message.
-                batch_ready = free >= max(1, self.concurrency // 2) or not in_flight
-                if free > 0 and batch_ready and (rung or time.monotonic() >= next_claim):
+                if free > 0 and (rung or time.monotonic() >= next_claim):
                     rung = False
                     try:
                         claimed = self.claim(free)
@@ -266,15 +304,16 @@ class Dispatcher:
                     except Exception as failure:
                         self.trouble.failed(failure)  # logged once, retried less and less often
                         claimed = []
-                    in_flight |= {self._pool.submit(self.attempt, d) for d in claimed}
+                    for delivery in claimed:
+                        future = self._pool.submit(self.attempt, delivery)
+                        future.add_done_callback(bell.ring)
+                        in_flight.add(future)
                     if len(claimed) < free:
                         next_claim = self._next_claim()
-                if not in_flight:
-                    rung = bell.wait(max(0.0, next_claim - time.monotonic()))
-                    continue
-                done, in_flight = wait(in_flight, timeout=self.poll_seconds,
-                                       return_when=FIRST_COMPLETED)
-                self._record_safely([future.result() for future in done])
+                # Every slot busy: an attempt's end rings; else the next claim's time.
+                until = self.poll_seconds if len(in_flight) >= self.concurrency else min(
+                    self.poll_seconds, next_claim - time.monotonic())
+                rung = bell.wait(max(0.0, until))
         finally:
             bell.close()
         done, _ = wait(in_flight)
@@ -284,6 +323,8 @@ class Dispatcher:
     def _next_claim(self) -> float:
         """The monotonic time of the next claim once every due message was claimed: when the
         next one is due, `poll_seconds` at the latest (in trouble: the trouble's delay)."""
+        if self._held_back and not self.trouble.failing:
+            return time.monotonic() + min(self.poll_seconds, HELD_BACK_GAP)
         if not self.trouble.failing:
             try:
                 due = self.outbox.next_attempt_at()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -52,6 +52,15 @@ class LeasedMessage:
     payload: str
     attempts: int
     owner_id: str
+
+
+class Shares(Protocol):
+    """How a dispatcher shares its slots across keys (`webhooks.fairness.KeyShares`)."""
+
+    @property
+    def most_per_owner(self) -> int: ...
+    def busy_owners(self) -> Collection[str]: ...
+    def pick(self, candidates: Sequence[tuple[str, str]], limit: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -119,15 +128,23 @@ class Outbox:
         ).scalar()
         return last is not None and now - last < PROGRESS_INTERVAL_SECONDS
 
-    def lease_due(self, limit: int, lease_seconds: float,
-                  now: float | None = None) -> tuple[str, list[LeasedMessage]]:
-        """Lease up to `limit` due messages under a fresh claim token."""
+    def lease_due(self, limit: int, lease_seconds: float, now: float | None = None,
+                  shares: Shares | None = None) -> tuple[str, list[LeasedMessage]]:
+        """Lease up to `limit` due messages under a fresh claim token. With `shares`, the
+        messages are offered key by key (each key's oldest first) and `shares` picks those that
+        may start (`webhooks.fairness`)."""
         now = time.time() if now is None else now
         m = webhook_messages.c
         due = and_(m.status == PENDING, m.next_attempt_at <= now)
         token = uuid.uuid4().hex
         with self.db.begin() as connection:
-            query = select(m.id).where(due).order_by(m.next_attempt_at).limit(limit)
+            if shares is None:
+                query = select(m.id).where(due).order_by(m.next_attempt_at).limit(limit)
+            else:
+                picked = self._fair_ids(connection, due, limit, shares)
+                if not picked:
+                    return token, []
+                query = select(m.id).where(m.id.in_(picked), due)
             if self._locks_rows:
                 query = query.with_for_update(skip_locked=True)
             ids = connection.execute(query).scalars().all()
@@ -140,6 +157,24 @@ class Outbox:
                                       .where(m.claim_token == token)).all()
         return token, [LeasedMessage(row.id, row.url, row.payload, row.attempts, row.owner_id)
                        for row in rows]
+
+    @staticmethod
+    def _fair_ids(connection: Connection, due: Any, limit: int, shares: Shares) -> list[str]:
+        """Due messages' ids, each key's first ones before anyone's next, as `shares` picks."""
+        m = webhook_messages.c
+        where = [due]
+        busy = list(shares.busy_owners())
+        if busy:
+            where.append(m.owner_id.not_in(busy))
+        rank = func.row_number().over(partition_by=m.owner_id,
+                                      order_by=(m.next_attempt_at, m.id)).label("rank")
+        ranked = select(m.id, m.owner_id, m.next_attempt_at, rank).where(*where).subquery()
+        candidates = connection.execute(
+            select(ranked.c.id, ranked.c.owner_id)
+            .where(ranked.c.rank <= shares.most_per_owner)
+            .order_by(ranked.c.rank, ranked.c.next_attempt_at)
+            .limit(limit * shares.most_per_owner)).all()
+        return shares.pick([(row.id, row.owner_id) for row in candidates], limit)
 
     def backlog(self, now: float | None = None) -> Backlog:
         now = time.time() if now is None else now

@@ -32,14 +32,18 @@ MODELS: dict[str, Task] = {
     "changebg": Task.change_background,
     "moodboard": Task.moodboard,
     "fluw": Task.text_to_image,
-    # A garden, yard or facade restyled (outdoor styles of its own are not in the catalog yet).
+    # Painted as fluw, then traced (a vectorize with a prompt).
+    "fluwvector": Task.vectorize,
+    # An instruction ("make the sofa green") applied to the photo (its references: not yet).
+    "magicprompt": Task.instruct,
+    # A garden, yard or facade restyled (the catalog's outdoor styles: English Garden, Modern Facade...).
     "landscape": Task.restyle,
+    # Synchronous: the answer in words at once (routes.py waits for the job).
+    "archigpt": Task.chat,
 }
 # Generators of the service that this server does not run yet (shared/api/luw.md, and the
 # official client's MODEL_IDS): answered "not yet supported", never "unknown".
-OTHER_MODELS = frozenset({
-    "fluwvector", "magicprompt", "archigpt",
-})
+OTHER_MODELS: frozenset[str] = frozenset()
 # Luw's video generators. `motion`, the older one, takes no style: its clip is a slow push in.
 VIDEO_MODELS = frozenset({"video", "motion"})
 MOTION_CAMERA_MOVE = "dolly_in"
@@ -87,6 +91,9 @@ GENERATE_OPENAPI = _params_schema({
     "reflect": {"type": "boolean", "description": "3dgen: a glossy, reflective finish"},
     "webhook": {"type": "string", "maxLength": 2048},
     "enhance_prompt": {"type": "boolean"},
+    "lang": {"type": "string", "description": "archigpt: the answer's language (en, fr, de-CH...)"},
+    "conversation": {"type": "string", "description": "archigpt: the id of the answer this "
+                                                      "question follows up (roomrender's own)"},
     "duration": {"type": "number", "minimum": 2, "maximum": 10,
                  "description": "video, motion: the clip's seconds (roomrender's own; default 5)"},
     "fps": {"type": "integer", "minimum": 8, "maximum": 30,

@@ -33,6 +33,7 @@ from roomrender.api.luw.params import (
 )
 from roomrender.canonical.errors import InvalidRequest, Unsupported
 from roomrender.canonical.models import GenerationRequest, Task
+from roomrender.workspace.personas import Conditioning
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
@@ -224,6 +225,30 @@ def model_task(model: str | None) -> Task:
     raise InvalidRequest(f"unknown model {model[:64]!r}; supported models: " + ", ".join(MODELS))
 
 
+def with_persona(params: dict[str, Any], persona: Conditioning) -> dict[str, Any]:
+    """A generate's parameters with what its persona (`pid`) brings: slot 7 as the `image` when
+    none is given, its first style image (slots 1-6) as the `style_transfer` reference of an
+    interior or exterior render that names none (the diffusers engine's IP-Adapter)."""
+    merged = dict(params)
+    if persona.default_input and not image_ref(params, "image"):
+        merged["image"] = persona.default_input
+    model = (text(params, "model") or "").lower()
+    if persona.styles and model in ("interior", "exterior") and not image_ref(params, "style_transfer"):
+        merged["style_transfer"] = persona.styles[0]
+    return merged
+
+
+def _magicprompt_limits(params: dict[str, Any], references: list[str]) -> None:
+    """What of magicprompt this server does not do yet, refused plainly rather than ignored."""
+    if references:
+        raise Unsupported("magicprompt's reference images (extra_image_1..6, as IP-Adapter inputs) are "
+                          "not supported by this server yet; send the image and the instruction alone",
+                          code="model_not_supported")
+    if params.get("hd") not in (None, ""):
+        raise Unsupported("magicprompt's hd upscaling is not supported by this server yet; upscale the "
+                          "result with model=enhance", code="model_not_supported")
+
+
 def to_request(params: dict[str, Any]) -> GenerationRequest:
     """The canonical request for a Luw /v2/generate call."""
     model = text(params, "model")
@@ -292,13 +317,20 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
             raise InvalidRequest(f"texture must be -1, 0 or 1, not {texture}")
         fields["width"] = fields["height"] = TEXTURE_SIDES[texture]
 
-    if model == "fluw":
+    if model == "archigpt":
+        fields["lang"] = text(params, "lang")
+        # Not a Luw parameter: roomrender's own, the job (a previous answer's `id`) it follows up.
+        fields["conversation"] = text(params, "conversation")
+    elif not video:
+        fields["enhance_prompt"] = flag(params, "enhance_prompt")
+    if model in ("fluw", "fluwvector"):
+        # With `image`, the picture starts from that guide (image-to-image).
         fields["aspect_ratio"] = text(params, "aspect_ratio")
-        if fields["image"]:
-            raise Unsupported("fluw with a guide image (image-to-image) is not supported by this "
-                              "server yet; send the prompt alone", code="model_not_supported")
 
     prompt = text(params, "prompt")
+    if model == "vector":
+        # vector traces the image as it is (words would paint a new picture: that is fluwvector).
+        prompt = None
     if model == "changebg" and not prompt:
         raise InvalidRequest("changebg needs a prompt describing the new scene (to remove the "
                              "background only, use model=removebg)")
@@ -318,6 +350,9 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
     if seed is not None:
         fields["seed"] = seed
     output_format = text(params, "format")
+    if model == "fluwvector":
+        # Its picture is traced: the answer is an SVG whatever raster format fluw would take.
+        output_format = None
     if output_format is not None:
         if output_format.lower() not in FORMATS:
             raise InvalidRequest(f"format must be jpg, png or webp, not {output_format[:64]!r}")
@@ -335,6 +370,8 @@ def to_request(params: dict[str, Any]) -> GenerationRequest:
 
     extras = [image_ref(params, f"extra_image_{index}") for index in range(1, MAX_EXTRA_IMAGES + 1)]
     fields["extra_images"] = [ref for ref in extras if ref]
+    if model == "magicprompt":
+        _magicprompt_limits(params, fields["extra_images"])
     try:
         return GenerationRequest(**{key: value for key, value in fields.items() if value is not None})
     except ValidationError as invalid:

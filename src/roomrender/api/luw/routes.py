@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from roomrender.accounts.keys import ApiKey
 from roomrender.api.deps import IdempotencyKey, Key, services
+from roomrender.api.luw.chat import answer_synchronously
 from roomrender.api.luw.errors import WIRE_RESPONSES, SignedUrlGone, SignedUrlRefused
 from roomrender.api.luw.params import (
     GENERATE_OPENAPI,
@@ -32,7 +33,15 @@ from roomrender.api.luw.presenters import (
     result_body,
     styles_body,
 )
-from roomrender.api.luw.requests import FilePart, read_params, text, to_request
+from roomrender.api.luw.prices import luw_price
+from roomrender.api.luw.requests import (
+    FilePart,
+    integer,
+    read_params,
+    text,
+    to_request,
+    with_persona,
+)
 from roomrender.api.luw.uploads import (
     IMAGE_EXTENSIONS,
     SignedPut,
@@ -74,12 +83,18 @@ async def generate(request: Request, key: Key,
     params = await read_params(request)
     if "processing_url" in params:
         return await _job_answer(request, key, text(params, "processing_url"))
-    generation = to_request(params)
     svc = services(request)
-    # A clip costs what a Luw clip costs, whatever its length.
-    price = svc.settings.luw_video_credits if generation.task == Task.video else None
+    pid = integer(params, "pid")
+    if pid is not None:
+        persona = await run_in_threadpool(svc.personas.conditioning, key, pid)
+        params = with_persona(params, persona)
+    generation = to_request(params)
+    # Luw's own price of the model (a clip's whatever its length; a fluw picture's 2 credits).
+    price = luw_price(text(params, "model"), generation, svc.settings)
     job = await run_in_threadpool(lambda: svc.jobs.submit(
         key, generation, dialect="luw", idempotency_key=idempotency_key or None, cost=price))
+    if generation.task == Task.chat:
+        return JSONResponse(await answer_synchronously(svc, key, job))
     return JSONResponse(result_body(job, svc.storage))
 
 

@@ -14,6 +14,7 @@ from roomrender.api.deps import iso
 from roomrender.api.sse import sse
 from roomrender.canonical.artifacts import ArtifactKind
 from roomrender.canonical.models import Job, JobStatus, Task
+from roomrender.canonical.tasks import TASKS
 from roomrender.catalog import room_types, styles
 from roomrender.engines.base import Engine
 from roomrender.jobs.service import JobPage
@@ -124,7 +125,9 @@ def catalog_json(engine: Engine) -> dict[str, Any]:
     supported = engine.supported_tasks()
     return {
         "engine": engine.name,
-        "tasks": [{"id": task.value, "supported": task in supported} for task in Task],
+        # The tasks are those of the definitions (GET /v1/tasks tells each one whole).
+        "tasks": [{"id": task.value, "supported": task in supported, "summary": definition.summary}
+                  for task, definition in TASKS.items()],
         "styles": [{"id": s.id, "name": s.name, "description": s.description}
                    for s in styles().values()],
         "room_types": [{"id": r.id, "name": r.name, "exterior": r.exterior}

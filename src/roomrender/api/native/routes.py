@@ -115,9 +115,11 @@ async def _job_events(request: Request, key: ApiKey, job_id: str) -> EventStream
         raise
     if shutting_down(request):
         watch.stop_serving()  # its first event, then: reconnect elsewhere
-    return EventStream(watch, JobEvents(svc.settings.public_base_url), end_event,
+    stream = EventStream(watch, JobEvents(svc.settings.public_base_url), end_event,
                        keepalive_seconds=EVENT_KEEPALIVE_SECONDS,
-                       on_close=lambda: slots.give_back(key.id))
+                       on_close=lambda: slots.give_back(key.id, stream.revoke))
+    slots.follow(key.id, stream.revoke)  # closed at once if the key is revoked
+    return stream
 
 
 @router.post("/uploads", status_code=201, response_model=UploadOut,

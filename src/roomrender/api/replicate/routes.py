@@ -219,7 +219,9 @@ async def _prediction_stream(request: Request, key: ApiKey, prediction_id: str) 
     if shutting_down(request):
         watch.stop_serving()  # its first events, then: reconnect elsewhere
     events = PredictionEvents(_base(request))
-    return EventStream(watch, events, events.end, keepalive_seconds=STREAM_KEEPALIVE_SECONDS,
-                       on_close=lambda: slots.give_back(key.id),
+    stream = EventStream(watch, events, events.end, keepalive_seconds=STREAM_KEEPALIVE_SECONDS,
+                       on_close=lambda: slots.give_back(key.id, stream.revoke),
                        farewell=b"retry: 1000\n: the server is shutting down; reconnect to follow "
                                 b"the prediction\n\n")
+    slots.follow(key.id, stream.revoke)  # closed at once if the key is revoked
+    return stream

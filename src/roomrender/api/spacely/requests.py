@@ -17,7 +17,7 @@ from roomrender.canonical.models import (
     GenerationRequest,
     Task,
 )
-from roomrender.canonical.perspective import MAX_LENGTH
+from roomrender.canonical.perspective import MAX_LENGTH, Surface
 from roomrender.catalog import find_room_type
 
 # The canonical request's length limits, on the wire (so that the schema tells them).
@@ -151,9 +151,15 @@ class DecorationPlacementBody(_Body):
     productHeight: Length = Field(description="the PNG's real height, in the unit of lineLength",
                                   examples=[90])
     referenceLine: TwoPoints = Field(description="two points on the wall, a horizontal line along "
-                                     "it or a vertical one, of known length")
+                                     "it or a vertical one, of known length (on the floor, for "
+                                     "surface 'floor')")
     lineLength: Length = Field(description="the reference line's real length", examples=[200])
     placement: Corner = Field(description="the decoration's top-left corner on the photo")
+    surface: Surface = Field("wall", description="roomrender's addition (Spacely's docs name no "
+                             "field for it): 'floor' lays the decoration flat on the floor (a "
+                             "rug), the reference line then on the floor, productWidth along it, "
+                             "productHeight across it towards the camera, placement its far-left "
+                             "corner")
 
 
 class TwoPointPerspectiveBody(_Body):
@@ -312,7 +318,7 @@ def _points(points: list[WirePoint]) -> list[dict[str, float]]:
 def decoration_placement_request(body: DecorationPlacementBody) -> GenerationRequest:
     true_size = {"reference_line": _points(body.referenceLine), "line_length": body.lineLength,
                  "width": body.productWidth, "height": body.productHeight,
-                 "at": {"x": body.placement.x, "y": body.placement.y}}
+                 "at": {"x": body.placement.x, "y": body.placement.y}, "surface": body.surface}
     return canonical(task=Task.place, image=body.imageUrl, product_image=body.productImageUrl,
                      true_size=true_size, **_webhook(body))
 

@@ -55,6 +55,7 @@ from roomrender.engines.base import (
 )
 from roomrender.engines.diffusers import live_previews as previews
 from roomrender.engines.diffusers import video
+from roomrender.engines.diffusers.assistant import Assistant, is_chat
 from roomrender.engines.diffusers.cache import GIB
 from roomrender.engines.diffusers.calls import call_arguments
 from roomrender.engines.diffusers.compiled import (
@@ -65,7 +66,10 @@ from roomrender.engines.diffusers.compiled import (
     use_compile_cache,
 )
 from roomrender.engines.diffusers.conditioning import chunk_count
+from roomrender.engines.diffusers.guides import guided
 from roomrender.engines.diffusers.matting import Matter
+from roomrender.engines.diffusers.painted_vectors import painting, painting_job, paints_first, traced
+from roomrender.engines.diffusers.patterns import circular_convolutions
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.prompts import build_prompt
@@ -143,6 +147,7 @@ class DiffusersEngine:
                              f"({', '.join(registry.families)})")
         budget = memory_budget_bytes if memory_budget_bytes is not None else default_budget_bytes(self.device)
         self.store = ModelStore(registry, models_dir, self.device, self.dtype, budget_bytes=budget)
+        self.assistant = Assistant(registry, self.store, self.family)
         self.pre = Preprocessors(self.store.segmentation, self.store.depth, self.device, self.dtype)
         self.compiler = Compiler(compile_mode)
         self.store.parts.on_evict(lambda _key, module: self.compiler.forget(module))
@@ -231,9 +236,13 @@ class DiffusersEngine:
         if spec is None:
             where = f"the model {request.model!r}" if request.model else "the diffusers registry"
             raise Unsupported(f"{where} has no pipeline for the task {request.task.value!r}")
+        if request.task == Task.text_to_image and request.image:
+            return guided(spec)
         return spec
 
     def validate(self, request: GenerationRequest) -> None:
+        if paints_first(request):
+            request = painting(request)
         if request.task in NO_MODEL_TASKS:
             return
         spec = self.spec_for(request)
@@ -245,14 +254,19 @@ class DiffusersEngine:
         """Jobs that can share one pipeline call: same family, task, sizes, call settings and
         prompt length in 77-token chunks (see conditioning.py). `diffusers:<family>:<task>` heads
         it, so `roomrender worker --pipelines diffusers:sdxl` keeps a GPU to one family."""
+        if paints_first(request):
+            return self.batch_key(painting(request), width, height) + ":vector"
         if request.task in NO_MODEL_TASKS:
             return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
+        if is_chat(request):
+            return f"{self.name}:{spec.family}:{request.task.value}"
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None and spec.kind != "video":
             prompt = build_prompt(request)
             settings["chunks"] = chunk_count(self.store.tokenizer(spec), [prompt.positive, prompt.negative])
-        parts = [self.name, spec.family, request.task.value, f"{width}x{height}",
+        parts = [self.name, spec.family, request.task.value + (f"+{spec.variant}" if spec.variant else ""),
+                 f"{width}x{height}",
                  f"out{request.width}x{request.height}", f"ratio{request.aspect_ratio}", f"x{request.scale}",
                  request.expand.model_dump_json() if request.expand else "-",
                  self._crop_key(request, width, height),
@@ -260,12 +274,18 @@ class DiffusersEngine:
         return ":".join(parts)
 
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        if batch and paints_first(batch[0].request):
+            return traced(self.generate([painting_job(job) for job in batch], context))
         if batch and batch[0].request.task in NO_MODEL_TASKS:
             return run_without_models(batch, context)
         if batch and batch[0].request.task == Task.video:
             return self._gpu.submit(self._clips, batch, context).result()
+        if batch and is_chat(batch[0].request):
+            spec = self.spec_for(batch[0].request)
+            return self._gpu.submit(self.assistant.answer_all, spec, batch, context).result()
         self.pre.clear()
         try:
+            self._gpu.submit(self.assistant.rewrite_prompts, batch).result()
             prepared = self.prepare(batch)
             images = self._gpu.submit(self.denoise, prepared, context).result()
             return self.finish(prepared, images)
@@ -396,7 +416,9 @@ class DiffusersEngine:
                 return tensors
 
             kwargs["callback_on_step_end"] = on_step_end
-        with torch.inference_mode():
+        # A pattern's tile wraps: its convolutions pad circularly for this call only.
+        wrap = plans[0].request.task == Task.pattern
+        with torch.inference_mode(), circular_convolutions(*((pipeline.unet, pipeline.vae) if wrap else ())):
             output = pipeline(**kwargs)
         images = list(output.images)[:real]
         grouped: list[list[Image.Image]] = []

@@ -34,6 +34,7 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
     # Wan 2.2 (video.py): one transformer, its VAE, UMT5 and T5's tokenizer.
     "wan": [("transformer", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
             ("scheduler", False)],
+    "language": [("", True)],
 }
 # A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
 _SHARING_PARTS = [("unet", True), ("scheduler", False)]

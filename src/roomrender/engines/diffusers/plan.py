@@ -15,10 +15,14 @@ from PIL import Image, ImageFilter
 from roomrender.canonical.boxes import Box
 from roomrender.canonical.errors import InvalidRequest
 from roomrender.canonical.models import Expand, GenerationRequest, Task
+from roomrender.catalog import find_style
 from roomrender.engines.base import EngineJob, RenderedImage
 from roomrender.engines.diffusers.compiled import nearest_bucket
+from roomrender.engines.diffusers.guides import guide_start
+from roomrender.engines.diffusers.patterns import start_image, tile_size, wrapped_resize
 from roomrender.engines.diffusers.preprocessors import (
     ADE_NAMES,
+    OPENINGS,
     Preprocessors,
     colorize,
     mask_area,
@@ -98,6 +102,9 @@ class Planner:
         if request.speed == "fast" and not fast and request.steps is None:
             steps = max(1, steps // 2)
         strength = request.strength if request.strength is not None else spec.strength
+        if request.task == Task.pattern and request.image is None:
+            # A pattern from words: the grey start is noised away entirely.
+            strength = 1.0
         # A pipeline needs at least one denoising step after `strength` cuts the schedule.
         strength = min(1.0, max(strength, 1.0 / steps + 1e-3))
         scales = [c.scale for c in spec.controlnets]
@@ -147,8 +154,13 @@ class Planner:
         resolution = spec.resolution
         if task == Task.text_to_image:
             target = text_size(request, resolution)
-            return Plan(request, settings, target, self.work_size(*target, spec), build_prompt(request),
-                        seed, request.n)
+            work = self.work_size(*target, spec)
+            # With a guide image (guides.py), the image-to-image call starts from it.
+            guide = job.images.get("image")
+            return Plan(request, settings, target, work, build_prompt(request), seed, request.n,
+                        init=guide_start(guide, work) if guide is not None else None)
+        if task == Task.pattern:
+            return self._pattern(job, spec, settings, seed)
         original = job.image.convert("RGB")
         if task == Task.upscale and spec.kind == "upscale":
             return self._upscale(job, spec, settings, seed)
@@ -192,7 +204,9 @@ class Planner:
             return given.point(lambda v: 255 if v > 127 else 0)
         labels = self.pre.segment([image])[0]
         if spec.mask == "spare_openings":
-            return mask_sparing_openings(labels)
+            # An outdoor style keeps its own classes (the house, windows, paths) besides the openings.
+            style = find_style(job.request.style)
+            return mask_sparing_openings(labels, OPENINGS | set(style.keep) if style else None)
         if spec.mask == "furniture":
             return mask_furniture(labels)
         if spec.mask == "area":
@@ -269,6 +283,14 @@ class Planner:
                     init=canvas.resize(work, Image.Resampling.LANCZOS), mask=work_mask,
                     keep=(canvas_target, keep_mask))
 
+    def _pattern(self, job: EngineJob, spec: TaskSpec, settings: dict[str, Any], seed: int) -> Plan:
+        """A tile (patterns.py): from a seam-free start at the working size, square by default."""
+        request = job.request
+        target = tile_size(request)
+        work = self.work_size(*target, spec)
+        start = start_image(job.images.get("image"), work)
+        return Plan(request, settings, target, work, build_prompt(request), seed, request.n, init=start)
+
     def control_output(self, plan: Plan) -> list[RenderedImage]:
         """The asked control map at the output size, labelled with its name (or nothing)."""
         if plan.control_map is None or plan.request.control_map is None:
@@ -302,7 +324,8 @@ class Planner:
             [cutout] = self.cut(spec, [job.images["product_image"]])
         product, box = product_in_room(cutout, request, room.size)
         composed = paste(room, product, box)
-        changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)))
+        flat = request.true_size is not None and request.true_size.surface == "floor"
+        changed = ring_mask(product, box, area, room.size, float(spec.extra.get("ring", 0.12)), flat)
         crop = self.place_crop(request, *room.size, spec)
         work = self.work_size(crop.w, crop.h, spec)
         mask = (changed.crop(crop.corners()).resize(work, Image.Resampling.BILINEAR)
@@ -320,6 +343,8 @@ class Planner:
             result = plan.keep[0].copy()
             result.paste(image.convert("RGB").resize((right - left, bottom - top), Image.Resampling.LANCZOS),
                          (left, top))
+        elif plan.request.task == Task.pattern:
+            result = wrapped_resize(image.convert("RGB"), plan.target_size)
         else:
             result = image.convert("RGB").resize(plan.target_size, Image.Resampling.LANCZOS)
         if plan.keep is not None:
@@ -332,9 +357,11 @@ class Planner:
         return result
 
 
-def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], ring: float) -> Image.Image:
+def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], ring: float,
+              flat: bool = False) -> Image.Image:
     """What a place repaints (soft, 0 outside `area`): the product's rim, a ring around it `ring`
-    of its size wide, and the floor under it, where its contact shadow falls."""
+    of its size wide, and the floor under it, where its contact shadow falls (none under a
+    `flat` product, a rug)."""
     solid = (full_alpha(product, box, size) > 0.5).astype(np.uint8)
     outer = max(3, round(min(box.w, box.h) * ring))
     inner = max(1, outer // 4)
@@ -343,7 +370,8 @@ def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], 
         return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
     changed = (cv2.dilate(solid, disc(outer)) > 0) & ~(cv2.erode(solid, disc(inner)) > 0)
-    changed[max(0, box.bottom - outer // 2):box.bottom + outer, max(0, box.x - outer):box.right + outer] = True
+    if not flat:
+        changed[max(0, box.bottom - outer // 2):box.bottom + outer, max(0, box.x - outer):box.right + outer] = True
     soft = Image.fromarray(np.where(changed, 255, 0).astype(np.uint8), "L").filter(
         ImageFilter.GaussianBlur(max(1.0, outer / 4)))
     inside = np.asarray(soft, dtype=np.float32) * box_mask(area, size)

@@ -180,9 +180,10 @@ def _mask(selected: np.ndarray, grow: int = 0) -> Image.Image:
     return mask
 
 
-def mask_sparing_openings(labels: np.ndarray) -> Image.Image:
-    """White (repaint) everywhere but windows, doors and columns, which are kept."""
-    keep = np.isin(labels, _ids(OPENINGS))
+def mask_sparing_openings(labels: np.ndarray, kept: set[str] | None = None) -> Image.Image:
+    """White (repaint) everywhere but windows, doors and columns (or the `kept` classes: an
+    outdoor style's house, windows and paths), which are kept."""
+    keep = np.isin(labels, _ids(OPENINGS if kept is None else kept))
     keep_grown = np.asarray(_mask(keep, grow=2)) > 0
     return _mask(~keep_grown)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from roomrender.canonical.models import GenerationRequest, Task
 from roomrender.catalog import find_room_type, find_style, load_data_file
+from roomrender.engines.enhancing import enhanced
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ def _template_key(request: GenerationRequest) -> str:
 
 
 def build_prompt(request: GenerationRequest) -> Prompt:
+    # enhance_prompt not yet done by the language model: the catalog's deterministic expansion.
+    request = enhanced(request)
     data = templates()
     template = data["tasks"].get(_template_key(request), {"prompt": ""})
     style = find_style(request.style)

@@ -24,7 +24,8 @@ from roomrender.engines.diffusers.registry import ModelSpec
 
 CONFIG_FILES = frozenset({"config.json", "scheduler_config.json", "preprocessor_config.json",
                           "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                          "tokenizer.json", "added_tokens.json", "spiece.model"})
+                          "tokenizer.json", "added_tokens.json", "spiece.model",
+                          "generation_config.json", "chat_template.jinja"})
 # diffusers' name, then transformers' names.
 WEIGHT_STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")
 PIPELINE_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "wan"})

@@ -502,6 +502,11 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             from roomrender.engines.diffusers.random_wan import write_random_wan
 
             write_random_wan(folder, tiny=builder.tiny)
+        elif spec.kind == "language":
+            # Tiny in every profile: the chat model's size does not change the image pipelines'.
+            from roomrender.engines.language.random_model import save_random_chat_model
+
+            save_random_chat_model(folder)
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

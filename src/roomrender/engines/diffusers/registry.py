@@ -32,18 +32,20 @@ PIPELINES = frozenset({
     "segmentation",
     "matting",
     "WanImageToVideoPipeline",
+    "language",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
 PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
-                            "video"})
+                            "video", "language"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny", "matting", "wan"})
+                         "ip_adapter", "lora", "vae_tiny", "matting", "wan", "language"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
-NO_DIFFUSION = frozenset({"segmentation", "matting"})
+# `language`: a causal language model answers in words (chat; engines/diffusers/assistant.py).
+NO_DIFFUSION = frozenset({"segmentation", "matting", "language"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
-                              "segmentation", "matting", "WanImageToVideoPipeline"}
+                              "segmentation", "matting", "WanImageToVideoPipeline", "language"}
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
@@ -132,11 +134,13 @@ class TaskSpec:
     # The matting model that cuts a subject out (cutout's image, place's product); the coarse
     # subject mask it refines comes from the segmentation model.
     matting: str | None = None
+    # Another pipeline of the same task ("guide": text_to_image from a guide image, guides.py).
+    variant: str = ""
 
     @property
     def name(self) -> str:
-        """`family:task`, the name of this pipeline in logs, batch keys and the model store."""
-        return f"{self.family}:{self.task.value}"
+        """`family:task` (`+variant`), the name of this pipeline in logs and the model store."""
+        return f"{self.family}:{self.task.value}" + (f"+{self.variant}" if self.variant else "")
 
     def model_keys(self) -> list[str]:
         """Every model this task needs, the preprocessors' included, in a stable order."""

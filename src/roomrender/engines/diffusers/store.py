@@ -200,6 +200,11 @@ class ModelStore:
 
         return self._once((base, "UNet2DConditionModel", "unet", f"fast:{lora}"), load)
 
+    def language_model(self, key: str) -> tuple[Any, Any]:
+        """A chat model's tokenizer and causal LM (kept within the memory budget like the rest)."""
+        return (self._transformers_part(key, "AutoTokenizer", None),
+                self._transformers_part(key, "AutoModelForCausalLM", None))
+
     def segmentation(self) -> tuple[Any, Any]:
         return (self._transformers_part("segmentation", "AutoImageProcessor", None),
                 self._transformers_part("segmentation", "AutoModelForSemanticSegmentation", None))

@@ -197,6 +197,11 @@ class PreviewEngine:
         return SUPPORTED
 
     def validate(self, request: GenerationRequest) -> None:
+        if request.task == Task.chat:
+            raise Unsupported(
+                "chat needs a language model: this server runs the preview engine (image processing, "
+                "no AI). Start it with ROOMRENDER_ENGINE=diffusers and the assistant's weights "
+                "(`roomrender models pull chat`).", code="needs_language_model")
         if request.task not in SUPPORTED:
             raise Unsupported(
                 f"the task {request.task.value!r} needs the diffusers engine; this server runs the "
@@ -212,6 +217,11 @@ class PreviewEngine:
                 "engine can only erase (remove=true)",
                 code="needs_diffusers_engine",
             )
+        if request.task == Task.vectorize and request.prompt:
+            raise Unsupported(
+                "a drawing from words (a picture painted, then traced) needs the diffusers engine; "
+                "the preview engine traces a given image: send one without a prompt",
+                code="needs_diffusers_engine")
         if request.task == Task.pattern and not request.image:
             raise Unsupported(
                 "a pattern from words alone needs the diffusers engine; the preview engine makes a "

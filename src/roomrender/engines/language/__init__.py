@@ -1,0 +1,1 @@
+"""Language models run by transformers: the chat task's interior-design assistant."""

@@ -24,7 +24,8 @@ load quantized (bitsandbytes NF4, when installed) or offloaded (whole_pipelines.
     .venv/bin/python bench/gpu_smoke.py                               # GPU host, SD 1.5 at 512
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 1024     # GPU host, SDXL
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
-    .venv/bin/python bench/gpu_smoke.py --family wan --size 256 --steps 4 --dtype bfloat16 # GPU, video
+    .venv/bin/python bench/gpu_smoke.py --family wan --size 704 --resolution 720p --duration 5 \
+        --steps 50 --dtype bfloat16 --tasks video        # GPU: a 5 s 720p tour, Wan's own settings
     .venv/bin/python bench/gpu_smoke.py --family wan --profile tiny --size 64 --steps 2    # CPU dry run
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
@@ -52,6 +53,7 @@ import torch
 from PIL import Image
 
 from roomrender import samples
+from roomrender.canonical.camera import frame_size
 from roomrender.canonical.models import GenerationRequest, JobStatus
 from roomrender.catalog import load_data_file
 from roomrender.config import Settings
@@ -74,7 +76,8 @@ def product_photo(size: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def requests_for(size: int, duration: float = 2.0) -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
+def requests_for(size: int, duration: float = 2.0,
+                 resolution: str = "480p") -> dict[str, tuple[dict[str, Any], tuple[int, int] | None]]:
     """Every task's request and the output size it must give (None: segment's masks)."""
     room = room_photo(size)
     product = product_photo(size)
@@ -104,9 +107,10 @@ def requests_for(size: int, duration: float = 2.0) -> dict[str, tuple[dict[str, 
         "cutout": ({"image": product}, (size, size)),
         "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
                    "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
-        # A square photo at 480p: 480x480 frames (the model films at --size lines and is resized).
-        "video": ({"image": room, "camera": "dolly_in", "duration": duration, "fps": 24, "resolution": "480p"},
-                  (480, 480)),
+        # A 16:9 photo: the model films at most --size lines, resized to the asked resolution.
+        "video": ({"image": "data:image/png;base64," + base64.b64encode(samples.room_photo(1280, 720, "PNG")).decode(),
+                   "camera": "dolly_in", "duration": duration, "fps": 24, "resolution": resolution},
+                  frame_size(resolution, 1280, 720)),
         # Issue 27 (a key that is not a task names its task): a tile with circular padding, from
         # words and from a picture; a picture after a guide image (fluw); painted then traced.
         "pattern_image": ({"task": "pattern", "image": room, "prompt": "linen", "width": size,
@@ -150,6 +154,7 @@ def main() -> int:
     parser.add_argument("--memory-gb", type=float, default=0.0, help="the engine's memory budget (0: its default)")
     parser.add_argument("--list-families", action="store_true", help="print the families it can run, one a line")
     parser.add_argument("--duration", type=float, default=2.0, help="the video task's clip length, seconds")
+    parser.add_argument("--resolution", default="480p", help="the video task's resolution (480p, 720p, 1080p)")
     args = parser.parse_args()
     if args.list_families:
         print("\n".join(["sd15", *load_data_file("diffusers_registry.json")["families"]]))
@@ -193,7 +198,7 @@ def main() -> int:
         os.environ["ROOMRENDER_DIFFUSERS_MEMORY_GB"] = str(args.memory_gb)
     services = build_services(settings)
     owner, _ = services.keys.create("smoke")
-    cases = requests_for(args.size, args.duration)
+    cases = requests_for(args.size, args.duration, args.resolution)
     served = {spec.task.value for spec in family_specs}
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [
         t for t, (fields, _) in cases.items()

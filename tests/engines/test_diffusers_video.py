@@ -155,3 +155,32 @@ def test_wan_stays_on_a_large_gpu_and_is_offloaded_on_a_24_gb_card() -> None:
     assert needs_offload(spec, cuda, 19 * GIB)  # a 24 GB card's default budget
     assert not needs_offload(spec, cuda, 63 * GIB)  # an 80 GB H100's
     assert not needs_offload(spec, cpu, 1 * GIB)  # offloading to the CPU from the CPU moves nothing
+
+
+def test_models_pull_video_fetches_exactly_what_the_engine_reads(
+        models_dir: Path, registry_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from roomrender.cli import app as cli_app
+    from tests.engines.test_models_pull import files_below
+    from tests.hub_server import HubServer
+
+    hub = tmp_path / "hub"
+    shutil.copytree(models_dir / WAN, hub / WAN)
+    # What the real repository holds besides: its card, pictures, a pickled duplicate.
+    for decoy in ("README.md", "assets/logo.png", "examples/i2v_input.JPG", "text_encoder/pytorch_model.bin"):
+        (hub / WAN / decoy).parent.mkdir(parents=True, exist_ok=True)
+        (hub / WAN / decoy).write_bytes(b"not for the engine")
+    target = tmp_path / "models"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_REGISTRY", str(registry_file))
+    with HubServer(hub) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        result = CliRunner().invoke(cli_app, ["models", "pull", "video", "--models-dir", str(target)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(target).as_posix() for p in target.glob("*/*")) == [WAN]
+    assert files_below(target / WAN) == files_below(models_dir / WAN)
+    assert "wan:video" in next(line for line in result.output.splitlines() if line.startswith("ready:"))

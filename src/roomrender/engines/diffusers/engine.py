@@ -312,6 +312,7 @@ class DiffusersEngine:
 
     def _clips(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
         """A video batch (video.py), on the GPU thread: one clip per job."""
+        self.store.parts.begin_batch()
         try:
             spec = self.spec_for(batch[0].request)
             return video.render_clips(self.store.pipeline(spec), spec, batch, context, self.device)

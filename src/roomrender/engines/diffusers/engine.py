@@ -65,6 +65,7 @@ from roomrender.engines.diffusers.compiled import (
 )
 from roomrender.engines.diffusers.conditioning import chunk_count
 from roomrender.engines.diffusers.matting import Matter
+from roomrender.engines.diffusers.objects import ObjectMaker
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.prompts import build_prompt
@@ -158,6 +159,7 @@ class DiffusersEngine:
         # are not thread-safe, and CUDA graphs are recorded per thread (those recorded at warm-up
         # are replayed for every worker's batches).
         self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
+        self.objects = ObjectMaker(self.store, self.cut, self.device, self._gpu)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersEngine:
@@ -247,6 +249,8 @@ class DiffusersEngine:
         if request.task in NO_MODEL_TASKS:
             return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
+        if spec.kind == "mesh":
+            return f"{self.name}:{spec.family}:{request.task.value}"
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None:
             prompt = build_prompt(request)
@@ -261,6 +265,8 @@ class DiffusersEngine:
     def generate(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
         if batch and batch[0].request.task in NO_MODEL_TASKS:
             return run_without_models(batch, context)
+        if batch and batch[0].request.task == Task.object_3d:
+            return self._objects(batch, context)
         self.pre.clear()
         try:
             prepared = self.prepare(batch)
@@ -284,6 +290,15 @@ class DiffusersEngine:
             return [error for _ in batch]
         finally:
             self.pre.clear()
+
+    def _objects(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        """object_3d (objects.py): each job's photo to a GLB."""
+        self.pre.clear()
+        try:
+            return self.objects.generate(batch, [self.spec_for(job.request) for job in batch], context)
+        finally:
+            self.pre.clear()
+            self.store.release()
 
     def _crop_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         """A place renders a crop around its area: jobs batch when their crops' sizes match."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from roomrender.engines.diffusers.random_objects import write_shap_e
 from roomrender.engines.diffusers.registry import ModelSpec, Registry, load_registry
 
 ADE_LABELS_FILE = "ade20k.json"
@@ -498,6 +499,8 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             builder.ip_adapter(folder, spec, _unet_config(target, _ip_adapter_base(registry, spec.key)))
         elif spec.kind == "lora":
             builder.lora(folder, spec, _unet_config(target, _lora_base(registry, spec.key)))
+        elif spec.kind == "shap_e":
+            write_shap_e(folder, builder.tiny, builder.dtype)
 
 
 # Inpainting pipelines that blend latents with a plain (4-channel) UNet.

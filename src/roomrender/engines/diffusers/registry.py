@@ -31,17 +31,22 @@ PIPELINES = frozenset({
     "StableDiffusionXLControlNetUnionImg2ImgPipeline",
     "segmentation",
     "matting",
+    "ShapEImg2ImgPipeline",
+    "Hunyuan3DDiTFlowMatchingPipeline",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
-PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting"})
+PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
+                            "mesh"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
-                         "ip_adapter", "lora", "vae_tiny", "matting"})
+                         "ip_adapter", "lora", "vae_tiny", "matting", "shap_e", "hunyuan3d"})
+# Image-to-3D pipelines (the object_3d task, objects.py): no few-step mode, no live previews.
+MESH_PIPELINES = frozenset({"ShapEImg2ImgPipeline", "Hunyuan3DDiTFlowMatchingPipeline"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
 NO_DIFFUSION = frozenset({"segmentation", "matting"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
-                              "segmentation", "matting"}
+                              "segmentation", "matting"} - MESH_PIPELINES
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
@@ -179,6 +184,9 @@ class Registry:
     max_batch_images: int = 4
     # Licences (lower case) that forbid commercial use; `models check` flags the models under them.
     non_commercial: frozenset[str] = frozenset()
+    # Licences (lower case) a user must accept by name to pull a model (`models pull
+    # --accept-licence`): never a default, flagged by `models check`.
+    gated: frozenset[str] = frozenset()
 
     def family(self, name: str | None = None) -> Family:
         try:
@@ -194,7 +202,8 @@ class Registry:
         preferred = self.families.get(default or self.default_family)
         if preferred is not None and task in preferred.tasks:
             return preferred.tasks[task]
-        return next((f.tasks[task] for f in self.families.values() if task in f.tasks), None)
+        return next((f.tasks[task] for f in self.families.values()
+                     if task in f.tasks and not self.is_gated_task(f.tasks[task])), None)
 
     def serving(self, default: str | None = None) -> dict[Task, TaskSpec]:
         """Each task a request that names no family runs, and in which family."""
@@ -232,6 +241,12 @@ class Registry:
 
     def is_non_commercial(self, spec: ModelSpec) -> bool:
         return (spec.licence or "").lower() in self.non_commercial
+
+    def is_gated(self, spec: ModelSpec) -> bool:
+        return (spec.licence or "").lower() in self.gated
+
+    def is_gated_task(self, spec: TaskSpec) -> bool:
+        return any(self.is_gated(model) for model in self.models_of(spec))
 
 
 def _model(key: str, entry: dict[str, Any]) -> ModelSpec:
@@ -300,7 +315,7 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec], defaul
     if mask is not None and mask not in MASKS:
         raise RegistryError(f"task {name!r}: mask must be one of {sorted(MASKS)}")
     fast = entry.pop("fast", defaults.get("fast") if pipeline in FAST_PIPELINES else None)
-    diffusion = kind not in NO_DIFFUSION and kind != "upscale"
+    diffusion = kind not in NO_DIFFUSION and kind not in ("upscale", "mesh")
     preview = entry.pop("preview", defaults.get("preview") if diffusion else None)
     spec = TaskSpec(
         task=task, pipeline=pipeline, kind=kind, base=entry.pop("base", None), controlnets=controls, mask=mask,
@@ -344,7 +359,8 @@ def parse_registry(data: dict[str, Any]) -> Registry:
             raise RegistryError(f"the family {name!r} is defined twice")
         families[name] = _family(name, entry.get("tasks", {}), models, {**defaults, **entry.get("defaults", {})})
     return Registry(models, families, first, int(defaults.get("max_batch_images", 4)),
-                    frozenset(name.lower() for name in data.get("non_commercial_licences", [])))
+                    frozenset(name.lower() for name in data.get("non_commercial_licences", [])),
+                    frozenset(name.lower() for name in data.get("licence_gated", [])))
 
 
 def load_registry(path: Path | None = None) -> Registry:

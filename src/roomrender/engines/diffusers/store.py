@@ -252,6 +252,8 @@ class ModelStore:
         import diffusers
 
         assert spec.base is not None
+        if spec.pipeline == "ShapEImg2ImgPipeline":
+            return self._assemble_shap_e(spec)
         base, shared = spec.base, self._shared(spec.base)
         cls = getattr(diffusers, spec.pipeline)
         accepted = inspect.signature(cls.__init__).parameters
@@ -287,6 +289,27 @@ class ModelStore:
                                      weight_name=adapter.weight_name, image_encoder_folder=None,
                                      local_files_only=True)
             pipeline.set_ip_adapter_scale(float(spec.extra.get("ip_adapter_scale", 0.7)))
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def _assemble_shap_e(self, spec: TaskSpec) -> Any:
+        """Shap-E image-to-3D (objects.py), its parts in the PartCache like every other's."""
+        from diffusers import ShapEImg2ImgPipeline
+        from diffusers.pipelines.shap_e import ShapERenderer
+
+        assert spec.base is not None
+        base = spec.base
+
+        def renderer() -> Any:
+            return self._ready(ShapERenderer.from_pretrained(self.path(base), subfolder="shap_e_renderer",
+                                                             local_files_only=True, torch_dtype=self.dtype))
+
+        pipeline = ShapEImg2ImgPipeline(
+            prior=self._diffusers_part(base, "PriorTransformer", "prior"),
+            image_encoder=self._transformers_part(base, "CLIPVisionModel", "image_encoder"),
+            image_processor=self._transformers_part(base, "CLIPImageProcessor", "image_processor"),
+            scheduler=self.new_scheduler(spec),
+            shap_e_renderer=self._once((base, "ShapERenderer", "shap_e_renderer"), renderer))
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
 

@@ -21,6 +21,7 @@ from roomrender.config import Settings  # noqa: E402
 from roomrender.engines import load_engine  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import data_uri, drain  # noqa: E402
+from tests.engines.test_diffusers_engine import owner_of  # noqa: E402
 from tests.glb_checks import checked_glb, object_photo  # noqa: E402
 
 pytestmark = [pytest.mark.torch]
@@ -41,10 +42,6 @@ def dservices(settings: Settings, models_dir: Path, registry_file: Path, engine:
 
 
 def run(services: Services, **fields: Any) -> Any:
-    owner = services.keys.list()[0].owner if hasattr(services, "keys") else "test"
-    del owner
-    from tests.engines.test_diffusers_engine import owner_of
-
     job = services.jobs.submit(owner_of(services), GenerationRequest(task="object_3d", **fields))
     assert drain(services) == 1
     return services.jobs.get(owner_of(services), job.id)
@@ -67,7 +64,7 @@ def test_shap_e_turns_a_photo_into_a_textured_glb_within_its_budget(dservices: S
     assert (40, 70, 160) in {colour for _, colour in texture.getcolors(1 << 16) or []}
     # The pipeline was loaded through the store, its parts within the memory budget's accounting.
     assert "sd15:object_3d" in engine.store.pipeline_names()
-    assert engine.store.parts.resident_bytes() > 0
+    assert engine.store.parts.resident_bytes > 0
 
 
 def test_hunyuan3d_is_licence_gated(models_dir: Path, registry_file: Path, tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from roomrender.engines import load_engine  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import data_uri, drain  # noqa: E402
 from tests.engines.test_diffusers_engine import owner_of  # noqa: E402
+from tests.engines.test_models_pull import files_below, hub  # noqa: E402, F401
 from tests.glb_checks import checked_glb, object_photo  # noqa: E402
+from tests.hub_server import HubServer  # noqa: E402
 
 pytestmark = [pytest.mark.torch]
 
@@ -77,3 +79,25 @@ def test_hunyuan3d_is_licence_gated(models_dir: Path, registry_file: Path, tmp_p
     assert refused.exit_code == 2
     assert "--accept-licence tencent-hunyuan-community" in refused.output
     assert not (tmp_path / "m" / "tencent").exists()
+
+
+def test_pull_of_object_3d_fetches_exactly_shap_e_and_the_cutout_models(
+        hub: Path, models_dir: Path, registry_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What openai/shap-e-img2img holds besides what the pipeline reads.
+    for decoy in ["shap_e_renderer/diffusion_pytorch_model.bin", "prior/diffusion_pytorch_model.fp16.bin",
+                  "README.md"]:
+        (hub / "openai/shap-e-img2img" / decoy).write_bytes(b"not for the engine")
+    target = tmp_path / "pulled"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    monkeypatch.setenv("ROOMRENDER_DIFFUSERS_REGISTRY", str(registry_file))
+    with HubServer(hub) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        result = CliRunner().invoke(cli_app, ["models", "pull", "object_3d", "--models-dir", str(target)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.relative_to(target).as_posix() for p in target.glob("*/*")) == [
+        "hustvl/vitmatte-small-composition-1k", "openai/shap-e-img2img", "openmmlab/upernet-convnext-small"]
+    shap_e = "openai/shap-e-img2img"
+    assert files_below(target / shap_e) == files_below(models_dir / shap_e)
+    assert "model_index.json" in files_below(target / shap_e)
+    assert "sd15:object_3d" in next(line for line in result.output.splitlines() if line.startswith("ready:"))

@@ -8,7 +8,9 @@ base UNet, 2.6 B parameters, and the inpainting one, both text encoders, the VAE
 Union, the SDXL IP-Adapter, TAESDXL, UperNet, DPT, ViTMatte). They are built with random weights
 into a temporary models folder (nothing is downloaded), then each task of the family runs at
 --size through `build_services` + the worker, cold (loading included) and warm, live previews
-on. The images are noise; the timings and the memory are what a real checkpoint of the same
+on. `--family object_3d`: the object_3d task alone, Shap-E image-to-3D at its real architecture
+(a 24-layer prior, CLIP ViT-L/14, the 256-wide renderer; marching cubes over --grid³) with the
+cutout models, a GLB per job. The images are noise; the timings and the memory are what a real checkpoint of the same
 architecture costs. `resident GiB` is what the engine holds loaded after the task, within
 --memory-gb.
 
@@ -17,6 +19,8 @@ architecture costs. `resident GiB` is what the engine holds loaded after the tas
     .venv/bin/python bench/gpu_smoke.py --profile tiny --size 64 --steps 2   # CPU dry run
     .venv/bin/python bench/gpu_smoke.py --family sdxl --size 128 --steps 2 --dtype bfloat16 \
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
+    .venv/bin/python bench/gpu_smoke.py --family object_3d            # GPU host, Shap-E, 64 steps, 128³
+    .venv/bin/python bench/gpu_smoke.py --family object_3d --profile tiny --size 64 --steps 2 --grid 32  # CPU
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ def requests_for(size: int) -> dict[str, tuple[dict[str, Any], tuple[int, int] |
         "cutout": ({"image": product}, (size, size)),
         "place": ({"image": room, "product_image": product, "placement": {"x": q, "y": q, "w": 2 * q, "h": 2 * q},
                    "area": {"x": q // 2, "y": q // 2, "w": 3 * q, "h": 3 * q}}, (size, size)),
+        "object_3d": ({"image": product, "simplify": 5000}, None),
     }
 
 
@@ -103,6 +108,8 @@ def run_task(services: Services, owner: Any, fields: dict[str, Any], size: tuple
     sizes = {(o.width, o.height) for o in job.outputs}
     if size is not None and sizes != {size}:
         return seconds, f"WRONG SIZE {sizes}"
+    if fields["task"] == "object_3d":
+        return seconds, f"ok, {len(job.outputs)} GLB(s), {sum(o.size_bytes or 0 for o in job.outputs)} bytes"
     return seconds, f"ok, {len(job.outputs)} image(s)"
 
 
@@ -115,7 +122,9 @@ def main() -> int:
     parser.add_argument("--tasks", default="", help="comma-separated subset")
     parser.add_argument("--models-dir", type=Path, default=None, help="reuse a folder built before")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--family", default="sd15", help="the registry's model family to run")
+    parser.add_argument("--family", default="sd15",
+                        help="the registry's model family to run, or object_3d (Shap-E image-to-3D alone)")
+    parser.add_argument("--grid", type=int, default=128, help="object_3d: the marching-cubes grid's side")
     parser.add_argument("--dtype", default=None, help="float16 (CUDA default), bfloat16, float32 (CPU default)")
     parser.add_argument("--memory-gb", type=float, default=0.0, help="the engine's memory budget (0: its default)")
     args = parser.parse_args()
@@ -134,8 +143,13 @@ def main() -> int:
                 entry["steps"] = args.steps
             if "max_output_side" in entry:
                 entry["max_output_side"] = args.size * 2
+            if "grid_size" in entry:
+                entry["grid_size"] = args.grid
     registry = parse_registry(data)
-    family_specs = list(registry.family(args.family).tasks.values())
+    objects = args.family == "object_3d"
+    family = registry.default_family if objects else args.family
+    family_specs = [spec for spec in registry.family(family).tasks.values()
+                    if not objects or spec.task.value == "object_3d"]
     needed = {key for spec in family_specs for key in [*spec.model_keys(), *spec.optional_keys()]}
     if not (models_dir / ".built").exists():
         started = time.perf_counter()
@@ -150,7 +164,7 @@ def main() -> int:
                         diffusers_registry=registry_file, max_output_pixels=10**9,
                         diffusers_dtype=str(dtype).removeprefix("torch."))
     # The engine's own settings (ROOMRENDER_DIFFUSERS_*) are read from the environment.
-    os.environ["ROOMRENDER_DIFFUSERS_FAMILY"] = args.family
+    os.environ["ROOMRENDER_DIFFUSERS_FAMILY"] = family
     if args.memory_gb:
         os.environ["ROOMRENDER_DIFFUSERS_MEMORY_GB"] = str(args.memory_gb)
     services = build_services(settings)
@@ -163,7 +177,7 @@ def main() -> int:
     print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")
     for task in chosen:
         fields, size = cases[task]
-        fields = {"task": task, "model": args.family, **fields}
+        fields = {"task": task, "model": family, **fields}
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         cold, _ = run_task(services, owner, fields, size, args.n)

@@ -3,7 +3,7 @@ models folder, loaded by the real loading code) → a textured GLB; Hunyuan3D-2'
 
 from __future__ import annotations
 
-import io
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from roomrender.engines import load_engine  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import data_uri, drain  # noqa: E402
 from tests.engines.test_diffusers_engine import owner_of  # noqa: E402
-from tests.engines.test_models_pull import files_below, hub  # noqa: E402, F401
+from tests.engines.test_models_pull import files_below  # noqa: E402
 from tests.glb_checks import checked_glb, object_photo  # noqa: E402
 from tests.hub_server import HubServer  # noqa: E402
 
@@ -81,6 +81,19 @@ def test_hunyuan3d_is_licence_gated(models_dir: Path, registry_file: Path, tmp_p
     assert not (tmp_path / "m" / "tencent").exists()
 
 
+CUTOUT_AND_SHAP_E = ["hustvl/vitmatte-small-composition-1k", "openai/shap-e-img2img",
+                     "openmmlab/upernet-convnext-small"]
+
+
+@pytest.fixture
+def hub(models_dir: Path, tmp_path: Path) -> Path:
+    """The tiny models object_3d needs as hub repositories."""
+    root = tmp_path / "hub"
+    for repo in CUTOUT_AND_SHAP_E:
+        shutil.copytree(models_dir / repo, root / repo)
+    return root
+
+
 def test_pull_of_object_3d_fetches_exactly_shap_e_and_the_cutout_models(
         hub: Path, models_dir: Path, registry_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # What openai/shap-e-img2img holds besides what the pipeline reads.
@@ -95,8 +108,7 @@ def test_pull_of_object_3d_fetches_exactly_shap_e_and_the_cutout_models(
         result = CliRunner().invoke(cli_app, ["models", "pull", "object_3d", "--models-dir", str(target)])
 
     assert result.exit_code == 0, result.output
-    assert sorted(p.relative_to(target).as_posix() for p in target.glob("*/*")) == [
-        "hustvl/vitmatte-small-composition-1k", "openai/shap-e-img2img", "openmmlab/upernet-convnext-small"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.glob("*/*")) == CUTOUT_AND_SHAP_E
     shap_e = "openai/shap-e-img2img"
     assert files_below(target / shap_e) == files_below(models_dir / shap_e)
     assert "model_index.json" in files_below(target / shap_e)

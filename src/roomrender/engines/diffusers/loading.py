@@ -166,5 +166,6 @@ def fetch_hint(spec: ModelSpec, models_dir: Path | None) -> str:
     if spec.kind == "ip_adapter":
         include = f" --include '{spec.subfolder}/{spec.weight_name}' '{spec.image_encoder}/*'"
     elif spec.kind == "hunyuan3d":
-        include = f" --include '{spec.subfolder}/config.yaml' '{spec.subfolder}/model.{spec.variant or 'fp16'}.safetensors'"
+        weights = f"model.{spec.variant or 'fp16'}.safetensors"
+        include = f" --include '{spec.subfolder}/config.yaml' '{spec.subfolder}/{weights}'"
     return f"hf download {spec.id}{include} --local-dir {target}"

@@ -69,7 +69,9 @@ def to_trimesh(decoded: Any) -> trimesh.Trimesh:
     pieces = mesh.split(only_watertight=False)
     if len(pieces) > 1:
         kept = [piece for piece in pieces if len(piece.faces) >= CRUMB_SHARE * len(mesh.faces)]
-        mesh = trimesh.util.concatenate(kept or [max(pieces, key=lambda p: len(p.faces))])
+        joined = trimesh.util.concatenate(kept or [max(pieces, key=lambda p: len(p.faces))])
+        assert isinstance(joined, trimesh.Trimesh)
+        mesh = joined
     return mesh
 
 

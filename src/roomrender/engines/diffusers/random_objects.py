@@ -27,18 +27,18 @@ def write_shap_e(folder: Path, tiny: bool = True, dtype: torch.dtype = torch.flo
     """prior/, image_encoder/, image_processor/, scheduler/, shap_e_renderer/ and model_index.json
     under `folder`, as ShapEImg2ImgPipeline.from_pretrained reads them."""
     from diffusers import HeunDiscreteScheduler, PriorTransformer
-    from diffusers.pipelines.shap_e import ShapERenderer
+    from diffusers.pipelines.shap_e.renderer import ShapERenderer
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
     size = _sizes(tiny)
     width, hidden = size["width"], size["renderer"]
     torch.manual_seed(0)
-    prior = PriorTransformer(
+    prior: Any = PriorTransformer(
         num_attention_heads=size["prior_heads"], attention_head_dim=size["head_dim"], num_layers=size["prior_layers"],
         embedding_dim=width, num_embeddings=size["tokens"], embedding_proj_dim=width, time_embed_dim=width * 4,
         clip_embed_dim=width * 2, additional_embeddings=0, time_embed_act_fn="gelu", norm_in_type="layer",
         embedding_proj_norm_type="layer", encoder_hid_proj_type=None, added_emb_type=None)
-    encoder = CLIPVisionModel(CLIPVisionConfig(
+    encoder: Any = CLIPVisionModel(CLIPVisionConfig(
         hidden_size=width, image_size=size["image"], projection_dim=width, intermediate_size=size["intermediate"],
         num_attention_heads=size["heads"], num_channels=3, num_hidden_layers=size["layers"],
         patch_size=size["patch"]))
@@ -52,7 +52,7 @@ def write_shap_e(folder: Path, tiny: bool = True, dtype: torch.dtype = torch.flo
         renderer.mesh_decoder.masks.copy_(marching_cubes_table()[1])
     if tiny:
         _surface(renderer)
-    scheduler = HeunDiscreteScheduler(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample",
+    scheduler: Any = HeunDiscreteScheduler(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample",
                                       use_karras_sigmas=True, clip_sample=True, clip_sample_range=1.0)
     prior.to(dtype).save_pretrained(folder / "prior")
     encoder.to(dtype).save_pretrained(folder / "image_encoder")

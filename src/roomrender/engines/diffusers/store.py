@@ -295,7 +295,7 @@ class ModelStore:
     def _assemble_shap_e(self, spec: TaskSpec) -> Any:
         """Shap-E image-to-3D (objects.py), its parts in the PartCache like every other's."""
         from diffusers import ShapEImg2ImgPipeline
-        from diffusers.pipelines.shap_e import ShapERenderer
+        from diffusers.pipelines.shap_e.renderer import ShapERenderer
 
         assert spec.base is not None
         base = spec.base
@@ -304,7 +304,7 @@ class ModelStore:
             return self._ready(ShapERenderer.from_pretrained(self.path(base), subfolder="shap_e_renderer",
                                                              local_files_only=True, torch_dtype=self.dtype))
 
-        pipeline = ShapEImg2ImgPipeline(
+        pipeline: Any = ShapEImg2ImgPipeline(
             prior=self._diffusers_part(base, "PriorTransformer", "prior"),
             image_encoder=self._transformers_part(base, "CLIPVisionModel", "image_encoder"),
             image_processor=self._transformers_part(base, "CLIPImageProcessor", "image_processor"),

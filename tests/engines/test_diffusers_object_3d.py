@@ -15,6 +15,7 @@ pytest.importorskip("diffusers")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from roomrender.canonical.errors import Unsupported  # noqa: E402
 from roomrender.canonical.models import GenerationRequest, JobStatus  # noqa: E402
 from roomrender.cli import app as cli_app  # noqa: E402
 from roomrender.config import Settings  # noqa: E402
@@ -69,7 +70,12 @@ def test_shap_e_turns_a_photo_into_a_textured_glb_within_its_budget(dservices: S
     assert engine.store.parts.resident_bytes > 0
 
 
-def test_hunyuan3d_is_licence_gated(models_dir: Path, registry_file: Path, tmp_path: Path) -> None:
+def test_hunyuan3d_is_licence_gated(models_dir: Path, registry_file: Path, tmp_path: Path, engine: Any) -> None:
+    # Never a default: a job naming no model runs Shap-E; one naming it is told what to install.
+    assert engine.spec_for(GenerationRequest(task="object_3d", image="x")).pipeline == "ShapEImg2ImgPipeline"
+    with pytest.raises(Unsupported, match="pip install hy3dgen"):
+        engine.validate(GenerationRequest(task="object_3d", image="x", model="hunyuan3d"))
+
     runner = CliRunner()
     env = {"ROOMRENDER_DIFFUSERS_REGISTRY": str(registry_file), "ROOMRENDER_DATA_DIR": str(tmp_path)}
     checked = runner.invoke(cli_app, ["models", "check", "hunyuan3d", "--models-dir", str(models_dir)], env=env)

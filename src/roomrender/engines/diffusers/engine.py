@@ -65,7 +65,7 @@ from roomrender.engines.diffusers.compiled import (
 )
 from roomrender.engines.diffusers.conditioning import chunk_count
 from roomrender.engines.diffusers.matting import Matter
-from roomrender.engines.diffusers.objects import ObjectMaker
+from roomrender.engines.diffusers.objects import ObjectMaker, hunyuan_unavailable
 from roomrender.engines.diffusers.plan import Plan, Planner
 from roomrender.engines.diffusers.preprocessors import Preprocessors
 from roomrender.engines.diffusers.prompts import build_prompt
@@ -238,6 +238,8 @@ class DiffusersEngine:
         if request.task in NO_MODEL_TASKS:
             return
         spec = self.spec_for(request)
+        if spec.kind == "mesh" and spec.pipeline != "ShapEImg2ImgPipeline":
+            raise hunyuan_unavailable()
         missing = self.store.missing(spec)
         if missing:
             raise missing_models_error(spec.name, missing, self.models_dir)

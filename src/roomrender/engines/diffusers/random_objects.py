@@ -48,8 +48,9 @@ def write_shap_e(folder: Path, tiny: bool = True, dtype: torch.dtype = torch.flo
     renderer = ShapERenderer(param_shapes=((hidden, 93), (hidden, hidden), (hidden, hidden), (hidden, hidden)),
                              d_latent=width, d_hidden=hidden, n_output=12, background=(255.0, 255.0, 255.0))
     with torch.no_grad():
-        renderer.mesh_decoder.cases.copy_(marching_cubes_table()[0])
-        renderer.mesh_decoder.masks.copy_(marching_cubes_table()[1])
+        cases, masks = marching_cubes_table()
+        renderer.mesh_decoder.cases.copy_(cases)
+        renderer.mesh_decoder.masks.copy_(masks)
     if tiny:
         _surface(renderer)
     scheduler: Any = HeunDiscreteScheduler(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample",
@@ -176,9 +177,9 @@ def _oriented_fan(loop: list[int], inside: list[bool]) -> list[tuple[int, int, i
     """The loop of edges fanned into triangles, wound so that their normal points away from the
     inside corners on those edges."""
     points = torch.tensor([[sum(axis) / 2 for axis in zip(_corner(CUBE_EDGES[e][0]), _corner(CUBE_EDGES[e][1]),
-                                                          strict=True)] for e in loop])
+                                                          strict=True)] for e in loop], dtype=torch.float32)
     fan = [(loop[0], loop[i], loop[i + 1]) for i in range(1, len(loop) - 1)]
-    normal = torch.zeros(3)
+    normal = torch.zeros(3, dtype=torch.float32)
     for i in range(1, len(loop) - 1):
         normal += torch.linalg.cross(points[i] - points[0], points[i + 1] - points[0])
     corners = [c for e in loop for c in CUBE_EDGES[e] if inside[c]]

@@ -10,7 +10,7 @@
 #             packaged restyle: inpainting SD 1.5 + two ControlNets + UperNet.)
 #   sdxl      SDXL + ControlNet Union (restyle), 1024², 30 steps: single-job latency (1 image, warm)
 #             and images/s (4 images a job, warm), peak memory (bench/gpu_smoke.py --family sdxl).
-#   families  every family bench/gpu_smoke.py lists among video, object_3d, qwen_edit,
+#   families  every family bench/gpu_smoke.py lists among wan (video), object_3d, qwen_edit,
 #             flux_schnell (the families of this round, as they land): seconds per task, warm,
 #             and peak memory. A family not listed yet is reported as such, not run.
 #
@@ -181,7 +181,7 @@ if wants sdxl; then
 fi
 if wants families; then
     LISTED="$("$PY" bench/gpu_smoke.py --list-families 2>/dev/null)"
-    for family in video object_3d qwen_edit flux_schnell; do
+    for family in wan object_3d qwen_edit flux_schnell; do
         if ! grep -qx "$family" <<<"$LISTED"; then
             say ""
             say "== family $family: not listed by bench/gpu_smoke.py --list-families yet (not run)"

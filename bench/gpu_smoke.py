@@ -10,10 +10,10 @@ into a temporary models folder (nothing is downloaded), then each task of the fa
 --size through `build_services` + the worker, cold (loading included) and warm, live previews
 on. `--family wan`: Wan 2.2 TI2V-5B's full-size architecture (the 5 B transformer, UMT5-XXL, the
 48-channel VAE) films a `--duration` s room tour (the video task, an MP4 through the worker) at
---size lines; with `--memory-gb 20` (a 24 GB card) it runs offloaded. The images are noise; the
-timings and the memory are what a real checkpoint of the same architecture costs. `resident
-GiB` is what the engine holds loaded after the task, within --memory-gb.
-on. The images are noise; the timings and the memory are what a real checkpoint of the same
+--size lines; with `--memory-gb 20` (a 24 GB card) it runs offloaded. `--family object_3d`: the
+object_3d task alone, Shap-E image-to-3D at its real architecture (a 24-layer prior, CLIP
+ViT-L/14, the 256-wide renderer; marching cubes over --grid³) with the cutout models, a GLB per
+job. The images are noise; the timings and the memory are what a real checkpoint of the same
 architecture costs. `resident GiB` is what the engine holds loaded after the task, within
 --memory-gb. `--family flux_schnell`: the FLUX.1-schnell architecture (12 B transformer, T5-XXL,
 CLIP-L, its VAE; text_to_image and the tileable pattern); `--family qwen_edit`: Qwen-Image-Edit's
@@ -31,6 +31,8 @@ load quantized (bitsandbytes NF4, when installed) or offloaded (whole_pipelines.
         --memory-gb 9                                  # CPU dry run of full-size SDXL, bounded
     .venv/bin/python bench/gpu_smoke.py --family flux_schnell --size 1024   # GPU host, FLUX.1-schnell
     .venv/bin/python bench/gpu_smoke.py --family flux_schnell --profile tiny --size 64 --steps 2  # CPU
+    .venv/bin/python bench/gpu_smoke.py --family object_3d            # GPU host, Shap-E, 64 steps, 128³
+    .venv/bin/python bench/gpu_smoke.py --family object_3d --profile tiny --size 64 --steps 2 --grid 32  # CPU
     .venv/bin/python bench/gpu_smoke.py --list-families   # the families it can run (bench/gpu_check.sh)
 
 With --tasks, only those tasks' models are built.
@@ -118,6 +120,7 @@ def requests_for(size: int, duration: float = 2.0,
         "fluw_guide": ({"task": "text_to_image", "image": room, "prompt": "a sunlit loft",
                         "width": size, "height": size}, (size, size)),
         "fluwvector": ({"task": "vectorize", "prompt": "a sunlit loft", "width": size, "height": size}, None),
+        "object_3d": ({"image": product, "simplify": 5000}, None),
     }
 
 
@@ -137,6 +140,8 @@ def run_task(services: Services, owner: Any, fields: dict[str, Any], size: tuple
     sizes = {(o.width, o.height) for o in job.outputs}
     if size is not None and sizes != {size}:
         return seconds, f"WRONG SIZE {sizes}"
+    if fields.get("task") == "object_3d":
+        return seconds, f"ok, {len(job.outputs)} GLB(s), {sum(o.size_bytes or 0 for o in job.outputs)} bytes"
     return seconds, f"ok, {len(job.outputs)} output(s)"
 
 
@@ -149,7 +154,9 @@ def main() -> int:
     parser.add_argument("--tasks", default="", help="comma-separated subset")
     parser.add_argument("--models-dir", type=Path, default=None, help="reuse a folder built before")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--family", default="sd15", help="the registry's model family to run")
+    parser.add_argument("--family", default="sd15",
+                        help="the registry's model family to run, or object_3d (Shap-E image-to-3D alone)")
+    parser.add_argument("--grid", type=int, default=128, help="object_3d: the marching-cubes grid's side")
     parser.add_argument("--dtype", default=None, help="float16 (CUDA default), bfloat16, float32 (CPU default)")
     parser.add_argument("--memory-gb", type=float, default=0.0, help="the engine's memory budget (0: its default)")
     parser.add_argument("--list-families", action="store_true", help="print the families it can run, one a line")
@@ -157,7 +164,7 @@ def main() -> int:
     parser.add_argument("--resolution", default="480p", help="the video task's resolution (480p, 720p, 1080p)")
     args = parser.parse_args()
     if args.list_families:
-        print("\n".join(["sd15", *load_data_file("diffusers_registry.json")["families"]]))
+        print("\n".join(["sd15", *load_data_file("diffusers_registry.json")["families"], "object_3d"]))
         return 0
 
     cuda = torch.cuda.is_available()
@@ -174,8 +181,13 @@ def main() -> int:
                 entry["steps"] = args.steps
             if "max_output_side" in entry:
                 entry["max_output_side"] = args.size * 2
+            if "grid_size" in entry:
+                entry["grid_size"] = args.grid
     registry = parse_registry(data)
-    family_specs = list(registry.family(args.family).tasks.values())
+    objects = args.family == "object_3d"
+    family = registry.default_family if objects else args.family
+    family_specs = [spec for spec in registry.family(family).tasks.values()
+                    if not objects or spec.task.value == "object_3d"]
     asked = {t.strip() for t in args.tasks.split(",") if t.strip()}
     # Only the models of the tasks asked for are built (a full-size family is minutes of random init).
     needed = {key for spec in family_specs if not asked or spec.task.value in asked
@@ -193,23 +205,31 @@ def main() -> int:
                         diffusers_registry=registry_file, max_output_pixels=10**9,
                         diffusers_dtype=str(dtype).removeprefix("torch."))
     # The engine's own settings (ROOMRENDER_DIFFUSERS_*) are read from the environment.
-    os.environ["ROOMRENDER_DIFFUSERS_FAMILY"] = args.family
+    os.environ["ROOMRENDER_DIFFUSERS_FAMILY"] = family
     if args.memory_gb:
         os.environ["ROOMRENDER_DIFFUSERS_MEMORY_GB"] = str(args.memory_gb)
     services = build_services(settings)
     owner, _ = services.keys.create("smoke")
     cases = requests_for(args.size, args.duration, args.resolution)
     served = {spec.task.value for spec in family_specs}
+
+    def runs_here(case: str, fields: dict[str, Any]) -> bool:
+        task = fields.get("task", case.removesuffix("_references"))
+        if task == "vectorize":
+            # fluwvector: painted by the family's text_to_image, then traced.
+            return "text_to_image" in served
+        if case.endswith("_references"):
+            return args.family == "qwen_edit"
+        return task in served
+
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [
-        t for t, (fields, _) in cases.items()
-        if fields.get("task", t.removesuffix("_references")) in served | {"vectorize"}
-        and (not t.endswith("_references") or args.family == "qwen_edit")]
+        t for t, (fields, _) in cases.items() if runs_here(t, fields)]
     results: list[dict[str, Any]] = []
     failures = 0
     print(f"{'task':<16}{'cold s':>9}{'warm s':>9}{'peak GiB':>10}{'resident GiB':>14}  result")
     for task in chosen:
         fields, size = cases[task]
-        fields = {"task": task.removesuffix("_references"), "model": args.family, **fields}
+        fields = {"task": task.removesuffix("_references"), "model": family, **fields}
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         cold, _ = run_task(services, owner, fields, size, args.n)

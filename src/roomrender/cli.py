@@ -365,6 +365,7 @@ def models_check(
     report = check_models(registry, settings.models_dir, specs)
     rows: list[list[str]] = []
     flagged: list[str] = []
+    gated: dict[str, str] = {}
     for entry in report:
         for index, presence in enumerate(entry.models):
             spec = presence.spec
@@ -372,6 +373,9 @@ def models_check(
             if registry.is_non_commercial(spec):
                 licence = f"[yellow]{licence} NON-COMMERCIAL[/yellow]"
                 flagged.append(spec.id)
+            if registry.is_gated(spec):
+                licence = f"[yellow]{licence} LICENCE-GATED[/yellow]"
+                gated.setdefault(spec.id, spec.licence or "")
             status = (f"[green]present[/green] {escape(str(presence.path))}" if presence.present
                       else f"[red]missing[/red] {escape(', '.join(presence.missing))}")
             rows.append([entry.name if index == 0 or not console.is_terminal else "", spec.label,
@@ -386,6 +390,10 @@ def models_check(
         line = memory_line(registry.family(family))
         if line:
             console.print(f"memory of {family}: {line}", soft_wrap=True)
+    for model_id, licence in gated.items():
+        console.print(f"[yellow]licence-gated[/yellow]: {model_id} is under {licence}, which excludes some "
+                      f"territories and uses; never a default; pulled only with --accept-licence {licence}",
+                      soft_wrap=True)
     commands = fetch_commands(report, settings.models_dir)
     ready = [e.name for e in report if e.ready]
     console.print(f"ready: {', '.join(ready) or 'none'}")
@@ -403,10 +411,12 @@ def models_check(
 def models_pull(
     target: Annotated[str | None, typer.Argument(help=TARGET_HELP)] = None,
     models_dir: Annotated[Path | None, typer.Option(help="the models folder (ROOMRENDER_MODELS_DIR)")] = None,
+    accept_licence: Annotated[list[str] | None, typer.Option(
+        "--accept-licence", help="accept a licence-gated model's licence by name (tencent-hunyuan-community)")] = None,
 ) -> None:
     """Download exactly the files the registry needs for TARGET from the Hugging Face Hub (or
     HF_ENDPOINT) into the models folder, resumably; then check them."""
-    from roomrender.engines.diffusers.pull import pull
+    from roomrender.engines.diffusers.pull import LicenceNotAccepted, pull, refuse_unaccepted
 
     settings = _settings(models_dir=models_dir)
     if settings.models_dir is None:
@@ -414,6 +424,11 @@ def models_pull(
         raise typer.Exit(2)
     registry, specs = _registry_and_target(settings, target)
     wanted = [registry.models[key] for spec in specs for key in [*spec.model_keys(), *spec.optional_keys()]]
+    try:
+        refuse_unaccepted(wanted, registry.gated, accept_licence or [])
+    except LicenceNotAccepted as refused:
+        console.print(f"[red]error[/red]: {escape(str(refused))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     try:
         pull(wanted, settings.models_dir, report=console.print)
     except Exception as failed:

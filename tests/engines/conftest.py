@@ -31,6 +31,8 @@ def test_size_registry() -> dict[str, Any]:
             defaults["preview"]["every"] = 1
         for entry in family["tasks"].values():
             entry["steps"] = 2
+            if "grid_size" in entry:
+                entry["grid_size"] = 32  # Shap-E's marching cubes over 32³, not 128³
     return data
 
 

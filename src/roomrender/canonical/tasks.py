@@ -343,8 +343,8 @@ def _definitions() -> list[TaskDefinition]:
             options=("texture", "simplify", "glossy", "dimensions", "seed", "model"),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.mesh, cost=Cost(3),
             check=_few_object_photos,
-            # The preview engine makes a card of the first photo.
-            engines=(_preview("extra_images", "seed"),)),
+            # The preview engine makes a card of the first photo; Shap-E (diffusers) sees one view too.
+            engines=(_preview("extra_images", "seed"), EngineUse("diffusers", frozenset({"extra_images"})))),
         TaskDefinition(
             Task.vectorize, "The picture traced into an SVG drawing of filled colour regions; with a "
             "prompt, a picture painted first (the image its guide), then traced",

@@ -2,7 +2,8 @@
 
 A target chooses the tasks: none, what the server runs for a job that names no family (each task
 in the default family, or in the first family that has it); a family (`sdxl`); a task (`restyle`,
-in the default family); `family:task`; or `all`. `models pull` fetches for the same targets.
+in the default family); `family:task`; or `all` (but licence-gated models: those only by their family
+or `family:task`). `models pull` fetches for the same targets.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def select(registry: Registry, target: str | None = None, default_family: str | 
     if not target:
         return list(registry.serving(default_family).values())
     if target == "all":
-        return registry.all_specs()
+        # Licence-gated models are pulled and checked only when named (their family, family:task).
+        return [spec for spec in registry.all_specs() if not registry.is_gated_task(spec)]
     if target in registry.families:
         return list(registry.families[target].tasks.values())
     family, _, name = target.rpartition(":")

@@ -69,6 +69,7 @@ from roomrender.engines.diffusers.compiled import (
 from roomrender.engines.diffusers.conditioning import chunk_count
 from roomrender.engines.diffusers.guides import guided
 from roomrender.engines.diffusers.matting import Matter
+from roomrender.engines.diffusers.objects import ObjectMaker, hunyuan_unavailable
 from roomrender.engines.diffusers.painted_vectors import painting, painting_job, paints_first, traced
 from roomrender.engines.diffusers.patterns import circular_convolutions
 from roomrender.engines.diffusers.plan import Plan, Planner
@@ -166,6 +167,7 @@ class DiffusersEngine:
         # are not thread-safe, and CUDA graphs are recorded per thread (those recorded at warm-up
         # are replayed for every worker's batches).
         self._gpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu")
+        self.objects = ObjectMaker(self.store, self.cut, self.device, self._gpu)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiffusersEngine:
@@ -248,6 +250,8 @@ class DiffusersEngine:
         if request.task in NO_MODEL_TASKS:
             return
         spec = self.spec_for(request)
+        if spec.kind == "mesh" and spec.pipeline != "ShapEImg2ImgPipeline":
+            raise hunyuan_unavailable()
         missing = self.store.missing(spec)
         if missing:
             raise missing_models_error(spec.name, missing, self.models_dir)
@@ -261,7 +265,7 @@ class DiffusersEngine:
         if request.task in NO_MODEL_TASKS:
             return f"{self.name}:-:{request.task.value}"
         spec = self.spec_for(request)
-        if is_chat(request):
+        if is_chat(request) or spec.kind == "mesh":
             return f"{self.name}:{spec.family}:{request.task.value}"
         settings = self.planner.call_settings(request, spec)
         if spec.base is not None and spec.kind != "video" and not is_whole(self.registry, spec):
@@ -285,6 +289,8 @@ class DiffusersEngine:
         if batch and is_chat(batch[0].request):
             spec = self.spec_for(batch[0].request)
             return self._gpu.submit(self.assistant.answer_all, spec, batch, context).result()
+        if batch and batch[0].request.task == Task.object_3d:
+            return self._objects(batch, context)
         self.pre.clear()
         try:
             self._gpu.submit(self.assistant.rewrite_prompts, batch).result()
@@ -326,6 +332,15 @@ class DiffusersEngine:
             elif not isinstance(failure, RoomrenderError):
                 error = GenerationFailed(f"generation failed: {type(failure).__name__}: {failure}")
             return [error for _ in batch]
+
+    def _objects(self, batch: list[EngineJob], context: BatchContext) -> list[JobResult]:
+        """object_3d (objects.py): each job's photo to a GLB."""
+        self.pre.clear()
+        try:
+            return self.objects.generate(batch, [self.spec_for(job.request) for job in batch], context)
+        finally:
+            self.pre.clear()
+            self.store.release()
 
     def _crop_key(self, request: GenerationRequest, width: int | None, height: int | None) -> str:
         """A place renders a crop around its area: jobs batch when their crops' sizes match."""

@@ -39,11 +39,14 @@ LAYOUTS: dict[str, list[tuple[str, bool]]] = {
              ("tokenizer", False), ("tokenizer_2", False), ("scheduler", False)],
     "qwen_image": [("transformer", True), ("vae", True), ("text_encoder", True), ("tokenizer", False),
                    ("processor", False), ("scheduler", False)],
+    # openai/shap-e-img2img (ShapEImg2ImgPipeline's components).
+    "shap_e": [("prior", True), ("image_encoder", True), ("image_processor", False), ("scheduler", False),
+               ("shap_e_renderer", True)],
 }
 # A model that `shares` another's VAE and text encoders has only its UNet and scheduler.
 _SHARING_PARTS = [("unet", True), ("scheduler", False)]
 CONFIG_NAMES = ("config.json", "scheduler_config.json", "tokenizer_config.json", "vocab.json",
-                "tokenizer.json", "spiece.model")
+                "tokenizer.json", "spiece.model", "preprocessor_config.json", "config.yaml")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ def required_folders(spec: ModelSpec) -> list[tuple[str, bool]]:
         return [(spec.image_encoder or "image_encoder", True)]
     if spec.shares:
         return _SHARING_PARTS
+    if spec.kind == "hunyuan3d":
+        # tencent/Hunyuan3D-2: the shape model's folder (config.yaml and its weights).
+        return [(spec.subfolder or "", True)]
     return LAYOUTS[spec.kind]
 
 
@@ -109,6 +115,8 @@ def _probe(spec: ModelSpec) -> str:
         return f"{spec.subfolder}/{spec.weight_name}" if spec.subfolder else str(spec.weight_name)
     folder = _required(spec)[0][0]
     name = "scheduler_config.json" if folder.endswith("scheduler") else "config.json"
+    if spec.kind == "hunyuan3d":
+        name = "config.yaml"
     return f"{folder}/{name}" if folder else name
 
 
@@ -165,4 +173,7 @@ def fetch_hint(spec: ModelSpec, models_dir: Path | None) -> str:
     include = ""
     if spec.kind == "ip_adapter":
         include = f" --include '{spec.subfolder}/{spec.weight_name}' '{spec.image_encoder}/*'"
+    elif spec.kind == "hunyuan3d":
+        weights = f"model.{spec.variant or 'fp16'}.safetensors"
+        include = f" --include '{spec.subfolder}/config.yaml' '{spec.subfolder}/{weights}'"
     return f"hf download {spec.id}{include} --local-dir {target}"

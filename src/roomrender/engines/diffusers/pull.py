@@ -26,10 +26,26 @@ CONFIG_FILES = frozenset({"config.json", "scheduler_config.json", "preprocessor_
                           "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
                           "tokenizer.json", "added_tokens.json", "spiece.model",
                           "generation_config.json", "chat_template.jinja", "chat_template.json",
-                          "video_preprocessor_config.json"})
+                          "video_preprocessor_config.json", "config.yaml"})
 # diffusers' name, then transformers' names.
 WEIGHT_STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")
-PIPELINE_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "wan", "flux", "qwen_image"})
+PIPELINE_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "wan", "flux", "qwen_image", "shap_e"})
+
+
+
+class LicenceNotAccepted(ValueError):
+    """A model under a licence-gated licence, pulled without accepting it by name."""
+
+
+def refuse_unaccepted(specs: list[ModelSpec], gated: frozenset[str], accepted: list[str]) -> None:
+    """Raise unless every gated licence among `specs` is in `accepted` (`--accept-licence`)."""
+    taken = {name.lower() for name in accepted}
+    for spec in specs:
+        licence = (spec.licence or "").lower()
+        if licence in gated and licence not in taken:
+            raise LicenceNotAccepted(
+                f"{spec.id} is under the {spec.licence} licence, which excludes some territories and "
+                f"uses: read it, then pull with --accept-licence {spec.licence}")
 
 
 class NothingToFetch(ValueError):

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from roomrender.engines.diffusers.random_objects import write_shap_e
 from roomrender.engines.diffusers.registry import ModelSpec, Registry, load_registry
 
 ADE_LABELS_FILE = "ade20k.json"
@@ -509,6 +510,8 @@ def _build(target: Path, registry: Registry, builder: Builder, only: set[str] | 
             save_random_chat_model(folder)
         elif spec.kind in ("flux", "qwen_image"):
             _build_flow(folder, spec, builder)
+        elif spec.kind == "shap_e":
+            write_shap_e(folder, builder.tiny, builder.dtype)
 
 
 def _build_flow(folder: Path, spec: ModelSpec, builder: Builder) -> None:

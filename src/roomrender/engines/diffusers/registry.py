@@ -37,24 +37,28 @@ PIPELINES = frozenset({
     "FluxPipeline",
     "QwenImageEditPlusPipeline",
     "QwenImageEditPipeline",
+    "ShapEImg2ImgPipeline",
+    "Hunyuan3DDiTFlowMatchingPipeline",
 })
 # How the engine calls a task's pipeline: from noise, from an image, inpainting a mask, the x4
 # upscaler, an instruction edit (InstructPix2Pix), segmentation or matting (no diffusion).
 PIPELINE_KINDS = frozenset({"text", "img2img", "inpaint", "upscale", "instruct", "segmentation", "matting",
-                            "image_edit", "video", "language"})
+                            "image_edit", "video", "language", "mesh"})
 MODEL_KINDS = frozenset({"sd", "sdxl", "sd_upscale", "controlnet", "controlnet_union", "segmentation", "depth",
                          "ip_adapter", "lora", "vae_tiny", "matting", "wan", "language", "flux",
-                         "qwen_image"})
+                         "qwen_image", "shap_e", "hunyuan3d"})
 # Model kinds loaded as one diffusers pipeline folder (transformer, VAE, text encoders), with
 # quantization and offload decided for the memory budget (whole_pipelines.py).
 WHOLE_PIPELINE_KINDS = frozenset({"flux", "qwen_image"})
+# Image-to-3D pipelines (the object_3d task, objects.py): no few-step mode, no live previews.
+MESH_PIPELINES = frozenset({"ShapEImg2ImgPipeline", "Hunyuan3DDiTFlowMatchingPipeline"})
 # Kinds that run no diffusion: the engine answers their planned images as they are.
 # `language`: a causal language model answers in words (chat; engines/diffusers/assistant.py).
 NO_DIFFUSION = frozenset({"segmentation", "matting", "language"})
 # Pipelines that a few-step (LCM) mode can run.
 FAST_PIPELINES = PIPELINES - {"StableDiffusionUpscalePipeline", "StableDiffusionInstructPix2PixPipeline",
                               "segmentation", "matting", "WanImageToVideoPipeline", "language",
-                              "FluxPipeline", "QwenImageEditPlusPipeline", "QwenImageEditPipeline"}
+                              "FluxPipeline", "QwenImageEditPlusPipeline", "QwenImageEditPipeline"} - MESH_PIPELINES
 CONTROL_INPUTS = frozenset({"lines", "segmentation", "segmentation_without_furniture", "depth", "canny"})
 MASKS = frozenset({"spare_openings", "furniture", "given", "area", "outside", "product_ring"})
 # Which preprocessor model a control input or a mask needs.
@@ -197,6 +201,9 @@ class Registry:
     max_batch_images: int = 4
     # Licences (lower case) that forbid commercial use; `models check` flags the models under them.
     non_commercial: frozenset[str] = frozenset()
+    # Licences (lower case) a user must accept by name to pull a model (`models pull
+    # --accept-licence`): never a default, flagged by `models check`.
+    gated: frozenset[str] = frozenset()
 
     def family(self, name: str | None = None) -> Family:
         try:
@@ -212,7 +219,8 @@ class Registry:
         preferred = self.families.get(default or self.default_family)
         if preferred is not None and task in preferred.tasks:
             return preferred.tasks[task]
-        return next((f.tasks[task] for f in self.families.values() if task in f.tasks), None)
+        return next((f.tasks[task] for f in self.families.values()
+                     if task in f.tasks and not self.is_gated_task(f.tasks[task])), None)
 
     def serving(self, default: str | None = None) -> dict[Task, TaskSpec]:
         """Each task a request that names no family runs, and in which family."""
@@ -250,6 +258,12 @@ class Registry:
 
     def is_non_commercial(self, spec: ModelSpec) -> bool:
         return (spec.licence or "").lower() in self.non_commercial
+
+    def is_gated(self, spec: ModelSpec) -> bool:
+        return (spec.licence or "").lower() in self.gated
+
+    def is_gated_task(self, spec: TaskSpec) -> bool:
+        return any(self.is_gated(model) for model in self.models_of(spec))
 
 
 def _model(key: str, entry: dict[str, Any]) -> ModelSpec:
@@ -319,7 +333,7 @@ def _task(name: str, entry: dict[str, Any], models: dict[str, ModelSpec], defaul
         raise RegistryError(f"task {name!r}: mask must be one of {sorted(MASKS)}")
     fast = entry.pop("fast", defaults.get("fast") if pipeline in FAST_PIPELINES else None)
     # A video's previews come from its own VAE (video.py), not from a tiny SD autoencoder.
-    diffusion = kind not in NO_DIFFUSION and kind not in ("upscale", "video")
+    diffusion = kind not in NO_DIFFUSION and kind not in ("upscale", "video", "mesh")
     preview = entry.pop("preview", defaults.get("preview") if diffusion else None)
     spec = TaskSpec(
         task=task, pipeline=pipeline, kind=kind, base=entry.pop("base", None), controlnets=controls, mask=mask,
@@ -363,7 +377,8 @@ def parse_registry(data: dict[str, Any]) -> Registry:
             raise RegistryError(f"the family {name!r} is defined twice")
         families[name] = _family(name, entry.get("tasks", {}), models, {**defaults, **entry.get("defaults", {})})
     return Registry(models, families, first, int(defaults.get("max_batch_images", 4)),
-                    frozenset(name.lower() for name in data.get("non_commercial_licences", [])))
+                    frozenset(name.lower() for name in data.get("non_commercial_licences", [])),
+                    frozenset(name.lower() for name in data.get("licence_gated", [])))
 
 
 def load_registry(path: Path | None = None) -> Registry:

@@ -264,6 +264,8 @@ class ModelStore:
             return self._assemble_wan(spec)
         if is_whole(self.registry, spec):
             return self._whole(spec)
+        if spec.pipeline == "ShapEImg2ImgPipeline":
+            return self._assemble_shap_e(spec)
         base, shared = spec.base, self._shared(spec.base)
         cls = getattr(diffusers, spec.pipeline)
         accepted = inspect.signature(cls.__init__).parameters
@@ -337,6 +339,7 @@ class ModelStore:
             pipeline.enable_model_cpu_offload(device=self.device)
         pipeline.set_progress_bar_config(disable=True)
         return pipeline
+
     def _whole(self, spec: TaskSpec) -> Any:
         """A flow-matching family's pipeline, loaded whole (whole_pipelines.py); in bf16 on a GPU,
         where fp16 overflows these transformers."""
@@ -352,6 +355,27 @@ class ModelStore:
                                  kind=self.registry.models[base].kind)
 
         return self._once((base, "pipeline", spec.pipeline), load).pipeline
+
+    def _assemble_shap_e(self, spec: TaskSpec) -> Any:
+        """Shap-E image-to-3D (objects.py), its parts in the PartCache like every other's."""
+        from diffusers import ShapEImg2ImgPipeline
+        from diffusers.pipelines.shap_e.renderer import ShapERenderer
+
+        assert spec.base is not None
+        base = spec.base
+
+        def renderer() -> Any:
+            return self._ready(ShapERenderer.from_pretrained(self.path(base), subfolder="shap_e_renderer",
+                                                             local_files_only=True, torch_dtype=self.dtype))
+
+        pipeline: Any = ShapEImg2ImgPipeline(
+            prior=self._diffusers_part(base, "PriorTransformer", "prior"),
+            image_encoder=self._transformers_part(base, "CLIPVisionModel", "image_encoder"),
+            image_processor=self._transformers_part(base, "CLIPImageProcessor", "image_processor"),
+            scheduler=self.new_scheduler(spec),
+            shap_e_renderer=self._once((base, "ShapERenderer", "shap_e_renderer"), renderer))
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
 
     def _controlnet(self, spec: TaskSpec) -> Any:
         from diffusers import MultiControlNetModel

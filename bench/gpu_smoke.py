@@ -59,6 +59,7 @@ from roomrender.canonical.camera import frame_size
 from roomrender.canonical.models import GenerationRequest, JobStatus
 from roomrender.catalog import load_data_file
 from roomrender.config import Settings
+from roomrender.engines.diffusers.guides import IMAGE_TO_IMAGE
 from roomrender.engines.diffusers.random_models import build_models_dir
 from roomrender.engines.diffusers.registry import parse_registry
 from roomrender.services import Services, build_services
@@ -220,6 +221,10 @@ def main() -> int:
             return "text_to_image" in served
         if case.endswith("_references"):
             return args.family == "qwen_edit"
+        if task == "text_to_image" and "image" in fields:
+            # fluw's guide: only a family whose text pipeline has an image-to-image sibling.
+            text = next(spec for spec in family_specs if spec.task.value == "text_to_image")
+            return bool(text.extra.get("guide_pipeline") or text.pipeline in IMAGE_TO_IMAGE)
         return task in served
 
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [

@@ -344,7 +344,7 @@ def test_an_operator_swaps_a_checkpoint_in_the_registry_file(
     assert report[Task.restyle].ready
     assert "acme/interior-seg-controlnet" in [p.spec.id for p in report[Task.restyle].models]
 
-    data["tasks"]["restyle"]["pipeline"] = "FluxPipeline"
+    data["tasks"]["restyle"]["pipeline"] = "NoSuchPipeline"
     with pytest.raises(RegistryError, match="pipeline must be one of"):
         parse_registry(data)
 

@@ -35,6 +35,7 @@ def chat_services(settings: Settings, tmp_path_factory: pytest.TempPathFactory,
     built.db.dispose()
 
 
+@pytest.mark.slow
 def test_a_native_stream_of_a_chat_job_hears_its_answer_token_by_token(
         chat_services: Services) -> None:
     # No worker in the app: the stream is open before the job runs, so it hears every piece.

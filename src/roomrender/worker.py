@@ -34,6 +34,8 @@ from roomrender.engines.base import (
     EngineJob,
     discard_artifact_files,
 )
+from roomrender.events.feed import Change
+from roomrender.jobs.live_text import LiveText
 from roomrender.jobs.queue import Claim, JobQueue
 from roomrender.jobs.records import JobRecord
 from roomrender.storage import new_key
@@ -135,6 +137,7 @@ class Worker:
         # At most this many finished batches wait for storage while the next one runs.
         self._finish_slots = threading.Semaphore(2)
         self.previews = _PreviewSink(self._store_preview)
+        self.texts = LiveText(self._announce_text)
         # key id -> public prefix, for log lines (KeyStore.prefix_of).
         self.key_prefix = key_prefix or (lambda _key_id: None)
         # Stopping: the claim in the engine (handed back if the grace runs out), under a lock.
@@ -241,7 +244,8 @@ class Worker:
         try:
             batch = self._load_inputs(claim, tracker) if not tracker.handed_back else []
             context = BatchContext(tracker.report, tracker.is_canceled,
-                                   lambda job_id, image: self.previews.offer(tracker, job_id, image))
+                                   lambda job_id, image: self.previews.offer(tracker, job_id, image),
+                                   self.texts.offer)
             started = time.monotonic()
             try:
                 results = self.engine.generate(batch, context) if batch else []
@@ -253,6 +257,7 @@ class Worker:
             if batch:
                 metrics.batch_ran(self.engine.name, claim.rows, time.monotonic() - started)
             tracker.flush()
+            self.texts.flush([job.job_id for job in batch])  # every piece before the job ends
         except BaseException:
             done.set()
             raise
@@ -403,6 +408,12 @@ class Worker:
 
     def _discard(self, outputs: list[dict[str, Any]]) -> None:
         self.files.discard([key for output in outputs for key in output_keys(output)])
+
+    def _announce_text(self, changes: Sequence[Change]) -> None:
+        try:
+            self.queue.announce(changes)
+        except Exception:  # a lost piece of text never fails the job: its answer is stored
+            log.exception("publishing a text job's answer so far failed")
 
     def _store_preview(self, tracker: _ClaimTracker, job_id: str, image: Image.Image) -> None:
         """A live preview as a short-lived JPEG, shown on the job in place of the last one."""

@@ -117,18 +117,21 @@ def discard_artifact_files(results: Sequence[JobResult]) -> None:
 
 
 class BatchContext:
-    """The engine's line back to the worker: progress per job, cancellation per step, and live
-    previews (a small image of a job's picture forming; None: nobody takes them)."""
+    """The engine's line back to the worker: progress per job, cancellation per step, live
+    previews (a small image of a job's picture forming; None: nobody takes them), and a text
+    job's answer so far (`partial_text`; None: nobody takes it)."""
 
     def __init__(
         self,
         report: Callable[[str, float], None],
         is_canceled: Callable[[str], bool],
         preview: Callable[[str, Image.Image], None] | None = None,
+        text: Callable[[str, str], None] | None = None,
     ) -> None:
         self._report = report
         self._is_canceled = is_canceled
         self._preview = preview
+        self._text = text
 
     @property
     def wants_previews(self) -> bool:
@@ -138,6 +141,12 @@ class BatchContext:
         """The job's picture as it stands now; must not block (the engine calls it mid-run)."""
         if self._preview is not None:
             self._preview(job_id, image)
+
+    def partial_text(self, job_id: str, text_so_far: str) -> None:
+        """The job's answer as it stands now, each call extending the last one's text (a
+        growing prefix of the final answer); must not block (the worker throttles it)."""
+        if self._text is not None:
+            self._text(job_id, text_so_far)
 
     def progress(self, job_ids: list[str], fraction: float) -> None:
         """Report `fraction` (0..1) done for these jobs; raise BatchCanceled if all are canceled."""

@@ -164,6 +164,18 @@ class JobQueue:
                 hook(connection, record, event)
             self.feed.stage(job_change(record, event))
 
+    def announce(self, changes: Sequence[Change]) -> None:
+        """Changes that touch no row (a chat job's text as it forms, jobs/live_text.py): carried
+        to other processes by PostgreSQL's NOTIFY; on SQLite, heard in this process only."""
+        if not changes:
+            return
+        if not self._locks_rows:
+            self.feed.publish(changes)
+            return
+        with self.feed.transaction(self.db):
+            for change in changes:
+                self.feed.stage(change)
+
     def queued_doorbell(self, engine: str) -> Doorbell:
         """Rung when a job of `engine` is queued (here or in another process): an idle worker
         waits on it instead of polling."""

@@ -12,6 +12,8 @@ channel, kept current by the change feed.
 - Channels live on the server's event loop. Publishers (workers, request threads, the feed's
   listener) hand changes over with one `call_soon_threadsafe` per burst; reads this module needs
   after the first (positions, catching up) run on one thread of its own, never the request pool.
+- A text job's answer as it forms (jobs/live_text.py) reaches its watchers as `job.text` updates
+  carrying the new piece (`text`, at offset `text_at`), in order with the job's own changes.
 - Each change is presented (`JobService.present`) once per job, not once per watcher, and
   `JobUpdate.rendered` lets a dialect render it once for all its streams.
 """
@@ -29,6 +31,7 @@ from typing import Any, TypeVar
 from roomrender.canonical.errors import NotFound
 from roomrender.canonical.models import Job, JobStatus
 from roomrender.events.feed import Change, Subscription
+from roomrender.jobs.live_text import TEXT_TOPIC
 from roomrender.jobs.queue import JOB_TOPIC, JobQueue
 from roomrender.jobs.records import JobRecord
 
@@ -51,6 +54,8 @@ _MOVES_QUEUE = frozenset({"job.queued", "job.requeued", "job.started", "job.canc
 COALESCED = frozenset({"job.progress", "job.position"})
 # The event of a watcher's first update.
 FIRST = "job.watch"
+# The event of a piece of a text job's answer (JobUpdate.text).
+TEXT = "job.text"
 _QUEUED = JobStatus.queued.value
 
 
@@ -61,6 +66,9 @@ class JobUpdate:
     job: Job
     event: str
     _forms: dict[str, Any] = field(default_factory=dict, repr=False)
+    # A `job.text` update's piece of the answer, and its offset in the answer.
+    text: str | None = None
+    text_at: int = 0
 
     def rendered(self, form: str, render: Callable[[Job], T]) -> T:
         """`render(job)`, computed once for every stream that asks for the same `form`."""
@@ -258,6 +266,14 @@ class _Hub:
             self._scheduled = True
             self._call_soon(self._drain)
 
+    def _on_text(self, change: Change) -> None:
+        if change.key not in self.channels or change.data is None:
+            return
+        self._inbox.append(change)
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self._drain)
+
     def _on_resync(self) -> None:
         self._call_soon(self._catch_up, None)
 
@@ -288,6 +304,7 @@ class _Hub:
         if not self._subscriptions:
             feed = self.owner.queue.feed
             self._subscriptions = [feed.subscribe(JOB_TOPIC, self._on_change),
+                                   feed.subscribe(TEXT_TOPIC, self._on_text),
                                    feed.on_resync(self._on_resync)]
 
     async def ready(self) -> None:
@@ -365,6 +382,9 @@ class _Hub:
         while inbox:
             change = inbox.popleft()
             data = change.data
+            if change.topic == TEXT_TOPIC:
+                self._text(change)
+                continue
             if data is None:  # too large to carry: read it
                 if change.key in self.channels:
                     self._catch_up([change.key])
@@ -378,6 +398,18 @@ class _Hub:
             channel = self.channels.get(change.key)
             if channel is not None:
                 self._apply(channel, row, event)
+
+    def _text(self, change: Change) -> None:
+        """A piece of a watched job's answer, to its watchers (not kept: a new watcher hears
+        the pieces from now on)."""
+        channel = self.channels.get(change.key)
+        if channel is None or channel.update is None or change.data is None:
+            return
+        update = JobUpdate(channel.update.job, TEXT, text=str(change.data["text"]),
+                           text_at=int(change.data["at"]))
+        for watch in channel.watches:
+            if watch.active:
+                watch.push(update)
 
     def _apply(self, channel: _Channel, data: dict[str, Any], event: str) -> None:
         if channel.record is None:

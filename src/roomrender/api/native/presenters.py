@@ -147,8 +147,10 @@ def end_event(job: Job) -> bytes:
 
 class JobEvents:
     """What one stream sends for an update: `status` (the job as GET /v1/jobs/{id} answers it)
-    when what it shows changed, `preview` when the job has a new preview. Each is rendered once
-    per change for all of the job's streams."""
+    when what it shows changed, `preview` when the job has a new preview, `token` with the new
+    text of a chat job's answer (`{"id", "at", "text"}`: the answer from character `at` on; in
+    order, their concatenation is the answer). Each is rendered once per change for all of the
+    job's streams."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
@@ -157,6 +159,9 @@ class JobEvents:
 
     def __call__(self, update: JobUpdate) -> bytes:
         job, body = update.job, b""
+        if update.text is not None:
+            return update.rendered("native:token", lambda job: sse_json(
+                "token", {"id": job.id, "at": update.text_at, "text": update.text}))
         state = (job.status, job.percent, job.queue_position, job.waiting_for, len(job.outputs))
         if state != self.last_seen:
             body += update.rendered(f"native:{self.base_url}",
@@ -167,3 +172,4 @@ class JobEvents:
                 "preview", {"id": job.id, "url": job.preview_url, "progress": job.percent}))
             self.last_preview = job.preview_url
         return body
+

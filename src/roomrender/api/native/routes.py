@@ -91,7 +91,8 @@ def cancel_job(request: Request, job_id: str, key: Key) -> JSONResponse:
 
 @router.get("/jobs/{job_id}/events",
             summary="Server-Sent Events of the job's status and progress, and `preview` events (the URL of "
-                    "a small JPEG of the picture forming, while it runs)",
+                    "a small JPEG of the picture forming, while it runs), `token` events (a chat job's answer "
+                    "as it forms: `{id, at, text}`, the new text)",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(request: Request, job_id: str, key: Key) -> EventStream:

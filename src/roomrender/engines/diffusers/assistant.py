@@ -67,16 +67,20 @@ class Assistant:
 
 
 class _Progress:
-    """A chat job's progress: the share of its token budget spent, reported per piece of text."""
+    """A chat job's progress: the share of its token budget spent, reported per piece of text,
+    with its answer so far (stripped as the final answer is: always a prefix of it)."""
 
     def __init__(self, context: BatchContext, job_id: str, limit: int) -> None:
         self.context = context
         self.job_id = job_id
         self.limit = limit
         self.pieces = 0
+        self.text: list[str] = []
 
     def __call__(self, piece: str) -> None:
         self.pieces += 1
+        self.text.append(piece)
+        self.context.partial_text(self.job_id, "".join(self.text).strip())
         self.context.progress([self.job_id], min(0.99, self.pieces / self.limit))
 
     def canceled(self) -> bool:

@@ -41,6 +41,7 @@ class ThreadCarrier:
         self._thread: threading.Thread | None = None
         self._idle_since: float | None = None
         self._ready = threading.Event()
+        self._closed = False
 
     @property
     def ready(self) -> threading.Event:
@@ -51,17 +52,29 @@ class ThreadCarrier:
 
     def start(self) -> None:
         with self._lock:
+            self._closed = False
             self._idle_since = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"feed-{self.name}",
                                                 daemon=True)
                 self._thread.start()
 
+    def close(self) -> None:
+        """Stop the thread at its next wait (its database's engine was disposed), subscribers or
+        not; a later `start` begins again."""
+        with self._lock:
+            self._closed = True
+
     def should_stop(self) -> bool:
         """True (and the thread forgotten, so the next `start` makes a new one) once the feed
-        is gone or has had no subscriber for a while. Called by the thread between waits."""
+        is gone or closed, or has had no subscriber for a while. Called by the thread between
+        waits."""
         feed = self._feed()
         with self._lock:
+            if self._closed:
+                self._thread = None
+                self._ready.clear()
+                return True
             if feed is not None and feed.subscribers:
                 self._idle_since = None
                 return False

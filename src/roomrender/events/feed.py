@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 from roomrender.events.change import Change
 from roomrender.events.postgres import PostgresCarrier
@@ -46,6 +46,9 @@ class Carrier(Protocol):
 
     def start(self) -> None:
         """Start listening (idempotent); `ready` is set once changes from now on are heard."""
+
+    def close(self) -> None:
+        """Stop listening, subscribers or not (until the next `start`)."""
 
     @property
     def ready(self) -> threading.Event: ...
@@ -108,6 +111,17 @@ class ChangeFeed:
         self._resyncs: tuple[Subscription, ...] = ()
         self._local = threading.local()
         self.carrier = carrier if carrier is not None else _carrier_for(self, db)
+        # The carrier's connection goes with its engine: disposing the engine (a process or a
+        # test shutting down) stops the thread and closes its listening connection at once,
+        # whoever still subscribes (a key cache listens for revocations for good).
+        carrier_ref = weakref.ref(self.carrier) if self.carrier is not None else None
+
+        def on_disposed(_engine: Engine) -> None:
+            carrier_now = carrier_ref() if carrier_ref is not None else None
+            if carrier_now is not None:
+                carrier_now.close()
+
+        event.listen(db, "engine_disposed", on_disposed)
 
     # -- writing --------------------------------------------------------------------------
 

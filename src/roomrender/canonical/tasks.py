@@ -370,7 +370,8 @@ def _definitions() -> list[TaskDefinition]:
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             # A plain colour, a gradient (palette) or the given picture: a scene from words needs
             # a model: the diffusers engine paints one from the prompt (its colour and picture unused).
-            engines=(_preview("prompt", "strength", *_FIXED), EngineUse("diffusers", frozenset({"color", "reference_image"})))),
+            engines=(_preview("prompt", "strength", *_FIXED),
+                     EngineUse("diffusers", frozenset({"color", "reference_image"})))),
         TaskDefinition(
             Task.moodboard, "A mood board of the photo and its pieces with their palette",
             inputs=("image", "extra_images"),

@@ -15,14 +15,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from roomrender.app import create_app  # noqa: E402
 
 from roomrender.canonical.models import GenerationRequest, JobStatus  # noqa: E402
 from roomrender.canonical.tasks import BOARD_SIZE  # noqa: E402
 from roomrender.config import Settings  # noqa: E402
 from roomrender.engines import load_engine  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
-from tests.conftest import data_uri, drain, make_room_photo  # noqa: E402
+from tests.conftest import BASE_URL, data_uri, drain, make_room_photo  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 
@@ -78,6 +81,27 @@ def test_change_background_keeps_the_product_exactly_in_a_new_scene(dservices: S
     # The product's own pixels, exactly; all around it a new scene.
     assert np.array_equal(out[product], photo[product])
     assert (np.abs(out[~product] - photo[~product]).max(axis=1) > 8).mean() > 0.9
+
+
+def test_luw_changebg_through_generate_and_results(dservices: Services) -> None:
+    _, plaintext = dservices.keys.create("luw-client")
+    auth = {"Authorization": f"Bearer {plaintext}"}
+    app = create_app(dservices.settings, services=dservices, workers=0, janitor=False)
+    with TestClient(app, base_url=BASE_URL) as client:
+        started = client.post("/v2/generate", headers=auth, json={
+            "model": "changebg", "image": png_uri(product_photo()), "prompt": "on a marble counter",
+            "format": "png", "seed": 1})
+        assert started.status_code == 200, started.text
+        drain(dservices)
+        answer = client.post("/v2/results", headers=auth,
+                             json={"processing_url": started.json()["processing_url"]})
+        assert answer.status_code == 200 and answer.json()["status"] is True, answer.text
+        output = client.get(answer.json()["output"])
+    assert output.status_code == 200 and output.headers["content-type"] == "image/png"
+    out = np.asarray(Image.open(io.BytesIO(output.content)).convert("RGB"), np.int32)
+    photo = np.asarray(product_photo().convert("RGB"), np.int32)
+    assert np.array_equal(out[12:40, 20:44], photo[12:40, 20:44])
+    assert np.abs(out[:8, :8] - photo[:8, :8]).max() > 8
 
 
 def test_change_background_without_a_prompt_says_so(dservices: Services) -> None:

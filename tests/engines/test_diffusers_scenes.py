@@ -19,7 +19,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from roomrender.app import create_app  # noqa: E402
-
 from roomrender.canonical.models import GenerationRequest, JobStatus  # noqa: E402
 from roomrender.canonical.tasks import BOARD_SIZE  # noqa: E402
 from roomrender.config import Settings  # noqa: E402
@@ -124,3 +123,8 @@ def test_moodboard_returns_the_board_and_the_room_rendered_after_its_pieces(dser
         assert (np.abs(board - np.asarray(piece, np.int32)[0, 0]).max(axis=2) <= 2).sum() > 200
     assert render.shape == (HEIGHT, WIDTH, 3)
     assert np.abs(render - np.asarray(room, np.int32)).mean() > 1
+    # Same photo, words and seed, other pieces: another render, the pieces reach the model
+    # through the IP-Adapter (faintly, with tiny random weights).
+    _, other = run(dservices, task="moodboard", image=png_uri(room), seed=2, output_format="png",
+                   extra_images=[png_uri(Image.new("RGB", (32, 32), (20, 160, 60)))], prompt="calm and warm")
+    assert not np.array_equal(render, other)

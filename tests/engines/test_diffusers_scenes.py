@@ -128,3 +128,21 @@ def test_moodboard_returns_the_board_and_the_room_rendered_after_its_pieces(dser
     _, other = run(dservices, task="moodboard", image=png_uri(room), seed=2, output_format="png",
                    extra_images=[png_uri(Image.new("RGB", (32, 32), (20, 160, 60)))], prompt="calm and warm")
     assert not np.array_equal(render, other)
+
+
+def test_the_new_scene_is_finished_with_the_product_on_a_contact_shadow(engine: Any) -> None:
+    from roomrender.engines.base import EngineJob
+    from roomrender.engines.diffusers import scenes
+
+    request = GenerationRequest(task="change_background", image="product", prompt="on oak", seed=1)
+    job = EngineJob("j", request, {"image": product_photo()})
+    plan = scenes.plan(engine.planner, job, engine.spec_for(request))
+    assert plan is not None and plan.mask is not None
+    # The model paints everywhere but the product's core.
+    mask = np.asarray(plan.mask.resize((WIDTH, HEIGHT), Image.Resampling.NEAREST)) > 127
+    assert mask[2, 2] and mask[44, 60] and not mask[26, 32]
+    # What it paints (here a flat grey) gets the product back on top and a shadow under it.
+    out = np.asarray(engine.planner.finish(plan, Image.new("RGB", plan.work_size, (160, 160, 160))), np.int32)
+    photo = np.asarray(product_photo().convert("RGB"), np.int32)
+    assert np.array_equal(out[12:40, 20:44], photo[12:40, 20:44])
+    assert out[41, 32].max() < 155 and (out[2, 2] == 160).all()

@@ -26,8 +26,6 @@ from roomrender.engines import load_engine  # noqa: E402
 from roomrender.services import Services, build_services  # noqa: E402
 from tests.conftest import BASE_URL, data_uri, drain, make_room_photo  # noqa: E402
 
-pytestmark = [pytest.mark.torch, pytest.mark.slow]
-
 WIDTH, HEIGHT = 64, 48
 
 

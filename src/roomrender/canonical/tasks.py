@@ -369,14 +369,15 @@ def _definitions() -> list[TaskDefinition]:
             options=("prompt", "color", "palette", "strength", *_SAMPLING),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
             # A plain colour, a gradient (palette) or the given picture: a scene from words needs
-            # a model.
-            engines=(_preview("prompt", "strength", *_FIXED),)),
+            # a model: the diffusers engine paints one from the prompt (its colour and picture unused).
+            engines=(_preview("prompt", "strength", *_FIXED),
+                     EngineUse("diffusers", frozenset({"color", "reference_image"})))),
         TaskDefinition(
             Task.moodboard, "A mood board of the photo and its pieces with their palette",
             inputs=("image", "extra_images"),
             options=("prompt", "style", "strength", *_SAMPLING),
             requires=(_NEEDS_IMAGE,), output=ArtifactKind.image, cost=PER_IMAGE,
-            resize=_board_sized, engines=(_preview("prompt", "style", "strength", *_FIXED),)),
+            resize=_board_sized, engines=(_preview("prompt", "style", "strength", *_FIXED), _DIFFUSERS)),
         TaskDefinition(
             Task.chat, "An interior-design assistant's answer in words, to a question and an "
                        "optional photo; a follow-up names the job it continues (conversation)",

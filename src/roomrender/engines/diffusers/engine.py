@@ -54,7 +54,7 @@ from roomrender.engines.base import (
     JobResult,
     RenderedImage,
 )
-from roomrender.engines.diffusers import flux, qwen_edit, video
+from roomrender.engines.diffusers import flux, qwen_edit, scenes, video
 from roomrender.engines.diffusers import live_previews as previews
 from roomrender.engines.diffusers.assistant import Assistant, is_chat
 from roomrender.engines.diffusers.cache import GIB
@@ -370,7 +370,7 @@ class DiffusersEngine:
         self.planner.warm(batch, spec)
         for index, job in enumerate(batch):
             try:
-                plans.append((index, self.planner.plan(job, spec)))
+                plans.append((index, scenes.plan(self.planner, job, spec) or self.planner.plan(job, spec)))
             except Exception as failure:
                 results[index] = failure
         return Prepared(batch, spec, results, plans)
@@ -394,7 +394,7 @@ class DiffusersEngine:
                 rendered = list(plan.segments)
             else:
                 rendered = [RenderedImage(self.planner.finish(plan, image)) for image in raw]
-            results[index] = self.planner.control_output(plan) + rendered
+            results[index] = self.planner.control_output(plan) + plan.extra + rendered
         return [r if r is not None else GenerationFailed("no result") for r in results]
 
     def _run(self, spec: TaskSpec, plans: list[Plan], job_ids: list[str],

@@ -81,6 +81,10 @@ class Plan:
     crop: tuple[int, int, int, int] | None = None
     # Reference images an image-edit model sees after the photo (instruct's extra images).
     references: list[Image.Image] = field(default_factory=list)
+    # What is done to each finished image last (change_background pastes its product back).
+    after: Callable[[Image.Image], Image.Image] | None = None
+    # Outputs that come before the rendered images (a moodboard's board).
+    extra: list[RenderedImage] = field(default_factory=list)
 
 
 class Planner:
@@ -362,7 +366,7 @@ class Planner:
         if request.task == Task.recolor and request.exact_color and plan.keep is not None:
             assert request.color is not None
             result = paint(result, plan.keep[1], request.color)
-        return result
+        return plan.after(result) if plan.after is not None else result
 
 
 def ring_mask(product: Image.Image, box: Box, area: Box, size: tuple[int, int], ring: float,

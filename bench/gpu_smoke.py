@@ -223,8 +223,9 @@ def main() -> int:
             return args.family == "qwen_edit"
         if task == "text_to_image" and "image" in fields:
             # fluw's guide: only a family whose text pipeline has an image-to-image sibling.
-            text = next(spec for spec in family_specs if spec.task.value == "text_to_image")
-            return bool(text.extra.get("guide_pipeline") or text.pipeline in IMAGE_TO_IMAGE)
+            return any(spec.task.value == "text_to_image"
+                       and bool(spec.extra.get("guide_pipeline") or spec.pipeline in IMAGE_TO_IMAGE)
+                       for spec in family_specs)
         return task in served
 
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()] or [

@@ -43,6 +43,6 @@ def test_the_gpu_check_dry_run_runs_every_step_and_writes_the_report(tmp_path: P
     assert {steps[name]["outcome"] for name in ("sd15", "sdxl_single", "sdxl_batch")} == {"ok"}
     assert "bench/gpu.py" in steps["sd15"]["command"]
     # The families of this round: run where gpu_smoke lists them, else said to be not landed.
-    for family in ("video", "object_3d", "qwen_edit", "flux_schnell"):
+    for family in ("wan", "object_3d", "qwen_edit", "flux_schnell"):
         assert steps[f"family_{family}"]["outcome"] in ("ok", "not landed yet")
     assert (out / "gpu_check.log").read_text().count("== sd15:") == 2
